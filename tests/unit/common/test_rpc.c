@@ -1,0 +1,218 @@
+/* Real loopback sockets: a server echoes STAGE payloads back as DATA; a client connects, sends,
+ * checks bytes and order, then everything closes and the loop closes cleanly. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "err.h"
+#include "rpc.h"
+
+struct ctx {
+    uv_loop_t loop;
+    struct cm_rpc_server *server;
+    struct cm_rpc_conn *client;
+    int port;
+    int got;
+    int client_closed;
+    int server_conn_closed;
+    int connect_failed;
+    int connect_status;
+    uv_timer_t deadline;
+};
+
+static void srv_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
+                         const struct cm_slice *payload)
+{
+    Hw__Envelope out;
+    Hw__Data data = HW__DATA__INIT;
+    cm_env_init(&out, HW__MSG_TYPE__MSG_DATA, env->req_id, env->shard);
+    data.offset = env->stage ? env->stage->offset : 0;
+    out.data = &data;
+    cm_rpc_send(c, &out, payload, 1);
+}
+
+static void srv_on_close(struct cm_rpc_conn *c, int status)
+{
+    struct ctx *x = cm_rpc_data(c);
+    x->server_conn_closed++;
+}
+
+static void on_accept(struct cm_rpc_server *s, struct cm_rpc_conn *c)
+{
+    static const struct cm_rpc_handlers h = {srv_on_frame, NULL, srv_on_close};
+    cm_rpc_set_handlers(c, &h);
+    cm_rpc_set_data(c, cm_rpc_server_data(s));
+}
+
+static void cli_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
+                         const struct cm_slice *payload)
+{
+    struct ctx *x = cm_rpc_data(c);
+    cr_assert_eq(env->type, HW__MSG_TYPE__MSG_DATA);
+    cr_assert_eq(env->req_id, (uint64_t)x->got);
+    cr_assert_eq(payload->len, 1000 + env->req_id);
+    for (size_t i = 0; i < payload->len; i++)
+        cr_assert_eq((unsigned char)cm_slice_ptr(payload)[i], (unsigned char)(env->req_id + i));
+    if (++x->got == 50) {
+        cm_rpc_close(c);
+        cm_rpc_server_close(x->server);
+        uv_close((uv_handle_t *)&x->deadline, NULL);
+    }
+}
+
+static void cli_on_close(struct cm_rpc_conn *c, int status)
+{
+    struct ctx *x = cm_rpc_data(c);
+    x->client_closed++;
+}
+
+static void on_connect(struct cm_rpc_conn *c, int status, void *arg)
+{
+    struct ctx *x = arg;
+    cr_assert_eq(status, 0);
+    cm_rpc_set_data(c, x);
+    for (uint64_t i = 0; i < 50; i++) {
+        struct cm_buf *b = cm_buf_new(1000 + i);
+        for (size_t k = 0; k < 1000 + i; k++)
+            b->data[k] = (char)(i + k);
+        b->len = 1000 + i;
+        struct cm_slice s = cm_slice_take(b, 0, b->len);
+        Hw__Envelope env;
+        Hw__Stage st = HW__STAGE__INIT;
+        cm_env_init(&env, HW__MSG_TYPE__MSG_STAGE, i, 0);
+        env.stage = &st;
+        cr_assert_eq(cm_rpc_send(c, &env, &s, 1), 0);
+        cm_slice_release(&s);
+    }
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    cr_assert_fail("rpc test timed out");
+}
+
+static int listen_free_port(struct ctx *x)
+{
+    char err[128], addr[64];
+    for (int port = 20000 + (getpid() % 20000); port < 65000; port += 7) {
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+        if (cm_rpc_listen(&x->loop, addr, on_accept, x, &x->server, err, sizeof(err)) == 0)
+            return port;
+    }
+    return -1;
+}
+
+Test(rpc, echo_roundtrip_and_clean_close)
+{
+    struct ctx x;
+    memset(&x, 0, sizeof(x));
+    uv_loop_init(&x.loop);
+    x.port = listen_free_port(&x);
+    cr_assert_gt(x.port, 0);
+    uv_timer_init(&x.loop, &x.deadline);
+    uv_timer_start(&x.deadline, on_deadline, 10000, 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", x.port);
+    static const struct cm_rpc_handlers h = {cli_on_frame, NULL, cli_on_close};
+    cr_assert_eq(cm_rpc_connect(&x.loop, addr, 2000, &h, on_connect, &x), 0);
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    cr_assert_eq(x.got, 50);
+    cr_assert_eq(x.client_closed, 1);
+    cr_assert_eq(x.server_conn_closed, 1);
+    cr_assert_eq(uv_loop_close(&x.loop), 0);
+}
+
+static void on_connect_refused(struct cm_rpc_conn *c, int status, void *arg)
+{
+    struct ctx *x = arg;
+    cr_assert_null(c);
+    x->connect_failed++;
+    x->connect_status = status;
+}
+
+Test(rpc, connect_refused_reports_once)
+{
+    struct ctx x;
+    memset(&x, 0, sizeof(x));
+    uv_loop_init(&x.loop);
+    /* Bind a port, close it, then connect to it: refused. */
+    int port = listen_free_port(&x);
+    cm_rpc_server_close(x.server);
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    static const struct cm_rpc_handlers h = {cli_on_frame, NULL, cli_on_close};
+    cr_assert_eq(cm_rpc_connect(&x.loop, addr, 2000, &h, on_connect_refused, &x), 0);
+    cr_assert_eq(x.connect_failed, 0, "callback must not fire from inside the call");
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    cr_assert_eq(x.connect_failed, 1);
+    cr_assert_neq(x.connect_status, 0);
+    cr_assert_eq(x.client_closed, 0);
+    cr_assert_eq(uv_loop_close(&x.loop), 0);
+}
+
+Test(rpc, bad_address_fails_now)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    static const struct cm_rpc_handlers h = {cli_on_frame, NULL, cli_on_close};
+    cr_assert_eq(cm_rpc_connect(&loop, "nonsense", 100, &h, on_connect_refused, NULL), CM_EINVAL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static void garbage_on_accept(struct cm_rpc_server *s, struct cm_rpc_conn *c)
+{
+    static const struct cm_rpc_handlers h = {srv_on_frame, NULL, srv_on_close};
+    cm_rpc_set_handlers(c, &h);
+    cm_rpc_set_data(c, cm_rpc_server_data(s));
+}
+
+static void on_garbage_written(uv_write_t *req, int status)
+{
+    uv_close((uv_handle_t *)req->handle, NULL);
+}
+
+static void on_raw_connect(uv_connect_t *req, int status)
+{
+    static char junk[] = "GET / HTTP/1.1\r\n\r\n";
+    static uv_write_t w;
+    cr_assert_eq(status, 0);
+    uv_buf_t b = uv_buf_init(junk, sizeof(junk) - 1);
+    uv_write(&w, req->handle, &b, 1, on_garbage_written);
+}
+
+static void server_closer(uv_timer_t *t)
+{
+    struct ctx *x = t->data;
+    if (x->server_conn_closed == 1) {
+        cm_rpc_server_close(x->server);
+        uv_close((uv_handle_t *)t, NULL);
+    }
+}
+
+Test(rpc, garbage_closes_connection_server_survives)
+{
+    struct ctx x;
+    memset(&x, 0, sizeof(x));
+    uv_loop_init(&x.loop);
+    char err[128], addr[64];
+    int port;
+    for (port = 30000 + (getpid() % 20000); port < 65000; port += 11) {
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+        if (cm_rpc_listen(&x.loop, addr, garbage_on_accept, &x, &x.server, err, 128) == 0)
+            break;
+    }
+    uv_tcp_t raw;
+    uv_connect_t creq;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", port, &sa);
+    uv_tcp_init(&x.loop, &raw);
+    uv_tcp_connect(&creq, &raw, (struct sockaddr *)&sa, on_raw_connect);
+    uv_timer_t poll;
+    uv_timer_init(&x.loop, &poll);
+    poll.data = &x;
+    uv_timer_start(&poll, server_closer, 10, 10);
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    cr_assert_eq(x.server_conn_closed, 1);
+    cr_assert_eq(uv_loop_close(&x.loop), 0);
+}
