@@ -131,8 +131,8 @@ static int opt_set(const struct cm_opt *o, void *cfg, const char *v, const char 
                 return CM_EINVAL;
             }
         } else if (cm_size_parse(v, &n) != 0) {
-            snprintf(errmsg, errlen, "%s: --%s expects a size (e.g. 64M), got '%s'", from,
-                     o->name, v);
+            snprintf(errmsg, errlen, "%s: --%s expects a size (e.g. 64M), got '%s'", from, o->name,
+                     v);
             return CM_EINVAL;
         }
         if (n < o->min || n > o->max) {

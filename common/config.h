@@ -15,11 +15,11 @@ enum cm_opt_type {
 };
 
 struct cm_opt {
-    const char *name;   /* flag name without dashes, e.g. "data-dir" */
+    const char *name; /* flag name without dashes, e.g. "data-dir" */
     enum cm_opt_type type;
-    size_t offset;      /* offsetof(struct cfg, field) */
-    const char *def;    /* default as text; NULL = unset (STR -> NULL, numbers -> 0) */
-    uint64_t min, max;  /* numbers only */
+    size_t offset;     /* offsetof(struct cfg, field) */
+    const char *def;   /* default as text; NULL = unset (STR -> NULL, numbers -> 0) */
+    uint64_t min, max; /* numbers only */
     int required;
     const char *metavar;
     const char *help;

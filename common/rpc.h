@@ -50,8 +50,8 @@ int cm_rpc_connect(uv_loop_t *loop, const char *hostport, unsigned timeout_ms,
 void cm_rpc_set_handlers(struct cm_rpc_conn *c, const struct cm_rpc_handlers *h);
 void cm_rpc_set_data(struct cm_rpc_conn *c, void *data);
 void *cm_rpc_data(struct cm_rpc_conn *c);
-uint64_t cm_rpc_id(struct cm_rpc_conn *c);          /* for log lines: conn=N */
-const char *cm_rpc_peer(struct cm_rpc_conn *c);     /* "host:port" text */
+uint64_t cm_rpc_id(struct cm_rpc_conn *c);      /* for log lines: conn=N */
+const char *cm_rpc_peer(struct cm_rpc_conn *c); /* "host:port" text */
 int cm_rpc_is_closing(struct cm_rpc_conn *c);
 
 /* Queue one frame: envelope + payload slices (refs are added, the caller keeps its own).
