@@ -1,0 +1,471 @@
+/* Shard state machine (see fsm.h).
+ *
+ * PUT at index i:  committed upload again -> no-op (same version); else the key's meta gets
+ *                  version i; the staged upload is promoted (local) when this node holds it
+ *                  finished with the right size and checksum, else a repair marker is set.
+ *                  The replaced version's bytes are dropped.
+ * DELETE at i:     meta, bytes and repair marker of the key go.
+ * Every batch also stores 'a' shard = i. */
+#include "fsm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "log.h"
+
+Hw__ObjectMeta *nd_meta_unpack(const char *v, size_t n)
+{
+    return hw__object_meta__unpack(NULL, n, (const uint8_t *)v);
+}
+
+int nd_meta_pack(const Hw__ObjectMeta *m, char **out, size_t *len)
+{
+    *len = hw__object_meta__get_packed_size(m);
+    *out = cm_malloc(*len ? *len : 1);
+    if (*out == NULL)
+        return CM_ENOMEM;
+    hw__object_meta__pack(m, (uint8_t *)*out);
+    return 0;
+}
+
+static Hw__ObjectMeta *get_meta(struct nd_store *s, const struct nd_skey *k)
+{
+    char *v;
+    size_t n;
+    if (nd_store_get(s, k, &v, &n) != 0)
+        return NULL;
+    Hw__ObjectMeta *m = nd_meta_unpack(v, n);
+    rocksdb_free(v);
+    return m;
+}
+
+static int put_meta(rocksdb_writebatch_t *b, const struct nd_skey *k, const Hw__ObjectMeta *m)
+{
+    char *v;
+    size_t n;
+    if (nd_meta_pack(m, &v, &n) != 0)
+        return CM_ENOMEM;
+    nd_batch_put(b, k, v, n);
+    cm_free(v);
+    return 0;
+}
+
+static void put_applied(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index)
+{
+    struct nd_skey k;
+    char v[8];
+    nd_skey_applied(&k, f->shard);
+    nd_put_u64(v, index);
+    nd_batch_put(b, &k, v, sizeof(v));
+}
+
+/* Does this node hold the finished staged bytes of meta's upload? Drops a staged record that
+ * cannot be promoted (unfinished or wrong size/checksum) together with its chunks. */
+static int take_staged(struct nd_fsm *f, rocksdb_writebatch_t *b, const Hw__ObjectMeta *meta)
+{
+    struct nd_skey k;
+    nd_skey_staged(&k, meta->upload_id.data);
+    Hw__ObjectMeta *st = get_meta(f->store, &k);
+    if (st == NULL)
+        return 0;
+    int ok = st->local && st->size == meta->size && st->checksum == meta->checksum;
+    nd_batch_del(b, &k);
+    if (!ok)
+        nd_batch_del_chunks(b, meta->upload_id.data);
+    hw__object_meta__free_unpacked(st, NULL);
+    return ok;
+}
+
+static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
+                     Hw__ObjectMeta *meta)
+{
+    struct nd_skey ck, mk, rk;
+    uint64_t version;
+
+    if (meta->upload_id.len != ND_UPLOAD_ID_LEN || meta->key == NULL ||
+        strlen(meta->key) > ND_KEY_MAX)
+        return CM_EINVAL;
+    nd_skey_committed(&ck, f->shard, meta->upload_id.data);
+    if (nd_store_get_u64(f->store, &ck, &version) == 0) {
+        f->result.version = version; /* a retried commit: no second version */
+        f->result.created = 0;
+        return 0;
+    }
+    size_t keylen = strlen(meta->key);
+    nd_skey_meta(&mk, f->shard, meta->key, keylen);
+    nd_skey_repair(&rk, f->shard, meta->key, keylen);
+    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    if (old != NULL) {
+        if (old->local)
+            nd_batch_del_chunks(b, old->upload_id.data);
+        else if (f->repair_backlog > 0)
+            f->repair_backlog--;
+    }
+    meta->version = index;
+    meta->local = take_staged(f, b, meta);
+    if (meta->local) {
+        nd_batch_del(b, &rk);
+    } else {
+        nd_batch_put(b, &rk, meta->upload_id.data, ND_UPLOAD_ID_LEN);
+        f->repair_backlog++;
+    }
+    int rv = put_meta(b, &mk, meta);
+    char v[8];
+    nd_put_u64(v, index);
+    nd_batch_put(b, &ck, v, sizeof(v));
+    f->result.version = index;
+    f->result.created = old == NULL;
+    if (old != NULL)
+        hw__object_meta__free_unpacked(old, NULL);
+    return rv;
+}
+
+static int apply_delete(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
+                        const Hw__ObjectMeta *meta)
+{
+    struct nd_skey mk, rk;
+    if (meta->key == NULL || strlen(meta->key) > ND_KEY_MAX)
+        return CM_EINVAL;
+    size_t keylen = strlen(meta->key);
+    nd_skey_meta(&mk, f->shard, meta->key, keylen);
+    nd_skey_repair(&rk, f->shard, meta->key, keylen);
+    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    f->result.version = index;
+    f->result.found = old != NULL;
+    if (old == NULL)
+        return 0;
+    if (old->local)
+        nd_batch_del_chunks(b, old->upload_id.data);
+    else if (f->repair_backlog > 0)
+        f->repair_backlog--;
+    nd_batch_del(b, &mk);
+    nd_batch_del(b, &rk);
+    hw__object_meta__free_unpacked(old, NULL);
+    return 0;
+}
+
+int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t len)
+{
+    uint64_t backlog_before = f->repair_backlog;
+    memset(&f->result, 0, sizeof(f->result));
+    if (index <= f->applied)
+        return 0; /* already in the store: replay after a restart */
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    Hw__RaftEntry *e = hw__raft_entry__unpack(NULL, len, data);
+    int rv = CM_EINVAL;
+    if (e != NULL && e->meta != NULL && e->shard == f->shard) {
+        if (e->kind == HW__RAFT_ENTRY__KIND__KIND_PUT)
+            rv = apply_put(f, b, index, e->meta);
+        else if (e->kind == HW__RAFT_ENTRY__KIND__KIND_DELETE)
+            rv = apply_delete(f, b, index, e->meta);
+    }
+    if (rv != 0) {
+        /* Skip the entry but still record the index: every replica skips it alike. */
+        CM_WARN("fsm skipped a malformed entry shard=%u index=%llu", f->shard,
+                (unsigned long long)index);
+        rocksdb_writebatch_clear(b);
+        f->repair_backlog = backlog_before;
+        memset(&f->result, 0, sizeof(f->result));
+    }
+    put_applied(f, b, index);
+    int wrv = nd_store_write(f->store, b, 0);
+    rocksdb_writebatch_destroy(b);
+    if (e != NULL)
+        hw__raft_entry__free_unpacked(e, NULL);
+    if (wrv != 0) {
+        /* The store refused a write: continuing would let this replica diverge. */
+        CM_ERROR("fsm cannot write to the store; stopping shard=%u index=%llu", f->shard,
+                 (unsigned long long)index);
+        abort();
+    }
+    f->applied = index;
+    if (f->repair_backlog > backlog_before && f->on_missing != NULL)
+        f->on_missing(f, f->data);
+    return rv == 0 ? 0 : RAFT_MALFORMED;
+}
+
+static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+{
+    struct nd_fsm *f = rf->data;
+    /* raft sets last_applied after apply returns: the entry being applied is the next one. */
+    uint64_t index = raft_last_applied(f->r) + 1;
+    int rv = nd_fsm_apply_at(f, index, buf->base, buf->len);
+    *result = &f->result;
+    return rv;
+}
+
+int nd_fsm_encode(const Hw__RaftEntry *e, struct raft_buffer *out)
+{
+    out->len = hw__raft_entry__get_packed_size(e);
+    out->base = raft_malloc(out->len ? out->len : 1);
+    if (out->base == NULL)
+        return CM_ENOMEM;
+    hw__raft_entry__pack(e, out->base);
+    return 0;
+}
+
+/* Iterate over every record with a given tag+shard prefix. */
+typedef int (*each_cb)(const char *k, size_t klen, const char *v, size_t vlen, void *arg);
+
+static int each_prefix(struct nd_store *s, char tag, uint32_t shard, each_cb cb, void *arg)
+{
+    struct nd_skey p;
+    nd_skey_prefix(&p, tag, shard);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ro);
+    int rv = 0;
+    for (rocksdb_iter_seek(it, p.b, p.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < p.len || memcmp(k, p.b, p.len) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        rv = cb(k, klen, v, vlen, arg);
+        if (rv != 0)
+            break;
+    }
+    rocksdb_iter_destroy(it);
+    return rv;
+}
+
+static int count_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
+{
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+struct snap_build {
+    Hw__ObjectMeta **objs;
+    size_t n, cap;
+    ProtobufCBinaryData *ups;
+    size_t nups, capups;
+    int oom;
+};
+
+static int snap_meta_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
+{
+    struct snap_build *sb = arg;
+    if (sb->n == sb->cap) {
+        size_t cap = sb->cap ? sb->cap * 2 : 64;
+        void *p = cm_realloc(sb->objs, cap * sizeof(*sb->objs));
+        if (p == NULL)
+            return sb->oom = CM_ENOMEM;
+        sb->objs = p;
+        sb->cap = cap;
+    }
+    Hw__ObjectMeta *m = nd_meta_unpack(v, vlen);
+    if (m == NULL)
+        return 0;
+    m->local = 0; /* receiver-relative */
+    sb->objs[sb->n++] = m;
+    return 0;
+}
+
+static int snap_committed_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
+{
+    struct snap_build *sb = arg;
+    if (klen != 5 + ND_UPLOAD_ID_LEN || vlen != 8)
+        return 0;
+    if (sb->nups == sb->capups) {
+        size_t cap = sb->capups ? sb->capups * 2 : 64;
+        void *p = cm_realloc(sb->ups, cap * sizeof(*sb->ups));
+        if (p == NULL)
+            return sb->oom = CM_ENOMEM;
+        sb->ups = p;
+        sb->capups = cap;
+    }
+    uint8_t *d = cm_malloc(ND_UPLOAD_ID_LEN + 8);
+    if (d == NULL)
+        return sb->oom = CM_ENOMEM;
+    memcpy(d, k + 5, ND_UPLOAD_ID_LEN);
+    memcpy(d + ND_UPLOAD_ID_LEN, v, 8);
+    sb->ups[sb->nups].data = d;
+    sb->ups[sb->nups++].len = ND_UPLOAD_ID_LEN + 8;
+    return 0;
+}
+
+static void snap_build_free(struct snap_build *sb)
+{
+    for (size_t i = 0; i < sb->n; i++)
+        hw__object_meta__free_unpacked(sb->objs[i], NULL);
+    for (size_t i = 0; i < sb->nups; i++)
+        cm_free(sb->ups[i].data);
+    cm_free(sb->objs);
+    cm_free(sb->ups);
+}
+
+static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct nd_fsm *f = rf->data;
+    struct snap_build sb = {0};
+    Hw__Snapshot snap = HW__SNAPSHOT__INIT;
+    int rv = CM_ENOMEM;
+
+    /* Entries before this snapshot leave the raft log: make the store's copy durable. */
+    if (nd_store_sync(f->store) != 0)
+        return RAFT_IOERR;
+    each_prefix(f->store, 'm', f->shard, snap_meta_cb, &sb);
+    each_prefix(f->store, 'c', f->shard, snap_committed_cb, &sb);
+    if (sb.oom)
+        goto out;
+    snap.shard = f->shard;
+    snap.applied_index = f->applied;
+    snap.n_objects = sb.n;
+    snap.objects = sb.objs;
+    snap.n_committed_uploads = sb.nups;
+    snap.committed_uploads = sb.ups;
+    *bufs = raft_malloc(sizeof(**bufs));
+    if (*bufs == NULL)
+        goto out;
+    (*bufs)[0].len = hw__snapshot__get_packed_size(&snap);
+    (*bufs)[0].base = raft_malloc((*bufs)[0].len ? (*bufs)[0].len : 1);
+    if ((*bufs)[0].base == NULL) {
+        raft_free(*bufs);
+        goto out;
+    }
+    hw__snapshot__pack(&snap, (*bufs)[0].base);
+    *n_bufs = 1;
+    rv = 0;
+    CM_INFO("snapshot taken shard=%u applied=%llu objects=%zu", f->shard,
+            (unsigned long long)f->applied, sb.n);
+out:
+    snap_build_free(&sb);
+    return rv == 0 ? 0 : RAFT_NOMEM;
+}
+
+/* Upload ids whose local bytes survive a snapshot restore, sorted for bsearch. */
+struct kept {
+    uint8_t (*ids)[ND_UPLOAD_ID_LEN];
+    size_t n;
+    rocksdb_writebatch_t *drop;
+};
+
+static int cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, ND_UPLOAD_ID_LEN);
+}
+
+/* Drop the local state of the shard that a newer snapshot replaces; an old local version
+ * that is not kept loses its bytes. */
+static int drop_old_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
+{
+    struct kept *kp = arg;
+    rocksdb_writebatch_delete(kp->drop, k, klen);
+    if (k[0] != 'm')
+        return 0;
+    Hw__ObjectMeta *m = nd_meta_unpack(v, vlen);
+    if (m != NULL && m->local && m->upload_id.len == ND_UPLOAD_ID_LEN &&
+        (kp->n == 0 || bsearch(m->upload_id.data, kp->ids, kp->n, ND_UPLOAD_ID_LEN, cmp_id) == NULL))
+        nd_batch_del_chunks(kp->drop, m->upload_id.data);
+    if (m != NULL)
+        hw__object_meta__free_unpacked(m, NULL);
+    return 0;
+}
+
+static void restore_object(struct nd_fsm *f, rocksdb_writebatch_t *b, Hw__ObjectMeta *m,
+                           struct kept *kp, uint64_t *backlog)
+{
+    struct nd_skey mk, rk;
+    if (m->key == NULL || strlen(m->key) > ND_KEY_MAX || m->upload_id.len != ND_UPLOAD_ID_LEN)
+        return;
+    nd_skey_meta(&mk, f->shard, m->key, strlen(m->key));
+    nd_skey_repair(&rk, f->shard, m->key, strlen(m->key));
+    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    int keep = old != NULL && old->local && old->upload_id.len == ND_UPLOAD_ID_LEN &&
+               memcmp(old->upload_id.data, m->upload_id.data, ND_UPLOAD_ID_LEN) == 0;
+    if (old != NULL)
+        hw__object_meta__free_unpacked(old, NULL);
+    m->local = keep || take_staged(f, b, m);
+    if (keep)
+        memcpy(kp->ids[kp->n++], m->upload_id.data, ND_UPLOAD_ID_LEN);
+    if (!m->local) {
+        nd_batch_put(b, &rk, m->upload_id.data, ND_UPLOAD_ID_LEN);
+        (*backlog)++;
+    }
+    put_meta(b, &mk, m);
+}
+
+static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    struct nd_fsm *f = rf->data;
+    Hw__Snapshot *snap = hw__snapshot__unpack(NULL, buf->len, buf->base);
+    if (snap == NULL || snap->shard != f->shard) {
+        if (snap != NULL)
+            hw__snapshot__free_unpacked(snap, NULL);
+        CM_ERROR("snapshot restore: undecodable snapshot shard=%u", f->shard);
+        return RAFT_MALFORMED;
+    }
+    if (snap->applied_index <= f->applied) {
+        CM_INFO("snapshot restore skipped: store is newer shard=%u snapshot=%llu applied=%llu",
+                f->shard, (unsigned long long)snap->applied_index,
+                (unsigned long long)f->applied);
+        hw__snapshot__free_unpacked(snap, NULL);
+        raft_free(buf->base);
+        return 0;
+    }
+    struct kept kp = {0};
+    kp.ids = cm_malloc((snap->n_objects + 1) * ND_UPLOAD_ID_LEN);
+    if (kp.ids == NULL) {
+        hw__snapshot__free_unpacked(snap, NULL);
+        return RAFT_NOMEM;
+    }
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    kp.drop = rocksdb_writebatch_create();
+    uint64_t backlog = 0;
+    /* Objects whose local bytes stay valid keep them: decide before dropping anything. */
+    for (size_t i = 0; i < snap->n_objects; i++)
+        restore_object(f, b, snap->objects[i], &kp, &backlog);
+    qsort(kp.ids, kp.n, ND_UPLOAD_ID_LEN, cmp_id);
+    each_prefix(f->store, 'm', f->shard, drop_old_cb, &kp);
+    each_prefix(f->store, 'r', f->shard, drop_old_cb, &kp);
+    each_prefix(f->store, 'c', f->shard, drop_old_cb, &kp);
+    for (size_t i = 0; i < snap->n_committed_uploads; i++) {
+        ProtobufCBinaryData *u = &snap->committed_uploads[i];
+        if (u->len != ND_UPLOAD_ID_LEN + 8)
+            continue;
+        struct nd_skey ck;
+        nd_skey_committed(&ck, f->shard, u->data);
+        nd_batch_put(b, &ck, u->data + ND_UPLOAD_ID_LEN, 8);
+    }
+    put_applied(f, b, snap->applied_index);
+    int rv = nd_store_write(f->store, kp.drop, 1);
+    if (rv == 0)
+        rv = nd_store_write(f->store, b, 1);
+    rocksdb_writebatch_destroy(kp.drop);
+    rocksdb_writebatch_destroy(b);
+    cm_free(kp.ids);
+    if (rv != 0) {
+        CM_ERROR("snapshot restore cannot write to the store; stopping shard=%u", f->shard);
+        abort();
+    }
+    CM_INFO("snapshot restored shard=%u applied=%llu objects=%zu missing=%llu", f->shard,
+            (unsigned long long)snap->applied_index, snap->n_objects,
+            (unsigned long long)backlog);
+    f->applied = snap->applied_index;
+    f->repair_backlog = backlog;
+    hw__snapshot__free_unpacked(snap, NULL);
+    raft_free(buf->base);
+    if (backlog > 0 && f->on_missing != NULL)
+        f->on_missing(f, f->data);
+    return 0;
+}
+
+int nd_fsm_init(struct nd_fsm *f, struct nd_store *store, uint32_t shard, struct raft *r)
+{
+    struct nd_skey k;
+    memset(f, 0, sizeof(*f));
+    f->store = store;
+    f->shard = shard;
+    f->r = r;
+    f->raft.version = 1;
+    f->raft.data = f;
+    f->raft.apply = fsm_apply;
+    f->raft.snapshot = fsm_snapshot;
+    f->raft.restore = fsm_restore;
+    nd_skey_applied(&k, shard);
+    int rv = nd_store_get_u64(store, &k, &f->applied);
+    if (rv != 0 && rv != CM_ENOTFOUND)
+        return rv;
+    return each_prefix(store, 'r', shard, count_cb, &f->repair_backlog);
+}

@@ -1,0 +1,54 @@
+/* The state machine of one shard's Raft group: object metadata in the node's RocksDB store.
+ *
+ * Apply writes one RocksDB batch per entry that also records the shard's applied index, so
+ * re-applying an entry after a crash (raft replays its log from the last snapshot) is a
+ * no-op: the FSM is persistent, and a snapshot older than what the store already holds is
+ * ignored on restore. Snapshots carry metadata only; bytes are repaired.
+ *
+ * canonical/raft 0.15 applies synchronously on the loop thread, so apply does its few small
+ * point reads and one unsynced batch write there (memtable appends; the Raft log itself is
+ * the durable record until the next snapshot, before which the WAL is synced). */
+#ifndef ND_FSM_H
+#define ND_FSM_H
+
+#include <raft.h>
+#include <stdint.h>
+
+#include "headwater.pb-c.h"
+#include "store.h"
+
+/* What the last applied entry did; read by the raft_apply callback right after apply. */
+struct nd_apply_result {
+    uint64_t version; /* PUT: version of the key; DELETE: index of the delete */
+    int created;      /* PUT: the key did not exist before */
+    int found;        /* DELETE: the key existed */
+};
+
+struct nd_fsm {
+    struct raft_fsm raft; /* raft.data = this */
+    struct raft *r;       /* borrowed: for the index being applied */
+    struct nd_store *store;
+    uint32_t shard;
+    uint64_t applied;        /* persisted applied index */
+    uint64_t repair_backlog; /* committed versions whose bytes are not local */
+    struct nd_apply_result result;
+    void (*on_missing)(struct nd_fsm *f, void *data); /* a new repair marker exists */
+    void *data;
+};
+
+/* Load the applied index and repair backlog from the store (blocking: call before the loop
+ * runs). */
+int nd_fsm_init(struct nd_fsm *f, struct nd_store *store, uint32_t shard, struct raft *r);
+
+/* Encode a raft entry into a raft_malloc'd buffer, ready for raft_apply. */
+int nd_fsm_encode(const Hw__RaftEntry *e, struct raft_buffer *out);
+
+/* Exposed for unit tests: apply an entry as if at `index`. */
+int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t len);
+
+/* Decode a stored ObjectMeta (NULL when garbage); free with hw__object_meta__free_unpacked. */
+Hw__ObjectMeta *nd_meta_unpack(const char *v, size_t n);
+/* Pack meta into a new cm_malloc'd buffer. */
+int nd_meta_pack(const Hw__ObjectMeta *m, char **out, size_t *len);
+
+#endif

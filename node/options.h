@@ -1,0 +1,40 @@
+/* headwater-node configuration: one option table (defaults -> env -> flags) and a pure
+ * validate() that tests call directly. Immutable after start. */
+#ifndef ND_OPTIONS_H
+#define ND_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ND_MAX_PEERS 16
+#define ND_ADDR_MAX 256
+
+struct nd_peer_addr {
+    uint32_t id;
+    char rpc[ND_ADDR_MAX];
+};
+
+struct nd_config {
+    uint64_t id;
+    const char *data_dir;
+    const char *listen;
+    const char *raft_listen;
+    const char *peers_text;
+    const char *zone;
+    uint64_t shards;
+    uint64_t replicas;
+    uint64_t staged_ttl; /* seconds before an uncommitted staged upload is collected */
+    uint64_t snapshot_threshold;
+    const char *log_level;
+    /* derived by validate */
+    struct nd_peer_addr peers[ND_MAX_PEERS];
+    unsigned npeers;
+};
+
+/* Parse argv (and HEADWATER_* env) into cfg, then validate. Returns 0, CM_EHELP (usage was
+ * printed to stdout) or CM_EINVAL with errmsg. */
+int nd_config_load(struct nd_config *cfg, int argc, char **argv, char *errmsg, size_t errlen);
+/* Pure checks and derived fields (peer list). */
+int nd_config_validate(struct nd_config *cfg, char *errmsg, size_t errlen);
+
+#endif

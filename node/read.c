@@ -1,0 +1,516 @@
+/* GET / HEAD / FETCH.
+ *
+ * GET/HEAD: look the key's meta up (thread pool). Found -> HEAD_OK, or DATA frames: from the
+ * local bytes (read in <= 4 MiB rounds on the thread pool, one frame per stored chunk, the
+ * first frame carrying the meta, the last eof), or, when the bytes are not here yet (repair
+ * pending), relayed from a holder's FETCH. Absent -> read-index before answering NOT_FOUND:
+ * ask the leader (or barrier, when this node leads) for its applied index, wait until this
+ * node applied as far (<= 2 s, else UNAVAILABLE), look again; only then NOT_FOUND.
+ * FETCH: local bytes only (committed or finished-staged), never relayed.
+ * Back-pressure: a stream stops while the connection's write queue is above its high-water
+ * mark and continues on drain. A stream failing midway closes the connection: the client
+ * sees a truncated answer, never a wrong one. */
+#include <string.h>
+
+#include "alloc.h"
+#include "call.h"
+#include "err.h"
+#include "log.h"
+#include "server.h"
+#include "timeutil.h"
+
+#define READ_ROUND (4u * 1024u * 1024u)
+#define READ_MAX_CHUNKS 64
+#define READ_INDEX_WAIT_MS 2000
+
+enum read_kind { READ_GET, READ_HEAD, READ_FETCH };
+
+struct read_op {
+    struct nd_req req;
+    struct nd_node *n;
+    enum read_kind kind;
+    char *key; /* owned */
+    uint8_t upload[ND_UPLOAD_ID_LEN];
+    uint64_t offset, length;
+    Hw__ObjectMeta *meta; /* owned */
+    int from_staged;      /* FETCH served from a finished staged record */
+    int read_index_done;
+    /* streaming */
+    rocksdb_iterator_t *it;
+    uint64_t pos, end;
+    int sent_first;
+    struct cm_slice chunks[READ_MAX_CHUNKS];
+    uint64_t chunk_pos[READ_MAX_CHUNKS];
+    size_t nchunks;
+    int rv;
+    /* read-index / proxy */
+    struct raft_barrier barrier;
+    struct nd_call *call;
+    uint64_t wait_index;
+    uint64_t wait_deadline;
+    uv_timer_t timer;
+    int timer_open;
+    size_t holder;
+};
+
+static void op_lookup(struct read_op *op);
+static void op_stream_next(void *arg);
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    cm_free(h->data);
+}
+
+static void op_end(struct read_op *op)
+{
+    nd_req_end(&op->req);
+    if (op->it != NULL)
+        rocksdb_iter_destroy(op->it);
+    for (size_t i = 0; i < op->nchunks; i++)
+        cm_slice_release(&op->chunks[i]);
+    if (op->meta != NULL)
+        hw__object_meta__free_unpacked(op->meta, NULL);
+    cm_free(op->key);
+    if (op->timer_open)
+        uv_close((uv_handle_t *)&op->timer, on_timer_closed);
+    else
+        cm_free(op);
+}
+
+static void op_fail(struct read_op *op, Hw__Code code, const char *msg)
+{
+    if (op->sent_first) {
+        /* Midway: the only honest signal left is to cut the connection. */
+        CM_WARN("read stream failed midway key=%s: %s", op->key, msg);
+        if (nd_req_open(&op->req))
+            cm_rpc_close(op->req.sc->conn);
+    } else {
+        nd_req_error(&op->req, code, msg);
+    }
+    op_end(op);
+}
+
+static int expired(const Hw__ObjectMeta *m)
+{
+    return m->expires_ms > 0 && cm_wall_ms() >= m->expires_ms;
+}
+
+/* ---- lookup (thread pool) ---- */
+
+static void lookup_fn(void *arg)
+{
+    struct read_op *op = arg;
+    struct nd_skey k;
+    char *v;
+    size_t vlen;
+    if (op->meta != NULL) {
+        hw__object_meta__free_unpacked(op->meta, NULL);
+        op->meta = NULL;
+    }
+    nd_skey_meta(&k, op->n->shard, op->key, strlen(op->key));
+    op->rv = nd_store_get(&op->n->store, &k, &v, &vlen);
+    if (op->rv == 0) {
+        op->meta = nd_meta_unpack(v, vlen);
+        rocksdb_free(v);
+        if (op->meta == NULL)
+            op->rv = CM_ESTORE;
+    }
+    if (op->kind != READ_FETCH || op->rv == CM_ESTORE)
+        return;
+    if (op->rv == 0 && op->meta->local && op->meta->upload_id.len == ND_UPLOAD_ID_LEN &&
+        memcmp(op->meta->upload_id.data, op->upload, ND_UPLOAD_ID_LEN) == 0)
+        return;
+    /* Not the committed local version: a finished staged copy will do. */
+    if (op->meta != NULL) {
+        hw__object_meta__free_unpacked(op->meta, NULL);
+        op->meta = NULL;
+    }
+    nd_skey_staged(&k, op->upload);
+    op->rv = nd_store_get(&op->n->store, &k, &v, &vlen);
+    if (op->rv == 0) {
+        op->meta = nd_meta_unpack(v, vlen);
+        rocksdb_free(v);
+        op->rv = op->meta != NULL && op->meta->local ? 0 : CM_ENOTFOUND;
+        op->from_staged = 1;
+    }
+}
+
+static void start_stream(struct read_op *op);
+static void start_proxy(struct read_op *op);
+static void read_index(struct read_op *op);
+
+static void lookup_done(void *arg, int status)
+{
+    struct read_op *op = arg;
+    if (status != 0 || op->rv == CM_ESTORE) {
+        op_fail(op, HW__CODE__CODE_INTERNAL, "store read failed");
+        return;
+    }
+    if (op->kind == READ_FETCH) {
+        if (op->rv != 0)
+            op_fail(op, HW__CODE__CODE_NOT_FOUND, "bytes not held here");
+        else
+            start_stream(op);
+        return;
+    }
+    if (op->rv == 0 && expired(op->meta))
+        op->rv = CM_ENOTFOUND; /* never served once expired */
+    if (op->rv != 0) {
+        if (op->read_index_done)
+            op_fail(op, HW__CODE__CODE_NOT_FOUND, "no such object");
+        else
+            read_index(op);
+        return;
+    }
+    if (op->kind == READ_HEAD) {
+        Hw__Envelope env;
+        Hw__HeadOk ok = HW__HEAD_OK__INIT;
+        cm_env_init(&env, HW__MSG_TYPE__MSG_HEAD_OK, 0, 0);
+        ok.meta = op->meta;
+        env.head_ok = &ok;
+        nd_req_send(&op->req, &env, NULL, 0);
+        op_end(op);
+        return;
+    }
+    if (op->meta->local)
+        start_stream(op);
+    else
+        start_proxy(op);
+}
+
+static void op_lookup(struct read_op *op)
+{
+    if (nd_work(op->n, lookup_fn, lookup_done, op) != 0)
+        op_fail(op, HW__CODE__CODE_INTERNAL, "cannot queue the read");
+}
+
+/* ---- read-index ---- */
+
+static void on_wait_timer(uv_timer_t *t)
+{
+    struct read_op *op = t->data;
+    if (raft_last_applied(&op->n->raft) >= op->wait_index) {
+        uv_timer_stop(t);
+        op->read_index_done = 1;
+        op_lookup(op);
+    } else if (cm_mono_ms() >= op->wait_deadline || op->n->stopping) {
+        uv_timer_stop(t);
+        op_fail(op, HW__CODE__CODE_UNAVAILABLE, "replica is behind the leader; try another");
+    }
+}
+
+static void wait_applied(struct read_op *op, uint64_t index)
+{
+    op->wait_index = index;
+    op->wait_deadline = cm_mono_ms() + READ_INDEX_WAIT_MS;
+    if (!op->timer_open) {
+        uv_timer_init(op->n->loop, &op->timer);
+        op->timer.data = op;
+        op->timer_open = 1;
+    }
+    uv_timer_start(&op->timer, on_wait_timer, 0, 5);
+}
+
+static void on_self_barrier(struct raft_barrier *b, int status)
+{
+    struct read_op *op = b->data;
+    if (status != 0) {
+        op_fail(op, HW__CODE__CODE_UNAVAILABLE, "leadership not confirmed");
+        return;
+    }
+    wait_applied(op, raft_last_applied(&op->n->raft));
+}
+
+static int on_read_index(struct nd_call *c, int status, const Hw__Envelope *env,
+                         const struct cm_slice *payload, void *arg)
+{
+    struct read_op *op = arg;
+    op->call = NULL;
+    if (status != 0 || env->type != HW__MSG_TYPE__MSG_READ_INDEX_OK || env->read_index_ok == NULL) {
+        op_fail(op, HW__CODE__CODE_UNAVAILABLE, "cannot confirm absence with the leader");
+        return 1;
+    }
+    wait_applied(op, env->read_index_ok->index);
+    return 1;
+}
+
+static void read_index(struct read_op *op)
+{
+    struct nd_node *n = op->n;
+    const char *rpc = NULL;
+    uint32_t leader = nd_node_leader(n, &rpc);
+    if (nd_node_is_leader(n)) {
+        op->barrier.data = op;
+        if (raft_barrier(&n->raft, &op->barrier, on_self_barrier) != 0)
+            op_fail(op, HW__CODE__CODE_UNAVAILABLE, "leadership not confirmed");
+        return;
+    }
+    if (leader == 0 || rpc == NULL) {
+        op_fail(op, HW__CODE__CODE_UNAVAILABLE, "no leader to confirm absence; try another");
+        return;
+    }
+    Hw__Envelope req;
+    cm_env_init(&req, HW__MSG_TYPE__MSG_READ_INDEX, ++n->next_req_id, n->shard);
+    if (nd_call_start(n->loop, rpc, n->id, n->cfg->listen, &req, 1000, on_read_index, op,
+                      &op->call) != 0)
+        op_fail(op, HW__CODE__CODE_UNAVAILABLE, "cannot reach the leader");
+}
+
+/* ---- local stream ---- */
+
+static void read_fn(void *arg)
+{
+    struct read_op *op = arg;
+    struct nd_skey k;
+    const uint8_t *up = op->meta->upload_id.data;
+    size_t got = 0;
+    op->rv = 0;
+    if (op->it == NULL) {
+        op->it = rocksdb_create_iterator(op->n->store.db, op->n->store.ro);
+        nd_skey_chunk(&k, up, op->pos);
+        rocksdb_iter_seek_for_prev(op->it, k.b, k.len);
+    }
+    while (op->pos < op->end && got < READ_ROUND && op->nchunks < READ_MAX_CHUNKS) {
+        size_t klen, vlen;
+        if (!rocksdb_iter_valid(op->it)) {
+            op->rv = CM_EIO;
+            return;
+        }
+        const char *key = rocksdb_iter_key(op->it, &klen);
+        if (klen != 1 + ND_UPLOAD_ID_LEN + 8 || key[0] != 'u' ||
+            memcmp(key + 1, up, ND_UPLOAD_ID_LEN) != 0) {
+            op->rv = CM_EIO;
+            return;
+        }
+        uint64_t coff = nd_get_u64(key + 1 + ND_UPLOAD_ID_LEN);
+        const char *v = rocksdb_iter_value(op->it, &vlen);
+        if (coff > op->pos || coff + vlen <= op->pos) {
+            op->rv = CM_EIO; /* a hole: bytes missing */
+            return;
+        }
+        uint64_t skip = op->pos - coff;
+        uint64_t take = vlen - skip;
+        if (take > op->end - op->pos)
+            take = op->end - op->pos;
+        struct cm_buf *b = cm_buf_copy(v + skip, take);
+        if (b == NULL) {
+            op->rv = CM_ENOMEM;
+            return;
+        }
+        op->chunk_pos[op->nchunks] = op->pos;
+        op->chunks[op->nchunks++] = cm_slice_take(b, 0, take);
+        op->pos += take;
+        got += take;
+        rocksdb_iter_next(op->it);
+    }
+}
+
+static void send_data(struct read_op *op, uint64_t pos, const struct cm_slice *pl, int eof)
+{
+    Hw__Envelope env;
+    Hw__Data d = HW__DATA__INIT;
+    cm_env_init(&env, HW__MSG_TYPE__MSG_DATA, 0, 0);
+    d.offset = pos;
+    d.eof = eof;
+    if (!op->sent_first) {
+        op->meta->local = op->kind == READ_FETCH || op->meta->local;
+        d.meta = op->meta;
+        op->sent_first = 1;
+    }
+    env.data = &d;
+    nd_req_send(&op->req, &env, pl, pl != NULL && pl->len > 0 ? 1 : 0);
+}
+
+static void read_done(void *arg, int status)
+{
+    struct read_op *op = arg;
+    if (status != 0 || op->rv != 0) {
+        op_fail(op, HW__CODE__CODE_UNAVAILABLE, "stored bytes unreadable");
+        return;
+    }
+    for (size_t i = 0; i < op->nchunks; i++) {
+        int eof = op->pos == op->end && i + 1 == op->nchunks;
+        send_data(op, op->chunk_pos[i], &op->chunks[i], eof);
+        cm_slice_release(&op->chunks[i]);
+    }
+    op->nchunks = 0;
+    if (op->pos == op->end || !nd_req_open(&op->req)) {
+        op_end(op);
+        return;
+    }
+    if (cm_rpc_over_high_water(op->req.sc->conn)) {
+        op->req.sc->on_drain = op_stream_next;
+        op->req.sc->drain_arg = op;
+        return;
+    }
+    op_stream_next(op);
+}
+
+static void op_stream_next(void *arg)
+{
+    struct read_op *op = arg;
+    if (!nd_req_open(&op->req)) {
+        op_end(op);
+        return;
+    }
+    if (nd_work(op->n, read_fn, read_done, op) != 0)
+        op_fail(op, HW__CODE__CODE_INTERNAL, "cannot queue the read");
+}
+
+static void clamp_range(struct read_op *op)
+{
+    uint64_t size = op->meta->size;
+    op->pos = op->offset < size ? op->offset : size;
+    op->end = op->length > 0 && op->length < size - op->pos ? op->pos + op->length : size;
+}
+
+static void start_stream(struct read_op *op)
+{
+    clamp_range(op);
+    if (op->pos == op->end) {
+        send_data(op, op->pos, NULL, 1);
+        op_end(op);
+        return;
+    }
+    op_stream_next(op);
+}
+
+/* ---- proxy from a holder (repair pending) ---- */
+
+static void try_holder(struct read_op *op);
+
+static void proxy_resume(void *arg)
+{
+    struct read_op *op = arg;
+    if (op->call != NULL)
+        nd_call_resume(op->call);
+}
+
+static int on_fetch_frame(struct nd_call *c, int status, const Hw__Envelope *env,
+                          const struct cm_slice *payload, void *arg)
+{
+    struct read_op *op = arg;
+    if (status != 0 || env->type != HW__MSG_TYPE__MSG_DATA || env->data == NULL) {
+        op->call = NULL;
+        if (status == 0)
+            nd_call_cancel(c);
+        if (op->sent_first) {
+            op_fail(op, HW__CODE__CODE_UNAVAILABLE, "holder failed midway");
+        } else {
+            op->holder++;
+            try_holder(op);
+        }
+        return 1;
+    }
+    if (!nd_req_open(&op->req)) {
+        op->call = NULL;
+        op_end(op);
+        return 1;
+    }
+    /* Clip the holder's frame [off, off+len) to the requested [pos, end). */
+    uint64_t off = env->data->offset, len = payload->len;
+    int eof = env->data->eof;
+    struct cm_slice part = {0};
+    if (off + len > op->pos && off < op->end) {
+        uint64_t from = op->pos > off ? op->pos - off : 0;
+        uint64_t to = off + len > op->end ? op->end - off : len;
+        part = cm_slice_ref(payload->buf, payload->off + from, to - from);
+        op->pos = off + to;
+    }
+    int done = eof || op->pos >= op->end;
+    if (part.len > 0 || done || !op->sent_first)
+        send_data(op, op->pos - part.len, &part, done);
+    cm_slice_release(&part);
+    if (done) {
+        op->call = NULL;
+        op_end(op);
+        return 1;
+    }
+    if (cm_rpc_over_high_water(op->req.sc->conn)) {
+        nd_call_pause(c);
+        op->req.sc->on_drain = proxy_resume;
+        op->req.sc->drain_arg = op;
+    }
+    return 0;
+}
+
+static void try_holder(struct read_op *op)
+{
+    struct nd_node *n = op->n;
+    while (op->holder < op->meta->n_holders) {
+        uint32_t h = op->meta->holders[op->holder];
+        const char *rpc = nd_node_rpc_of(n, h);
+        if (h != n->id && rpc != NULL) {
+            Hw__Envelope req;
+            Hw__Fetch f = HW__FETCH__INIT;
+            cm_env_init(&req, HW__MSG_TYPE__MSG_FETCH, ++n->next_req_id, n->shard);
+            f.key = op->key;
+            f.upload_id = op->meta->upload_id;
+            req.fetch = &f;
+            if (nd_call_start(n->loop, rpc, n->id, n->cfg->listen, &req, 2000, on_fetch_frame,
+                              op, &op->call) == 0)
+                return;
+        }
+        op->holder++;
+    }
+    op_fail(op, HW__CODE__CODE_UNAVAILABLE, "no holder of the bytes answered");
+}
+
+static void start_proxy(struct read_op *op)
+{
+    nd_repair_kick(op->n);
+    clamp_range(op);
+    op->holder = 0;
+    try_holder(op);
+}
+
+/* ---- entry points ---- */
+
+static struct read_op *op_new(struct nd_sconn *sc, const Hw__Envelope *env, const char *key,
+                              enum read_kind kind)
+{
+    struct read_op *op = cm_calloc(1, sizeof(*op));
+    if (op == NULL || (op->key = cm_strdup(key)) == NULL) {
+        cm_free(op);
+        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_INTERNAL,
+                          "out of memory");
+        return NULL;
+    }
+    op->n = sc->n;
+    op->kind = kind;
+    nd_req_begin(&op->req, sc, env);
+    return op;
+}
+
+void nd_handle_get(struct nd_sconn *sc, const Hw__Envelope *env, int head)
+{
+    const char *key = head ? (env->head ? env->head->key : NULL) : (env->get ? env->get->key : NULL);
+    if (!nd_key_valid(key)) {
+        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
+                          "a key is required");
+        return;
+    }
+    struct read_op *op = op_new(sc, env, key, head ? READ_HEAD : READ_GET);
+    if (op == NULL)
+        return;
+    if (!head) {
+        op->offset = env->get->offset;
+        op->length = env->get->length;
+    }
+    op_lookup(op);
+}
+
+void nd_handle_fetch(struct nd_sconn *sc, const Hw__Envelope *env)
+{
+    const Hw__Fetch *f = env->fetch;
+    if (f == NULL || !nd_key_valid(f->key) || f->upload_id.len != ND_UPLOAD_ID_LEN) {
+        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
+                          "FETCH needs a key and a 16-byte upload id");
+        return;
+    }
+    struct read_op *op = op_new(sc, env, f->key, READ_FETCH);
+    if (op == NULL)
+        return;
+    memcpy(op->upload, f->upload_id.data, ND_UPLOAD_ID_LEN);
+    op_lookup(op);
+}
