@@ -146,6 +146,8 @@ static int apply_delete(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t inde
     return 0;
 }
 
+static Hw__RaftEntry *entry_decode(const void *data, size_t len);
+
 int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t len)
 {
     uint64_t backlog_before = f->repair_backlog;
@@ -153,7 +155,7 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
     if (index <= f->applied)
         return 0; /* already in the store: replay after a restart */
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    Hw__RaftEntry *e = hw__raft_entry__unpack(NULL, len, data);
+    Hw__RaftEntry *e = entry_decode(data, len);
     int rv = CM_EINVAL;
     if (e != NULL && e->meta != NULL && e->shard == f->shard) {
         if (e->kind == HW__RAFT_ENTRY__KIND__KIND_PUT)
@@ -191,19 +193,39 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     struct nd_fsm *f = rf->data;
     /* raft sets last_applied after apply returns: the entry being applied is the next one. */
     uint64_t index = raft_last_applied(f->r) + 1;
-    int rv = nd_fsm_apply_at(f, index, buf->base, buf->len);
+    nd_fsm_apply_at(f, index, buf->base, buf->len);
     *result = &f->result;
-    return rv;
+    return 0; /* non-zero would stall raft's apply loop on this entry forever */
 }
 
 int nd_fsm_encode(const Hw__RaftEntry *e, struct raft_buffer *out)
 {
-    out->len = hw__raft_entry__get_packed_size(e);
-    out->base = raft_malloc(out->len ? out->len : 1);
+    /* raft_uv's segment format needs entry lengths that are multiples of 8 (a shorter tail
+     * makes the closed segment unreadable on restart): u32 BE protobuf length, protobuf,
+     * zero padding. */
+    size_t len = hw__raft_entry__get_packed_size(e);
+    out->len = (4 + len + 7) & ~(size_t)7;
+    out->base = raft_calloc(1, out->len);
     if (out->base == NULL)
         return CM_ENOMEM;
-    hw__raft_entry__pack(e, out->base);
+    uint8_t *p = out->base;
+    p[0] = (uint8_t)(len >> 24);
+    p[1] = (uint8_t)(len >> 16);
+    p[2] = (uint8_t)(len >> 8);
+    p[3] = (uint8_t)len;
+    hw__raft_entry__pack(e, p + 4);
     return 0;
+}
+
+static Hw__RaftEntry *entry_decode(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    if (len < 4)
+        return NULL;
+    size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    if (n > len - 4)
+        return NULL;
+    return hw__raft_entry__unpack(NULL, n, p + 4);
 }
 
 /* Iterate over every record with a given tag+shard prefix. */

@@ -40,10 +40,12 @@ struct nd_fsm {
  * runs). */
 int nd_fsm_init(struct nd_fsm *f, struct nd_store *store, uint32_t shard, struct raft *r);
 
-/* Encode a raft entry into a raft_malloc'd buffer, ready for raft_apply. */
+/* Encode a raft entry into a raft_malloc'd buffer (length-prefixed, padded to a multiple
+ * of 8 bytes as raft_uv requires), ready for raft_apply. */
 int nd_fsm_encode(const Hw__RaftEntry *e, struct raft_buffer *out);
 
-/* Exposed for unit tests: apply an entry as if at `index`. */
+/* Exposed for unit tests: apply an encoded entry as if at `index`. Returns 0, or an error
+ * for an entry that was skipped as malformed (the index is recorded either way). */
 int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t len);
 
 /* Decode a stored ObjectMeta (NULL when garbage); free with hw__object_meta__free_unpacked. */

@@ -58,6 +58,7 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     rv = nd_node_start(&app.node, &loop, &cfg, errmsg, sizeof(errmsg));
+    app.node.on_stopped = on_stopped; /* also used when the node stops itself on a fatal error */
     if (rv != 0) {
         CM_ERROR("cannot start: %s", errmsg);
         if (app.node.raft_inited)

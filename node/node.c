@@ -199,8 +199,12 @@ static void on_tick(uv_timer_t *t)
     if (n->stopping)
         return;
     if (!n->raft_started) {
-        if (try_bootstrap(n) == 1)
+        if (n->bootstrapped) {
+            if (raft_go(n) != 0)
+                nd_node_stop(n, n->on_stopped);
+        } else if (try_bootstrap(n) == 1) {
             discover(n);
+        }
         return;
     }
     nd_repair_tick(n);
@@ -245,6 +249,15 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
         goto err_after_store;
     }
     n->fsm.on_missing = fsm_on_missing;
+    {
+        struct nd_skey bk = {.len = 1, .b = {'b'}};
+        char *v;
+        size_t vlen;
+        if (nd_store_get(&n->store, &bk, &v, &vlen) == 0) {
+            n->bootstrapped = 1; /* restart: raft's own files hold the configuration */
+            rocksdb_free(v);
+        }
+    }
     n->fsm.data = n;
     if (raft_uv_tcp_init(&n->transport, loop) != 0) {
         snprintf(errmsg, errlen, "raft transport init failed");

@@ -40,6 +40,7 @@ struct nd_node {
     char raft_dir[4096];
     int raft_inited;
     int raft_started;
+    int bootstrapped; /* the group was bootstrapped in an earlier run */
     int raft_closed;
     struct cm_rpc_server *server;
     struct nd_peer peers[ND_MAX_PEERS];

@@ -1,0 +1,181 @@
+"""A minimal node-RPC client for tests: protobuf wire format for the few messages used,
+frames as in common/frame.h. Test tooling only; the gateway is the production client."""
+import os
+import socket
+import struct
+
+T = dict(HELLO=1, HELLO_OK=2, STAGE=3, STAGE_OK=4, FINISH=5, FINISH_OK=6, COMMIT=7,
+         COMMIT_OK=8, GET=9, DATA=10, HEAD=11, HEAD_OK=12, DELETE=13, DELETE_OK=14, FETCH=15,
+         STATUS=17, STATUS_OK=18, READ_INDEX=19, READ_INDEX_OK=20, ERROR=21)
+
+_CRC = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    _CRC.append(c)
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = _CRC[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def enc(fields):
+    """fields: list of (number, value); int -> varint, bytes/str -> length-delimited,
+    list of ints -> packed varints, list of (n, v) tuples -> nested message."""
+    out = bytearray()
+    for num, v in fields:
+        if v is None:
+            continue
+        if isinstance(v, bool) or isinstance(v, int):
+            out += _varint(num << 3) + _varint(int(v) & 0xFFFFFFFFFFFFFFFF)
+        elif isinstance(v, (bytes, str)):
+            b = v.encode() if isinstance(v, str) else v
+            out += _varint(num << 3 | 2) + _varint(len(b)) + b
+        elif v and isinstance(v[0], int):
+            b = b"".join(_varint(x) for x in v)
+            out += _varint(num << 3 | 2) + _varint(len(b)) + b
+        else:
+            b = enc(v)
+            out += _varint(num << 3 | 2) + _varint(len(b)) + b
+    return bytes(out)
+
+
+def dec(buf):
+    """-> {number: [values]} with ints or bytes."""
+    out, i = {}, 0
+    while i < len(buf):
+        key = 0
+        shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            key |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v = 0
+            shift = 0
+            while True:
+                b = buf[i]
+                i += 1
+                v |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+        elif wt == 2:
+            n = 0
+            shift = 0
+            while True:
+                b = buf[i]
+                i += 1
+                n |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            v = bytes(buf[i:i + n])
+            i += n
+        elif wt == 5:
+            v = struct.unpack("<I", buf[i:i + 4])[0]
+            i += 4
+        elif wt == 1:
+            v = struct.unpack("<Q", buf[i:i + 8])[0]
+            i += 8
+        else:
+            raise ValueError("bad wire type")
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def one(d, num, default=0):
+    return d.get(num, [default])[-1]
+
+
+class NodeClient:
+    def __init__(self, addr, timeout=5.0):
+        host, port = addr.rsplit(":", 1)
+        self.s = socket.create_connection((host, int(port)), timeout=timeout)
+        self.req = 0
+        self.send(T["HELLO"], 10, [(1, 1), (2, 0)])
+        env, _ = self.recv()
+        assert one(env, 1) == T["HELLO_OK"], env
+
+    def close(self):
+        self.s.close()
+
+    def send(self, typ, field, body, payload=b"", shard=0):
+        self.req += 1
+        env = enc([(1, typ), (2, self.req), (3, shard)] + ([(field, body)] if field else []))
+        self.s.sendall(struct.pack(">II", 4 + len(env) + len(payload), len(env)) + env + payload)
+
+    def _read(self, n):
+        b = bytearray()
+        while len(b) < n:
+            chunk = self.s.recv(n - len(b))
+            if not chunk:
+                raise ConnectionError("closed")
+            b += chunk
+        return bytes(b)
+
+    def recv(self):
+        flen, hlen = struct.unpack(">II", self._read(8))
+        env = dec(self._read(hlen))
+        return env, self._read(flen - 4 - hlen)
+
+    def put(self, key, data, holders=None, upload=None, chunk=1 << 20, commit=True):
+        upload = upload or os.urandom(16)
+        off = 0
+        while off < len(data) or off == 0 and not data:
+            if not data:
+                break
+            part = data[off:off + chunk]
+            self.send(T["STAGE"], 12, [(1, upload), (2, key), (3, off)], part)
+            env, _ = self.recv()
+            assert one(env, 1) == T["STAGE_OK"], env
+            off += len(part)
+        self.send(T["FINISH"], 14, [(1, upload), (2, key), (3, len(data)), (4, crc32c(data))])
+        env, _ = self.recv()
+        assert one(env, 1) == T["FINISH_OK"], env
+        return upload
+
+    def commit(self, key, upload, data, holders, ctype="application/octet-stream"):
+        self.send(T["COMMIT"], 16, [(1, key), (2, upload), (3, len(data)), (4, crc32c(data)),
+                                    (5, ctype), (6, holders)])
+        return self.recv()[0]
+
+    def get(self, key):
+        self.send(T["GET"], 18, [(1, key)])
+        out = bytearray()
+        meta = None
+        while True:
+            env, pl = self.recv()
+            if one(env, 1) != T["DATA"]:
+                return env, None, None
+            d = dec(one(env, 19, b""))
+            if meta is None:
+                meta = dec(one(d, 1, b""))
+            out += pl
+            if one(d, 3):
+                return env, meta, bytes(out)
+
+    def status(self):
+        self.send(T["STATUS"], 0, None)
+        env, _ = self.recv()
+        return dec(one(env, 25, b""))
