@@ -1,0 +1,187 @@
+"""headwater-node over its RPC port, 3 real node processes (no gateway): the raft-backed
+commit path, leader redirection, idempotent commits, read-index on followers, repair of a
+replica that missed the fan-out, and malformed input that must not hurt a node."""
+import os
+import socket
+import struct
+import time
+
+import hwtest
+from cluster import Cluster
+from nodeproto import T, NodeClient, crc32c, dec, enc, one
+
+TESTS = []
+test = hwtest.collector(TESTS)
+
+
+class NodeCluster(Cluster):
+    """The cluster without its gateway."""
+
+    def __init__(self, **kw):
+        os.environ.setdefault("HW_GATEWAY_BIN", os.environ["HW_NODE_BIN"])  # never started
+        super().__init__(**kw)
+
+    def start(self, ready_timeout=60.0):
+        for n in self.nodes.values():
+            n.start()
+        self.leader(ready_timeout)
+
+    def procs(self):
+        return list(self.nodes.values())
+
+    def client(self, nid):
+        return NodeClient(self.nodes[nid].address)
+
+    def shard(self, nid):
+        c = self.client(nid)
+        try:
+            return dec(one(c.status(), 7, b""))
+        finally:
+            c.close()
+
+    def leader(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for nid in self.nodes:
+                try:
+                    if one(self.shard(nid), 4, b"") == b"leader":
+                        return nid
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise AssertionError("no leader elected")
+
+
+def stage_all(cl, nids, key, data):
+    up = os.urandom(16)
+    for nid in nids:
+        c = cl.client(nid)
+        c.put(key, data, upload=up)
+        c.close()
+    return up
+
+
+@test
+def status_reports_the_group(cl):
+    leader = cl.leader()
+    for nid in cl.nodes:
+        c = cl.client(nid)
+        st = c.status()
+        c.close()
+        assert one(st, 1) == nid
+        nodes = [dec(b) for b in st.get(6, [])]
+        assert sorted(one(n, 1) for n in nodes) == [1, 2, 3]
+        assert all(one(n, 3, b"") for n in nodes), "raft addresses learned"
+        assert one(dec(one(st, 7, b"")), 3) == leader
+
+
+@test
+def commit_needs_the_leader_and_is_idempotent(cl):
+    leader = cl.leader()
+    follower = next(n for n in cl.nodes if n != leader)
+    data = os.urandom(300_000)
+    up = stage_all(cl, cl.nodes, "/t/a/seg1.m4s", data)
+    c = cl.client(follower)
+    env = c.commit("/t/a/seg1.m4s", up, data, [1, 2, 3])
+    assert one(env, 1) == T["ERROR"] and one(env, 4) == 2, env  # NOT_LEADER
+    assert one(env, 7, b"").decode() == cl.nodes[leader].address
+    assert one(env, 6) == leader
+    c = cl.client(leader)
+    ok = dec(one(c.commit("/t/a/seg1.m4s", up, data, [1, 2, 3], "video/mp4"), 17, b""))
+    version = one(ok, 1)
+    assert version > 0 and one(ok, 2) == 1
+    again = dec(one(c.commit("/t/a/seg1.m4s", up, data, [1, 2, 3], "video/mp4"), 17, b""))
+    assert one(again, 1) == version and one(again, 2) == 0, "a retried commit made a new version"
+    env = c.commit("/t/a/seg2.m4s", os.urandom(16), data, [1])
+    assert one(env, 4) == 4, "a commit without a quorum of holders must be refused"
+
+
+@test
+def followers_never_answer_404_for_a_committed_key(cl):
+    leader = cl.leader()
+    for i in range(5):
+        key = f"/t/ri/seg{i}.ts"
+        data = os.urandom(1000 + i)
+        up = stage_all(cl, cl.nodes, key, data)
+        c = cl.client(leader)
+        assert one(c.commit(key, up, data, [1, 2, 3]), 1) == T["COMMIT_OK"]
+        c.close()
+        for nid in cl.nodes:  # straight after the commit, on every replica
+            c = cl.client(nid)
+            env, meta, body = c.get(key)
+            c.close()
+            assert body == data, (nid, env)
+    c = cl.client(next(n for n in cl.nodes if n != leader))
+    env, meta, body = c.get("/t/ri/absent.ts")
+    assert one(env, 1) == T["ERROR"] and one(env, 4) == 1, env  # NOT_FOUND after read-index
+
+
+@test
+def a_replica_that_missed_the_fanout_serves_and_repairs(cl):
+    leader = cl.leader()
+    others = [n for n in cl.nodes if n != leader]
+    key, data = "/t/rep/seg.ts", os.urandom(2_500_000)
+    up = stage_all(cl, [leader, others[0]], key, data)
+    c = cl.client(leader)
+    assert one(c.commit(key, up, data, [leader, others[0]]), 1) == T["COMMIT_OK"]
+    c = cl.client(others[1])
+    env, meta, body = c.get(key)
+    assert body == data, "served by relaying from a holder"
+    deadline = time.monotonic() + 20
+    while one(cl.shard(others[1]), 9) != 0:
+        assert time.monotonic() < deadline, "repair backlog did not drain"
+        time.sleep(0.1)
+    env, meta, body = cl.client(others[1]).get(key)
+    assert body == data and one(meta, 10) == 1, "bytes now local"
+
+
+@test
+def bad_uploads_are_refused(cl):
+    c = cl.client(1)
+    up = os.urandom(16)
+    c.send(T["STAGE"], 12, [(1, up), (2, "/t/bad/x.ts"), (3, 100)], b"abc")
+    env, _ = c.recv()
+    assert one(env, 1) == T["ERROR"], "a first chunk at offset 100"
+    c.send(T["STAGE"], 12, [(1, up), (2, "/t/bad/x.ts"), (3, 0)], b"abc")
+    assert one(c.recv()[0], 1) == T["STAGE_OK"]
+    c.send(T["FINISH"], 14, [(1, up), (2, "/t/bad/x.ts"), (3, 3), (4, crc32c(b"abd"))])
+    env, _ = c.recv()
+    assert one(env, 4) == 5, env  # CHECKSUM
+    c.send(T["FETCH"], 24, [(1, "/t/bad/x.ts"), (2, os.urandom(16))])
+    env, _ = c.recv()
+    assert one(env, 4) == 1, env  # NOT_FOUND
+
+
+@test
+def garbage_and_wrong_versions_close_only_that_connection(cl):
+    addr = ("127.0.0.1", cl.nodes[2].rpc_port)
+    for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(4096),
+                 struct.pack(">II", 0x7FFFFFFF, 10), struct.pack(">II", 20, 16) + b"\xff" * 16):
+        s = socket.create_connection(addr, timeout=5)
+        s.sendall(junk)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            got += b
+        s.close()
+    s = socket.create_connection(addr, timeout=5)
+    env = enc([(1, T["HELLO"]), (2, 1), (10, [(1, 99)])])
+    s.sendall(struct.pack(">II", 4 + len(env), len(env)) + env)
+    head = s.recv(8)
+    flen, hlen = struct.unpack(">II", head)
+    reply = dec(s.recv(hlen))
+    assert one(reply, 4) == 10, reply  # CODE_VERSION
+    s.close()
+    c = cl.client(2)
+    assert one(c.status(), 1) == 2, "the node still serves"
+    assert cl.nodes[2].alive()
+
+
+if __name__ == "__main__":
+    hwtest.main(TESTS, fixture=lambda: NodeCluster(name="hw-node"))
