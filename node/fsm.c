@@ -52,6 +52,21 @@ static int put_meta(rocksdb_writebatch_t *b, const struct nd_skey *k, const Hw__
     return 0;
 }
 
+/* Keep the expiry index in step with a key's meta: drop the old entry, add the new one. */
+static void expiry_update(struct nd_fsm *f, rocksdb_writebatch_t *b, const Hw__ObjectMeta *old,
+                          const Hw__ObjectMeta *cur)
+{
+    struct nd_skey k;
+    if (old != NULL && old->expires_ms > 0) {
+        nd_skey_expiry(&k, f->shard, (uint64_t)old->expires_ms, old->key, strlen(old->key));
+        nd_batch_del(b, &k);
+    }
+    if (cur != NULL && cur->expires_ms > 0) {
+        nd_skey_expiry(&k, f->shard, (uint64_t)cur->expires_ms, cur->key, strlen(cur->key));
+        nd_batch_put(b, &k, "", 0);
+    }
+}
+
 static void put_applied(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index)
 {
     struct nd_skey k;
@@ -111,6 +126,7 @@ static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
         nd_batch_put(b, &rk, meta->upload_id.data, ND_UPLOAD_ID_LEN);
         f->repair_backlog++;
     }
+    expiry_update(f, b, old, meta);
     int rv = put_meta(b, &mk, meta);
     char v[8];
     nd_put_u64(v, index);
@@ -122,8 +138,10 @@ static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
     return rv;
 }
 
+/* DELETE, or EXPIRE when only_version != 0: remove the key only if it still has that
+ * version (a PUT after the expiry was decided wins). */
 static int apply_delete(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
-                        const Hw__ObjectMeta *meta)
+                        const Hw__ObjectMeta *meta, uint64_t only_version)
 {
     struct nd_skey mk, rk;
     if (meta->key == NULL || strlen(meta->key) > ND_KEY_MAX)
@@ -132,10 +150,15 @@ static int apply_delete(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t inde
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
     nd_skey_repair(&rk, f->shard, meta->key, keylen);
     Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    if (old != NULL && only_version != 0 && old->version != only_version) {
+        hw__object_meta__free_unpacked(old, NULL);
+        old = NULL;
+    }
     f->result.version = index;
     f->result.found = old != NULL;
     if (old == NULL)
         return 0;
+    expiry_update(f, b, old, NULL);
     if (old->local)
         nd_batch_del_chunks(b, old->upload_id.data);
     else if (f->repair_backlog > 0)
@@ -161,7 +184,9 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
         if (e->kind == HW__RAFT_ENTRY__KIND__KIND_PUT)
             rv = apply_put(f, b, index, e->meta);
         else if (e->kind == HW__RAFT_ENTRY__KIND__KIND_DELETE)
-            rv = apply_delete(f, b, index, e->meta);
+            rv = apply_delete(f, b, index, e->meta, 0);
+        else if (e->kind == HW__RAFT_ENTRY__KIND__KIND_EXPIRE && e->meta->version > 0)
+            rv = apply_delete(f, b, index, e->meta, e->meta->version);
     }
     if (rv != 0) {
         /* Skip the entry but still record the index: every replica skips it alike. */
@@ -405,6 +430,7 @@ static void restore_object(struct nd_fsm *f, rocksdb_writebatch_t *b, Hw__Object
         nd_batch_put(b, &rk, m->upload_id.data, ND_UPLOAD_ID_LEN);
         (*backlog)++;
     }
+    expiry_update(f, b, NULL, m);
     put_meta(b, &mk, m);
 }
 
@@ -442,6 +468,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     each_prefix(f->store, 'm', f->shard, drop_old_cb, &kp);
     each_prefix(f->store, 'r', f->shard, drop_old_cb, &kp);
     each_prefix(f->store, 'c', f->shard, drop_old_cb, &kp);
+    each_prefix(f->store, 'x', f->shard, drop_old_cb, &kp);
     for (size_t i = 0; i < snap->n_committed_uploads; i++) {
         ProtobufCBinaryData *u = &snap->committed_uploads[i];
         if (u->len != ND_UPLOAD_ID_LEN + 8)

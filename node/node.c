@@ -208,6 +208,7 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     nd_repair_tick(n);
+    nd_expire_tick(n);
 }
 
 static void fsm_on_missing(struct nd_fsm *f, void *data)

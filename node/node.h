@@ -58,6 +58,8 @@ struct nd_node {
     int repair_running;
     char *repair_cursor; /* owned: last key repaired or skipped */
     uint64_t last_gc_ms;
+    uint64_t last_expire_ms;
+    int expire_running;
     int gc_running;
 };
 
@@ -78,5 +80,7 @@ int nd_work(struct nd_node *n, void (*fn)(void *arg), void (*done)(void *arg, in
 /* Repair and GC (repair.c). */
 void nd_repair_kick(struct nd_node *n);
 void nd_repair_tick(struct nd_node *n);
+/* TTL cleanup on the shard leader (expire.c). */
+void nd_expire_tick(struct nd_node *n);
 
 #endif

@@ -167,6 +167,9 @@ static void on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
     case HW__MSG_TYPE__MSG_READ_INDEX:
         nd_handle_read_index(sc, env);
         break;
+    case HW__MSG_TYPE__MSG_LIST:
+        nd_handle_list(sc, env);
+        break;
     default:
         CM_WARN("rpc unknown request type=%d conn=%llu", (int)env->type,
                 (unsigned long long)cm_rpc_id(c));

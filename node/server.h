@@ -49,6 +49,7 @@ void nd_handle_read_index(struct nd_sconn *sc, const Hw__Envelope *env);
 void nd_handle_status(struct nd_sconn *sc, const Hw__Envelope *env);
 void nd_handle_get(struct nd_sconn *sc, const Hw__Envelope *env, int head);
 void nd_handle_fetch(struct nd_sconn *sc, const Hw__Envelope *env);
+void nd_handle_list(struct nd_sconn *sc, const Hw__Envelope *env);
 
 /* Shard of a key: crc32c of its stream directory mod the shard count. */
 uint32_t nd_shard_of(const char *key, uint32_t shard_count);

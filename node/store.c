@@ -80,6 +80,17 @@ void nd_skey_committed(struct nd_skey *k, uint32_t shard, const uint8_t *upload)
     k->len += ND_UPLOAD_ID_LEN;
 }
 
+void nd_skey_expiry(struct nd_skey *k, uint32_t shard, uint64_t expires_ms, const char *key,
+                    size_t keylen)
+{
+    nd_skey_prefix(k, 'x', shard);
+    nd_put_u64(k->b + 5, expires_ms);
+    if (keylen > ND_KEY_MAX)
+        keylen = ND_KEY_MAX;
+    memcpy(k->b + 13, key, keylen);
+    k->len = 13 + keylen;
+}
+
 void nd_skey_applied(struct nd_skey *k, uint32_t shard)
 {
     nd_skey_prefix(k, 'a', shard);

@@ -7,6 +7,7 @@
  *   'c' shard(4) upload(16)   -> version(8)                    committed uploads (idempotence)
  *   'r' shard(4) key          -> upload(16)                    repair marker: bytes missing
  *   'a' shard(4)              -> index(8)                      applied index of the shard FSM
+ *   'x' shard(4) expires(8) key -> ""                          expiry index (TTL cleanup)
  *   'b'                       -> "1"                           the raft group was bootstrapped
  *
  * Integers are big-endian so keys sort by them. All functions are thread-safe (RocksDB
@@ -32,7 +33,7 @@ struct nd_store {
 /* A store key in caller storage. */
 struct nd_skey {
     size_t len;
-    char b[1 + 4 + ND_KEY_MAX + 16];
+    char b[1 + 4 + 8 + ND_KEY_MAX + 16];
 };
 
 void nd_skey_meta(struct nd_skey *k, uint32_t shard, const char *key, size_t keylen);
@@ -41,6 +42,8 @@ void nd_skey_staged(struct nd_skey *k, const uint8_t *upload);
 void nd_skey_committed(struct nd_skey *k, uint32_t shard, const uint8_t *upload);
 void nd_skey_repair(struct nd_skey *k, uint32_t shard, const char *key, size_t keylen);
 void nd_skey_applied(struct nd_skey *k, uint32_t shard);
+void nd_skey_expiry(struct nd_skey *k, uint32_t shard, uint64_t expires_ms, const char *key,
+                    size_t keylen);
 void nd_skey_prefix(struct nd_skey *k, char tag, uint32_t shard); /* tag + shard */
 
 void nd_put_u64(char *p, uint64_t v);

@@ -6,7 +6,8 @@ import struct
 
 T = dict(HELLO=1, HELLO_OK=2, STAGE=3, STAGE_OK=4, FINISH=5, FINISH_OK=6, COMMIT=7,
          COMMIT_OK=8, GET=9, DATA=10, HEAD=11, HEAD_OK=12, DELETE=13, DELETE_OK=14, FETCH=15,
-         STATUS=17, STATUS_OK=18, READ_INDEX=19, READ_INDEX_OK=20, ERROR=21)
+         STATUS=17, STATUS_OK=18, READ_INDEX=19, READ_INDEX_OK=20, ERROR=21, LIST=22,
+         LIST_OK=23)
 
 _CRC = []
 for i in range(256):
@@ -155,10 +156,19 @@ class NodeClient:
         assert one(env, 1) == T["FINISH_OK"], env
         return upload
 
-    def commit(self, key, upload, data, holders, ctype="application/octet-stream"):
+    def commit(self, key, upload, data, holders, ctype="application/octet-stream", ttl=None):
         self.send(T["COMMIT"], 16, [(1, key), (2, upload), (3, len(data)), (4, crc32c(data)),
-                                    (5, ctype), (6, holders)])
+                                    (5, ctype), (6, holders), (7, ttl)])
         return self.recv()[0]
+
+    def list(self, prefix, cursor="", limit=0):
+        """-> (list of meta dicts, next cursor) or raises on an ERROR answer."""
+        self.send(T["LIST"], 27, [(1, prefix), (2, cursor or None), (3, limit or None)])
+        env, _ = self.recv()
+        if one(env, 1) != T["LIST_OK"]:
+            raise RuntimeError(env)
+        ok = dec(one(env, 28, b""))
+        return [dec(m) for m in ok.get(1, [])], one(ok, 2, b"").decode()
 
     def get(self, key):
         self.send(T["GET"], 18, [(1, key)])

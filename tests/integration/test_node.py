@@ -136,6 +136,48 @@ def a_replica_that_missed_the_fanout_serves_and_repairs(cl):
 
 
 @test
+def listing_pages_through_keys_in_order(cl):
+    leader = cl.leader()
+    keys = [f"/t/list/seg{i:03d}.ts" for i in range(25)]
+    for k in keys:
+        up = stage_all(cl, cl.nodes, k, k.encode())
+        assert one(cl.client(leader).commit(k, up, k.encode(), [1, 2, 3]), 1) == T["COMMIT_OK"]
+    c = cl.client(leader)
+    seen, cursor = [], ""
+    while True:
+        page, cursor = c.list("/t/list/", cursor, 10)
+        assert len(page) <= 10
+        seen += [one(m, 1, b"").decode() for m in page]
+        if not cursor:
+            break
+    assert seen == keys, seen
+    assert c.list("/t/nothing/")[0] == []
+
+
+@test
+def expired_objects_vanish_everywhere(cl):
+    leader = cl.leader()
+    data = b"x" * 5000
+    up = stage_all(cl, cl.nodes, "/t/ttl/seg.ts", data)
+    c = cl.client(leader)
+    assert one(c.commit("/t/ttl/seg.ts", up, data, [1, 2, 3], ttl=1), 1) == T["COMMIT_OK"]
+    assert c.get("/t/ttl/seg.ts")[2] == data
+    deadline = time.monotonic() + 10
+    while True:
+        answers = [cl.client(n).get("/t/ttl/seg.ts")[0] for n in cl.nodes]
+        if all(one(a, 4) == 1 for a in answers):  # NOT_FOUND on every replica
+            break
+        assert time.monotonic() < deadline, answers
+        time.sleep(0.2)
+    assert [one(m, 1, b"") for m in c.list("/t/ttl/")[0]] == []
+    # The leader's sweep replicates the deletion (an EXPIRE entry in the log).
+    deadline = time.monotonic() + 10
+    while not any("expiring objects count=1" in line for line in cl.nodes[leader].tail(400)):
+        assert time.monotonic() < deadline, "no replicated expiry"
+        time.sleep(0.2)
+
+
+@test
 def bad_uploads_are_refused(cl):
     c = cl.client(1)
     up = os.urandom(16)

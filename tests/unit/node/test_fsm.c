@@ -162,3 +162,32 @@ Test(fsm, delete_and_garbage)
     cr_assert_neq(nd_fsm_apply_at(&fsm, 4, "\xff\xff\xff", 3), 0);
     cr_assert_eq(fsm.applied, 4);
 }
+
+Test(fsm, expire_removes_only_the_version_it_names)
+{
+    uint8_t buf[512];
+    stage(up1, "/live/e.ts", "short", 1);
+    size_t n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/live/e.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 1, buf, n), 0);
+    /* An EXPIRE naming an older version loses against the current one. */
+    Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
+    Hw__ObjectMeta m = HW__OBJECT_META__INIT;
+    struct raft_buffer rb;
+    e.kind = HW__RAFT_ENTRY__KIND__KIND_EXPIRE;
+    e.meta = &m;
+    m.key = "/live/e.ts";
+    m.version = 7;
+    cr_assert_eq(nd_fsm_encode(&e, &rb), 0);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 2, rb.base, rb.len), 0);
+    raft_free(rb.base);
+    cr_assert(!fsm.result.found);
+    Hw__ObjectMeta *cur = meta_of("/live/e.ts");
+    cr_assert_not_null(cur);
+    hw__object_meta__free_unpacked(cur, NULL);
+    m.version = 1;
+    cr_assert_eq(nd_fsm_encode(&e, &rb), 0);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 3, rb.base, rb.len), 0);
+    raft_free(rb.base);
+    cr_assert(fsm.result.found);
+    cr_assert_null(meta_of("/live/e.ts"));
+}

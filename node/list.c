@@ -1,0 +1,119 @@
+/* LIST {prefix, cursor, limit}: keys of this node's shard under a prefix, in key order,
+ * after the cursor, expired objects left out; read on the thread pool. The gateway sends it
+ * to the shard leader so a listing includes every acknowledged write. */
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "log.h"
+#include "server.h"
+#include "timeutil.h"
+
+#define LIST_MAX 1000
+
+struct list_op {
+    struct nd_req req;
+    struct nd_node *n;
+    char *prefix, *cursor; /* owned */
+    uint32_t limit;
+    Hw__ObjectMeta **objs;
+    size_t nobjs;
+    int more;
+    int rv;
+};
+
+static void list_fn(void *arg)
+{
+    struct list_op *op = arg;
+    struct nd_skey pre, start;
+    int64_t now = cm_wall_ms();
+    nd_skey_meta(&pre, op->n->shard, op->prefix, strlen(op->prefix));
+    if (op->cursor[0] != '\0' && strncmp(op->cursor, op->prefix, strlen(op->prefix)) == 0)
+        nd_skey_meta(&start, op->n->shard, op->cursor, strlen(op->cursor));
+    else
+        start = pre;
+    op->objs = cm_calloc(op->limit, sizeof(*op->objs));
+    if (op->objs == NULL) {
+        op->rv = CM_ENOMEM;
+        return;
+    }
+    rocksdb_iterator_t *it = rocksdb_create_iterator(op->n->store.db, op->n->store.ro);
+    for (rocksdb_iter_seek(it, start.b, start.len); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < pre.len || memcmp(k, pre.b, pre.len) != 0)
+            break;
+        if (start.len != pre.len && klen == start.len && memcmp(k, start.b, klen) == 0)
+            continue; /* the cursor itself was on the previous page */
+        if (op->nobjs == op->limit) {
+            op->more = 1;
+            break;
+        }
+        const char *v = rocksdb_iter_value(it, &vlen);
+        Hw__ObjectMeta *m = nd_meta_unpack(v, vlen);
+        if (m == NULL)
+            continue;
+        if (m->expires_ms > 0 && now >= m->expires_ms) {
+            hw__object_meta__free_unpacked(m, NULL);
+            continue;
+        }
+        op->objs[op->nobjs++] = m;
+    }
+    rocksdb_iter_destroy(it);
+}
+
+static void list_done(void *arg, int status)
+{
+    struct list_op *op = arg;
+    if (status != 0 || op->rv != 0) {
+        nd_req_error(&op->req, HW__CODE__CODE_INTERNAL, "listing failed");
+    } else {
+        Hw__Envelope env;
+        Hw__ListOk ok = HW__LIST_OK__INIT;
+        cm_env_init(&env, HW__MSG_TYPE__MSG_LIST_OK, 0, 0);
+        ok.n_objects = op->nobjs;
+        ok.objects = op->objs;
+        ok.next_cursor = op->more && op->nobjs > 0 ? op->objs[op->nobjs - 1]->key : "";
+        env.list_ok = &ok;
+        nd_req_send(&op->req, &env, NULL, 0);
+    }
+    for (size_t i = 0; i < op->nobjs; i++)
+        hw__object_meta__free_unpacked(op->objs[i], NULL);
+    cm_free(op->objs);
+    cm_free(op->prefix);
+    cm_free(op->cursor);
+    nd_req_end(&op->req);
+    cm_free(op);
+}
+
+void nd_handle_list(struct nd_sconn *sc, const Hw__Envelope *env)
+{
+    const Hw__List *l = env->list;
+    if (l == NULL || l->prefix == NULL || l->prefix[0] != '/' || strlen(l->prefix) > 1024 ||
+        (l->cursor != NULL && strlen(l->cursor) > 1024)) {
+        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
+                          "LIST needs a prefix starting with '/'");
+        return;
+    }
+    struct list_op *op = cm_calloc(1, sizeof(*op));
+    if (op == NULL || (op->prefix = cm_strdup(l->prefix)) == NULL ||
+        (op->cursor = cm_strdup(l->cursor ? l->cursor : "")) == NULL) {
+        if (op != NULL)
+            cm_free(op->prefix);
+        cm_free(op);
+        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_INTERNAL,
+                          "out of memory");
+        return;
+    }
+    op->n = sc->n;
+    op->limit = l->limit == 0 || l->limit > LIST_MAX ? LIST_MAX : l->limit;
+    nd_req_begin(&op->req, sc, env);
+    if (nd_work(sc->n, list_fn, list_done, op) != 0) {
+        nd_req_error(&op->req, HW__CODE__CODE_INTERNAL, "cannot queue the listing");
+        cm_free(op->prefix);
+        cm_free(op->cursor);
+        nd_req_end(&op->req);
+        cm_free(op);
+    }
+}
