@@ -206,6 +206,13 @@ class Cluster:
             raise AssertionError(f"{n.name} is still running")
         n.start()
 
+    def ensure_all_up(self, timeout=60.0):
+        """Restart every node that is not running and wait for /readyz."""
+        for n in self.nodes.values():
+            if not n.alive():
+                n.start()
+        self.wait_ready(timeout)
+
     def stop(self, timeout=10.0):
         """SIGTERM everything, SIGKILL what is left after `timeout`. Returns a list of problems
         (sanitizer reports, daemons that needed SIGKILL or exited non-zero on SIGTERM)."""
@@ -276,7 +283,7 @@ class Cluster:
                 last = v
             except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
                 last = f"{type(e).__name__}: {e}"
-            if not self.gateway.alive():
+            if self.gateway.proc is not None and not self.gateway.alive():
                 raise AssertionError(f"gateway died while waiting for {what}")
             if time.monotonic() >= deadline:
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; "

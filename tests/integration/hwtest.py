@@ -14,8 +14,8 @@ stopped after the last). Prints `PASS name` / `FAIL name` + traceback per test, 
 diagnostics (log tails) after the first failure, and ends with exactly one line
 `hwtest: N passed, N failed` (scripts/test-summary.py counts it). Exit status 1 on any failure.
 
-Tests marked `@test` after a failed test marked `requires_previous=True` are reported as failed
-without running (they depend on state the failed step should have produced).
+`@test(needs=["other_test"])` marks a test that depends on state earlier tests produce: when one
+of them failed or did not run, it is reported as failed without running.
 """
 import os
 import signal
@@ -29,9 +29,9 @@ class Skip(Exception):
 
 
 def collector(registry):
-    def test(fn=None, *, requires_previous=False):
+    def test(fn=None, *, needs=()):
         def add(f):
-            f.hw_requires_previous = requires_previous
+            f.hw_needs = tuple(needs)
             registry.append(f)
             return f
         return add(fn) if fn is not None else add
@@ -49,7 +49,8 @@ def main(tests, fixture=None):
     passed = failed = 0
     dumped = False
     fx = None
-    broken = None
+    failed_names = set()
+    fixture_broken = False
     t_start = time.monotonic()
     try:
         if fixture is not None:
@@ -63,14 +64,17 @@ def main(tests, fixture=None):
                     fx.dump_logs()
                     dumped = True
                 failed += 1
-                broken = "fixture_start"
+                fixture_broken = True
         for fn in tests:
             name = fn.__name__
             if only and name not in only:
                 continue
-            if broken is not None and (fn.hw_requires_previous or broken == "fixture_start"):
-                print(f"FAIL {name} (not run: {broken} failed)", flush=True)
+            missing = [n for n in fn.hw_needs if n in failed_names]
+            if fixture_broken or missing:
+                why = "fixture_start" if fixture_broken else ", ".join(missing)
+                print(f"FAIL {name} (not run: {why} failed)", flush=True)
                 failed += 1
+                failed_names.add(name)
                 continue
             t0 = time.monotonic()
             print(f"---- {name}", flush=True)
@@ -87,7 +91,7 @@ def main(tests, fixture=None):
                 traceback.print_exc()
                 print(f"FAIL {name} [{time.monotonic() - t0:.1f}s]", flush=True)
                 failed += 1
-                broken = name
+                failed_names.add(name)
                 if fx is not None and hasattr(fx, "dump_logs") and not dumped:
                     fx.dump_logs()
                     dumped = True

@@ -1,0 +1,44 @@
+#include "admin.h"
+
+#include <string.h>
+
+#include "cluster.h"
+
+/* The path of a target, without query string. */
+static int path_is(const struct gw_http_req *req, const char *path)
+{
+    const char *u = req->url.p ? req->url.p : "";
+    size_t n = strlen(path);
+    return strncmp(u, path, n) == 0 && (u[n] == '\0' || u[n] == '?');
+}
+
+void gw_admin_route(void *arg, struct gw_conn *c, struct gw_http_req *req)
+{
+    struct gw_ctx *ctx = arg;
+    static const char ok[] = "{\"ok\":true}\n";
+    static const char notready[] = "{\"ok\":false}\n";
+    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+        gw_conn_error(c, 405, "bad_request", "admin endpoints accept GET only", GW_COMMITTED_OMIT);
+        return;
+    }
+    if (path_is(req, "/healthz")) {
+        gw_conn_respond(c, 200, "application/json", NULL, ok, sizeof(ok) - 1);
+    } else if (path_is(req, "/readyz")) {
+        if (gw_cluster_ready(ctx->cluster))
+            gw_conn_respond(c, 200, "application/json", NULL, ok, sizeof(ok) - 1);
+        else
+            gw_conn_respond(c, 503, "application/json", "Retry-After: 1\r\n", notready,
+                            sizeof(notready) - 1);
+    } else if (path_is(req, "/status")) {
+        struct cm_sbuf s;
+        cm_sbuf_init(&s);
+        gw_cluster_status_json(ctx->cluster, &s);
+        if (s.oom)
+            gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
+        else
+            gw_conn_respond(c, 200, "application/json", NULL, s.p, s.len);
+        cm_sbuf_free(&s);
+    } else {
+        gw_conn_error(c, 404, "not_found", "unknown admin endpoint", GW_COMMITTED_OMIT);
+    }
+}

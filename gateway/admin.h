@@ -1,0 +1,11 @@
+/* Admin port routes: GET /healthz, /readyz, /status (JSON as in docs/internals.md). */
+#ifndef GW_ADMIN_H
+#define GW_ADMIN_H
+
+#include "gateway.h"
+#include "http.h"
+#include "server.h"
+
+void gw_admin_route(void *ctx, struct gw_conn *c, struct gw_http_req *req);
+
+#endif

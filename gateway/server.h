@@ -1,0 +1,78 @@
+/* HTTP/1.1 server connections on libuv: accept, read into refcounted buffers, frame requests
+ * with gw_http_in, hand each request to a route function, write responses in order.
+ *
+ * One request per connection is active at a time; pipelined requests wait (their bytes stay
+ * buffered and the socket stops reading) until the active one has been answered, so answers
+ * go out in request order. A route answers at once (gw_conn_respond / gw_conn_error) or installs
+ * a handler (gw_conn_set_handler) that receives the body and later answers. When the handler's
+ * answer is complete it calls gw_conn_done; from then on the handler must not touch the conn.
+ * If the connection dies first, the handler's on_abort runs (once) and the conn is gone.
+ *
+ * An answer sent before the request body was fully read closes the connection afterwards
+ * (after a short linger that drains the client's bytes, so the answer is not lost to a RST). */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "http.h"
+
+struct gw_server;
+struct gw_conn;
+
+/* Called for every request head. req is borrowed until the answer is done. */
+typedef void (*gw_route_fn)(void *arg, struct gw_conn *c, struct gw_http_req *req);
+
+struct gw_handler_ops {
+    void (*on_body)(void *h, const struct cm_slice *piece); /* borrowed slice */
+    void (*on_read_done)(void *h); /* after the body pieces of one socket read */
+    void (*on_body_end)(void *h);
+    void (*on_drain)(void *h); /* the response write queue fell below the low mark */
+    void (*on_abort)(void *h); /* connection gone: drop every reference to it */
+};
+
+#define GW_CONN_HIGH_WATER (8u * 1024u * 1024u)
+#define GW_CONN_LOW_WATER (1u * 1024u * 1024u)
+
+/* reuseport: bind with SO_REUSEPORT so several loops (threads) can listen on one port and the
+ * kernel spreads connections over them. */
+int gw_server_listen(uv_loop_t *loop, const char *hostport, const char *name, int reuseport,
+                     gw_route_fn route, void *arg, struct gw_server **out, char *errmsg,
+                     size_t errlen);
+/* Stop listening and close every connection (handlers get on_abort). Frees itself once its
+ * handles are closed. */
+void gw_server_close(struct gw_server *s);
+
+void gw_conn_set_handler(struct gw_conn *c, const struct gw_handler_ops *ops, void *h);
+uint64_t gw_conn_id(const struct gw_conn *c);
+/* Would the connection stay open after this answer (client keep-alive, body fully read)? */
+int gw_conn_keep_alive(const struct gw_conn *c);
+/* Answer with Connection: close and close afterwards. */
+void gw_conn_set_close(struct gw_conn *c);
+/* Send "100 Continue" when the client asked for it (idempotent). */
+void gw_conn_continue(struct gw_conn *c);
+
+/* Response pieces: the status line (+ Connection: close when needed) and the caller's header
+ * lines (each ending in \r\n; the blank line is added here). */
+int gw_conn_write_head(struct gw_conn *c, int status, const char *headers, size_t len);
+/* Body slices: refs are taken until written. */
+int gw_conn_write_body(struct gw_conn *c, const struct cm_slice *s, size_t n);
+size_t gw_conn_write_queue(const struct gw_conn *c);
+/* The answer is complete; the handler is detached. */
+void gw_conn_done(struct gw_conn *c);
+
+/* Whole answers (then done). extra: more header lines or NULL. */
+void gw_conn_respond(struct gw_conn *c, int status, const char *ctype, const char *extra,
+                     const char *body, size_t len);
+/* JSON error answer + one log line. Retry-After: 1 is added for 503. */
+void gw_conn_error(struct gw_conn *c, int status, const char *code, const char *message,
+                   enum gw_committed committed);
+
+/* Request-body flow control. */
+void gw_conn_read_pause(struct gw_conn *c);
+void gw_conn_read_resume(struct gw_conn *c);
+
+#endif

@@ -1,0 +1,65 @@
+/* In-process fake storage nodes for gateway tests: speak the node RPC (HELLO, STATUS, STAGE,
+ * FINISH, COMMIT, GET, HEAD, DELETE) over real loopback sockets via common/rpc.h. Node 1 is the
+ * shard leader; the others answer COMMIT/DELETE with NOT_LEADER naming it. Objects live in one
+ * shared table (as if Raft had replicated them). Faults: a node can be down (not listening) or
+ * silent (accepts STAGE/FINISH without answering). */
+#ifndef TEST_FAKE_CLUSTER_H
+#define TEST_FAKE_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "rpc.h"
+
+#define FC_NODES 3
+#define FC_UPLOADS 64
+#define FC_OBJECTS 64
+
+struct fc_upload {
+    uint8_t id[16];
+    int used;
+    int finished;
+    struct cm_sbuf data;
+};
+
+struct fc_object {
+    int used;
+    char key[1100];
+    struct cm_sbuf data;
+    char ctype[128];
+    char cache_control[128];
+    uint64_t version;
+    uint8_t upload_id[16];
+    uint32_t holders;
+};
+
+struct fc_node {
+    struct fc_cluster *fc;
+    uint32_t id;
+    char addr[64];
+    struct cm_rpc_server *srv;
+    int silent;
+    int get_unavailable; /* answer GET/HEAD with UNAVAILABLE */
+    int stages, finishes, commits, gets;
+    struct fc_upload up[FC_UPLOADS];
+};
+
+struct fc_cluster {
+    uv_loop_t *loop;
+    struct fc_node n[FC_NODES];
+    struct fc_object obj[FC_OBJECTS];
+    uint64_t index;
+    int no_leader;     /* answer COMMIT with NO_LEADER */
+    int commit_silent; /* the leader takes COMMIT and never answers */
+};
+
+/* Pick free ports and start every node listening. */
+void fc_start(struct fc_cluster *fc, uv_loop_t *loop);
+void fc_node_down(struct fc_cluster *fc, int i);
+void fc_node_up(struct fc_cluster *fc, int i);
+void fc_stop(struct fc_cluster *fc);
+struct fc_object *fc_find(struct fc_cluster *fc, const char *key);
+
+#endif

@@ -1,0 +1,150 @@
+/* Gateway flags, env and validation. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "gwconfig.h"
+
+static int parse(struct gw_config *cfg, int argc, char **argv, char *err)
+{
+    int rv = gw_config_parse(cfg, argc, argv, err, 256);
+    if (rv == 0)
+        rv = gw_config_validate(cfg, err, 256);
+    return rv;
+}
+
+Test(config, defaults)
+{
+    struct gw_config cfg;
+    char err[256];
+    char *argv[] = {"gw", "--nodes", "127.0.0.1:7001,127.0.0.1:7002", NULL};
+    cr_assert_eq(parse(&cfg, 3, argv, err), 0, "%s", err);
+    cr_assert_str_eq(cfg.listen, "127.0.0.1:8080");
+    cr_assert_str_eq(cfg.admin_listen, "127.0.0.1:9080");
+    cr_assert_eq(cfg.max_object_size, 64ull << 20);
+    cr_assert_eq(cfg.threads, 1);
+    cr_assert_eq(cfg.nseeds, 2);
+    cr_assert_str_eq(cfg.seeds[0], "127.0.0.1:7001");
+    cr_assert_str_eq(cfg.seeds[1], "127.0.0.1:7002");
+    cr_assert_str_eq(cfg.zone, "");
+}
+
+Test(config, nodes_required)
+{
+    struct gw_config cfg;
+    char err[256];
+    char *argv[] = {"gw", NULL};
+    cr_assert_eq(parse(&cfg, 1, argv, err), CM_EINVAL);
+    cr_assert(strstr(err, "nodes") != NULL, "%s", err);
+}
+
+Test(config, help)
+{
+    struct gw_config cfg;
+    char err[256];
+    char *argv[] = {"gw", "--help", NULL};
+    cr_assert_eq(gw_config_parse(&cfg, 2, argv, err, sizeof(err)), CM_EHELP);
+}
+
+Test(config, flags_and_sizes)
+{
+    struct gw_config cfg;
+    char err[256];
+    char *argv[] = {"gw",          "--nodes=n1:7001", "--listen", "0.0.0.0:80",        "--zone",
+                    "eu-1",        "--threads",       "4",        "--max-object-size", "1G",
+                    "--log-level", "debug",           NULL};
+    cr_assert_eq(parse(&cfg, 12, argv, err), 0, "%s", err);
+    cr_assert_str_eq(cfg.listen, "0.0.0.0:80");
+    cr_assert_str_eq(cfg.zone, "eu-1");
+    cr_assert_eq(cfg.threads, 4);
+    cr_assert_eq(cfg.max_object_size, 1ull << 30);
+    cr_assert_eq(cfg.level, 0);
+}
+
+Test(config, env_then_flags)
+{
+    struct gw_config cfg;
+    char err[256];
+    setenv("HEADWATER_NODES", "127.0.0.1:7005", 1);
+    setenv("HEADWATER_MAX_OBJECT_SIZE", "2M", 1);
+    char *argv[] = {"gw", "--max-object-size", "3M", NULL};
+    int rv = parse(&cfg, 3, argv, err);
+    unsetenv("HEADWATER_NODES");
+    unsetenv("HEADWATER_MAX_OBJECT_SIZE");
+    cr_assert_eq(rv, 0, "%s", err);
+    cr_assert_str_eq(cfg.seeds[0], "127.0.0.1:7005");
+    cr_assert_eq(cfg.max_object_size, 3ull << 20);
+}
+
+static void expect_invalid(struct gw_config *cfg, const char *what)
+{
+    char err[256] = "";
+    cr_assert_eq(gw_config_validate(cfg, err, sizeof(err)), CM_EINVAL, "%s accepted", what);
+    cr_assert_neq(err[0], '\0');
+}
+
+static void base(struct gw_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen = "127.0.0.1:8080";
+    cfg->admin_listen = "127.0.0.1:9080";
+    cfg->nodes = "127.0.0.1:7001";
+    cfg->threads = 1;
+    cfg->max_object_size = 1024;
+    cfg->log_level = "info";
+}
+
+Test(config, validate_pure)
+{
+    struct gw_config cfg;
+    char err[256];
+    base(&cfg);
+    cr_assert_eq(gw_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    base(&cfg);
+    cfg.listen = "nope";
+    expect_invalid(&cfg, "listen without port");
+    base(&cfg);
+    cfg.admin_listen = "127.0.0.1:99999";
+    expect_invalid(&cfg, "port out of range");
+    base(&cfg);
+    cfg.admin_listen = cfg.listen;
+    expect_invalid(&cfg, "same listen and admin");
+    base(&cfg);
+    cfg.nodes = "";
+    expect_invalid(&cfg, "empty nodes");
+    base(&cfg);
+    cfg.nodes = "127.0.0.1:7001,,127.0.0.1:7002";
+    expect_invalid(&cfg, "empty entry");
+    base(&cfg);
+    cfg.nodes = "127.0.0.1:7001,127.0.0.1:7001";
+    expect_invalid(&cfg, "duplicate");
+    base(&cfg);
+    cfg.nodes = "127.0.0.1";
+    expect_invalid(&cfg, "node without port");
+    base(&cfg);
+    cfg.threads = 0;
+    expect_invalid(&cfg, "zero threads");
+    base(&cfg);
+    cfg.max_object_size = 0;
+    expect_invalid(&cfg, "zero max size");
+    base(&cfg);
+    cfg.log_level = "loud";
+    expect_invalid(&cfg, "bad level");
+    base(&cfg);
+    cfg.nodes = "[::1]:7001,localhost:7002";
+    cr_assert_eq(gw_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.nseeds, 2);
+}
+
+Test(config, bad_flag_values)
+{
+    struct gw_config cfg;
+    char err[256];
+    char *a1[] = {"gw", "--nodes", "h:1", "--threads", "0", NULL};
+    cr_assert_eq(gw_config_parse(&cfg, 5, a1, err, sizeof(err)), CM_EINVAL);
+    char *a2[] = {"gw", "--nodes", "h:1", "--max-object-size", "12Q", NULL};
+    cr_assert_eq(gw_config_parse(&cfg, 5, a2, err, sizeof(err)), CM_EINVAL);
+    char *a3[] = {"gw", "--nodes", "h:1", "--bogus", NULL};
+    cr_assert_eq(gw_config_parse(&cfg, 4, a3, err, sizeof(err)), CM_EINVAL);
+}
