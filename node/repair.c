@@ -20,7 +20,7 @@
 #include "timeutil.h"
 
 #define REPAIR_BATCH 32
-#define GC_EVERY_MS 30000
+#define GC_EVERY_MS 30000 /* or half of --staged-ttl when that is shorter */
 
 struct repair_pass {
     struct nd_node *n;
@@ -391,7 +391,8 @@ void nd_repair_tick(struct nd_node *n)
 {
     nd_repair_kick(n);
     uint64_t now = cm_mono_ms();
-    if (n->gc_running || n->stopping || now - n->last_gc_ms < GC_EVERY_MS)
+    uint64_t every = n->cfg->staged_ttl * 500 < GC_EVERY_MS ? n->cfg->staged_ttl * 500 : GC_EVERY_MS;
+    if (n->gc_running || n->stopping || now - n->last_gc_ms < every)
         return;
     n->last_gc_ms = now;
     struct gc_pass *g = cm_calloc(1, sizeof(*g));

@@ -178,6 +178,32 @@ def expired_objects_vanish_everywhere(cl):
 
 
 @test
+def staged_uploads_that_never_commit_are_collected(cl):
+    # The fixture runs nodes with --staged-ttl 5: GC passes every 2.5 s.
+    data = os.urandom(200_000)
+    up = stage_all(cl, [1], "/t/gc/orphan.ts", data)
+    c = cl.client(1)
+    c.send(T["FETCH"], 24, [(1, "/t/gc/orphan.ts"), (2, up)])
+    env, payload = c.recv()
+    assert one(env, 1) == T["DATA"], "a finished staged upload is held"
+    while not one(dec(one(env, 19, b"")), 3):
+        env, more = c.recv()
+        payload += more
+    assert payload == data
+    deadline = time.monotonic() + 20
+    while True:
+        c.send(T["FETCH"], 24, [(1, "/t/gc/orphan.ts"), (2, up)])
+        env, _ = c.recv()
+        while one(env, 1) == T["DATA"] and not one(dec(one(env, 19, b"")), 3):
+            env, _ = c.recv()
+        if one(env, 1) == T["ERROR"] and one(env, 4) == 1:
+            break
+        assert time.monotonic() < deadline, "the orphaned upload was never collected"
+        time.sleep(0.5)
+    assert any("gc dropped staged uploads" in line for line in cl.nodes[1].tail(400))
+
+
+@test
 def bad_uploads_are_refused(cl):
     c = cl.client(1)
     up = os.urandom(16)
@@ -226,4 +252,4 @@ def garbage_and_wrong_versions_close_only_that_connection(cl):
 
 
 if __name__ == "__main__":
-    hwtest.main(TESTS, fixture=lambda: NodeCluster(name="hw-node"))
+    hwtest.main(TESTS, fixture=lambda: NodeCluster(name="hw-node", node_args=["--staged-ttl", "5"]))
