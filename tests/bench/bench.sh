@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Benchmark Headwater against nginx (WebDAV PUT, sendfile GET) on this machine, in one run:
+#   2 MB PUT ack latency p50/p99 and 1 MB GET throughput (wrk -t2 -c64 -d10s).
+# Prints a markdown table on stdout (paste it into docs/benchmarks.md); progress on stderr.
+#
+#   tests/bench/bench.sh > /tmp/bench.md
+#
+# Env: HW_BUILD_DIR (build-release), BENCH_PUTS (200), BENCH_WRK_DURATION (10s),
+#      BENCH_WRK_CONNECTIONS (64), BENCH_WRK_THREADS (2), HW_SKIP_DEPS=1 to skip scripts/deps.
+# Everything runs on free loopback ports in temp dirs that are removed on exit (also on
+# Ctrl-C: the Python driver stops nginx and the daemons, which also die with it).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [[ "${HW_SKIP_DEPS:-0}" != 1 ]]; then
+    scripts/deps --bench
+fi
+BUILD=${HW_BUILD_DIR:-build-release}
+if [[ ! -f "$BUILD/build.ninja" ]]; then
+    meson setup "$BUILD" --buildtype=release -Dtests=false >&2
+fi
+ninja -C "$BUILD" >&2
+BUILD_ABS=$(cd "$BUILD" && pwd)
+export HW_NODE_BIN=$BUILD_ABS/node/headwater-node
+export HW_GATEWAY_BIN=$BUILD_ABS/gateway/headwater-gateway
+export HW_CTL_BIN=$BUILD_ABS/ctl/headwaterctl
+exec python3 tests/bench/bench.py
