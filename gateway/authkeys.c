@@ -53,8 +53,8 @@ static int word(const char **p, const char *end, const char **w, size_t *wlen)
     return *wlen > 0;
 }
 
-static int add_rule(struct gw_keys *k, int scope, const char *prefix, size_t plen,
-                    const char *key, size_t klen)
+static int add_rule(struct gw_keys *k, int scope, const char *prefix, size_t plen, const char *key,
+                    size_t klen)
 {
     struct gw_key_rule *v = cm_realloc(k->v, (k->n + 1) * sizeof(*v));
     if (v == NULL)
@@ -71,8 +71,7 @@ static int add_rule(struct gw_keys *k, int scope, const char *prefix, size_t ple
     return 0;
 }
 
-int gw_keys_parse(const char *text, size_t len, struct gw_keys **out, char *errmsg,
-                  size_t errlen)
+int gw_keys_parse(const char *text, size_t len, struct gw_keys **out, char *errmsg, size_t errlen)
 {
     struct gw_keys *k = cm_calloc(1, sizeof(*k));
     const char *p = text, *end = text + len;
@@ -169,7 +168,7 @@ enum gw_auth gw_keys_check(const struct gw_keys *k, enum gw_access need, const c
     if (need == GW_ACCESS_READ) {
         int private = 0;
         for (size_t i = 0; i < k->n && !private; i++)
-            private = k->v[i].scope == SCOPE_PRIVATE && under(path, k->v[i].prefix);
+        private = k->v[i].scope == SCOPE_PRIVATE && under(path, k->v[i].prefix);
         if (!private)
             return GW_AUTH_OK;
         want = SCOPE_READ;
@@ -184,8 +183,8 @@ enum gw_auth gw_keys_check(const struct gw_keys *k, enum gw_access need, const c
     /* Every rule is compared, matching or not, so timing tells nothing about which. */
     for (size_t i = 0; i < k->n; i++) {
         int same = CRYPTO_memcmp(d, k->v[i].digest, sizeof(d)) == 0;
-        int fits = (k->v[i].scope & want) != 0 &&
-                   (need == GW_ACCESS_ADMIN || under(path, k->v[i].prefix));
+        int fits =
+            (k->v[i].scope & want) != 0 && (need == GW_ACCESS_ADMIN || under(path, k->v[i].prefix));
         ok |= same & fits;
     }
     OPENSSL_cleanse(d, sizeof(d));

@@ -17,8 +17,7 @@ enum gw_auth { GW_AUTH_OK = 0, GW_AUTH_MISSING = 401, GW_AUTH_FORBIDDEN = 403 };
 struct gw_keys;
 
 /* Parse a keys file's text. Errors name the line, never the key. */
-int gw_keys_parse(const char *text, size_t len, struct gw_keys **out, char *errmsg,
-                  size_t errlen);
+int gw_keys_parse(const char *text, size_t len, struct gw_keys **out, char *errmsg, size_t errlen);
 int gw_keys_load(const char *path, struct gw_keys **out, char *errmsg, size_t errlen);
 void gw_keys_free(struct gw_keys *k);
 size_t gw_keys_count(const struct gw_keys *k);

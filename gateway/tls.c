@@ -87,7 +87,7 @@ int gw_tls_new(struct gw_tls_ctx *c, struct gw_tls **out)
         ERR_clear_error();
         return CM_ENOMEM;
     }
-    BIO_set_mem_eof_return(t->in, -1); /* empty = "want more", not EOF */
+    BIO_set_mem_eof_return(t->in, -1);  /* empty = "want more", not EOF */
     SSL_set_bio(t->ssl, t->in, t->out); /* the SSL owns both BIOs now */
     SSL_set_accept_state(t->ssl);
     *out = t;

@@ -403,7 +403,8 @@ static int drop_old_cb(const char *k, size_t klen, const char *v, size_t vlen, v
         return 0;
     Hw__ObjectMeta *m = nd_meta_unpack(v, vlen);
     if (m != NULL && m->local && m->upload_id.len == ND_UPLOAD_ID_LEN &&
-        (kp->n == 0 || bsearch(m->upload_id.data, kp->ids, kp->n, ND_UPLOAD_ID_LEN, cmp_id) == NULL))
+        (kp->n == 0 ||
+         bsearch(m->upload_id.data, kp->ids, kp->n, ND_UPLOAD_ID_LEN, cmp_id) == NULL))
         nd_batch_del_chunks(kp->drop, m->upload_id.data);
     if (m != NULL)
         hw__object_meta__free_unpacked(m, NULL);
@@ -446,8 +447,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     }
     if (snap->applied_index <= f->applied) {
         CM_INFO("snapshot restore skipped: store is newer shard=%u snapshot=%llu applied=%llu",
-                f->shard, (unsigned long long)snap->applied_index,
-                (unsigned long long)f->applied);
+                f->shard, (unsigned long long)snap->applied_index, (unsigned long long)f->applied);
         hw__snapshot__free_unpacked(snap, NULL);
         raft_free(buf->base);
         return 0;
@@ -489,8 +489,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
         abort();
     }
     CM_INFO("snapshot restored shard=%u applied=%llu objects=%zu missing=%llu", f->shard,
-            (unsigned long long)snap->applied_index, snap->n_objects,
-            (unsigned long long)backlog);
+            (unsigned long long)snap->applied_index, snap->n_objects, (unsigned long long)backlog);
     f->applied = snap->applied_index;
     f->repair_backlog = backlog;
     hw__snapshot__free_unpacked(snap, NULL);

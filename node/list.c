@@ -38,8 +38,7 @@ static void list_fn(void *arg)
         return;
     }
     rocksdb_iterator_t *it = rocksdb_create_iterator(op->n->store.db, op->n->store.ro);
-    for (rocksdb_iter_seek(it, start.b, start.len); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
+    for (rocksdb_iter_seek(it, start.b, start.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
         if (klen < pre.len || memcmp(k, pre.b, pre.len) != 0)

@@ -188,8 +188,7 @@ static void discover(struct nd_node *n)
         h.node_id = n->id;
         h.rpc_address = (char *)n->cfg->listen;
         req.hello = &h;
-        nd_call_start(n->loop, p->rpc, n->id, n->cfg->listen, &req, 1000, on_hello, p,
-                      &p->hello);
+        nd_call_start(n->loop, p->rpc, n->id, n->cfg->listen, &req, 1000, on_hello, p, &p->hello);
     }
 }
 

@@ -47,7 +47,7 @@ struct nd_node {
     unsigned npeers;
     struct nd_upload *uploads; /* staged uploads receiving chunks (list) */
     uint64_t nuploads;
-    unsigned works; /* uv_queue_work items in flight */
+    unsigned works;  /* uv_queue_work items in flight */
     uv_timer_t tick; /* bootstrap retries, repair, GC */
     int tick_open;
     int64_t started_ms;
@@ -63,8 +63,8 @@ struct nd_node {
     int gc_running;
 };
 
-int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cfg,
-                  char *errmsg, size_t errlen);
+int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cfg, char *errmsg,
+                  size_t errlen);
 void nd_node_stop(struct nd_node *n, void (*on_stopped)(struct nd_node *n));
 
 /* Helpers shared by the node's modules. */

@@ -40,8 +40,7 @@ int nd_config_validate(struct nd_config *cfg, char *errmsg, size_t errlen)
         return CM_EINVAL;
     }
     if (cm_hostport_parse(cfg->raft_listen, host, sizeof(host), &port) != 0) {
-        snprintf(errmsg, errlen, "--raft-listen: expected HOST:PORT, got \"%s\"",
-                 cfg->raft_listen);
+        snprintf(errmsg, errlen, "--raft-listen: expected HOST:PORT, got \"%s\"", cfg->raft_listen);
         return CM_EINVAL;
     }
     if (cm_log_level_parse(cfg->log_level) < 0) {

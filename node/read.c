@@ -447,8 +447,8 @@ static void try_holder(struct read_op *op)
             f.key = op->key;
             f.upload_id = op->meta->upload_id;
             req.fetch = &f;
-            if (nd_call_start(n->loop, rpc, n->id, n->cfg->listen, &req, 2000, on_fetch_frame,
-                              op, &op->call) == 0)
+            if (nd_call_start(n->loop, rpc, n->id, n->cfg->listen, &req, 2000, on_fetch_frame, op,
+                              &op->call) == 0)
                 return;
         }
         op->holder++;
@@ -484,7 +484,8 @@ static struct read_op *op_new(struct nd_sconn *sc, const Hw__Envelope *env, cons
 
 void nd_handle_get(struct nd_sconn *sc, const Hw__Envelope *env, int head)
 {
-    const char *key = head ? (env->head ? env->head->key : NULL) : (env->get ? env->get->key : NULL);
+    const char *key =
+        head ? (env->head ? env->head->key : NULL) : (env->get ? env->get->key : NULL);
     if (!nd_key_valid(key)) {
         cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
                           "a key is required");

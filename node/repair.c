@@ -391,7 +391,8 @@ void nd_repair_tick(struct nd_node *n)
 {
     nd_repair_kick(n);
     uint64_t now = cm_mono_ms();
-    uint64_t every = n->cfg->staged_ttl * 500 < GC_EVERY_MS ? n->cfg->staged_ttl * 500 : GC_EVERY_MS;
+    uint64_t every =
+        n->cfg->staged_ttl * 500 < GC_EVERY_MS ? n->cfg->staged_ttl * 500 : GC_EVERY_MS;
     if (n->gc_running || n->stopping || now - n->last_gc_ms < every)
         return;
     n->last_gc_ms = now;

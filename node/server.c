@@ -111,8 +111,7 @@ static void handle_hello(struct nd_sconn *sc, const Hw__Envelope *env)
     cm_rpc_send(sc->conn, &out, NULL, 0);
 }
 
-static void on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
-                     const struct cm_slice *payload)
+static void on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env, const struct cm_slice *payload)
 {
     struct nd_sconn *sc = cm_rpc_data(c);
     if (env->type == HW__MSG_TYPE__MSG_HELLO) {
@@ -122,8 +121,7 @@ static void on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
     if (!sc->hello) {
         CM_WARN("rpc request before handshake; closing conn=%llu peer=%s",
                 (unsigned long long)cm_rpc_id(c), cm_rpc_peer(c));
-        cm_rpc_send_error(c, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "HELLO first");
+        cm_rpc_send_error(c, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST, "HELLO first");
         cm_rpc_close(c);
         return;
     }

@@ -22,7 +22,7 @@
 struct nd_upload {
     struct nd_upload *next;
     uint8_t id[ND_UPLOAD_ID_LEN];
-    char *key;             /* owned */
+    char *key;              /* owned */
     struct nd_sconn *owner; /* borrowed: the connection staging it */
     uint64_t received;
     uint32_t crc;
@@ -226,7 +226,8 @@ void nd_handle_stage(struct nd_sconn *sc, const Hw__Envelope *env, const struct 
 {
     const Hw__Stage *st = env->stage;
     if (st == NULL || st->upload_id.len != ND_UPLOAD_ID_LEN || !nd_key_valid(st->key)) {
-        reply_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "STAGE needs a 16-byte upload id and a key");
+        reply_error(sc, env, HW__CODE__CODE_BAD_REQUEST,
+                    "STAGE needs a 16-byte upload id and a key");
         return;
     }
     struct nd_upload *u = upload_find(sc->n, st->upload_id.data);
@@ -260,7 +261,8 @@ void nd_handle_finish(struct nd_sconn *sc, const Hw__Envelope *env)
 {
     const Hw__Finish *f = env->finish;
     if (f == NULL || f->upload_id.len != ND_UPLOAD_ID_LEN || !nd_key_valid(f->key)) {
-        reply_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "FINISH needs a 16-byte upload id and a key");
+        reply_error(sc, env, HW__CODE__CODE_BAD_REQUEST,
+                    "FINISH needs a 16-byte upload id and a key");
         return;
     }
     struct nd_upload *u = upload_find(sc->n, f->upload_id.data);
@@ -276,8 +278,7 @@ void nd_handle_finish(struct nd_sconn *sc, const Hw__Envelope *env)
     }
     if (u->received != f->size || u->crc != f->checksum) {
         CM_WARN("finish checksum mismatch key=%s size=%llu/%llu crc=%08x/%08x", u->key,
-                (unsigned long long)u->received, (unsigned long long)f->size, u->crc,
-                f->checksum);
+                (unsigned long long)u->received, (unsigned long long)f->size, u->crc, f->checksum);
         reply_error(sc, env, HW__CODE__CODE_CHECKSUM, "size or checksum mismatch");
         upload_unlink(sc->n, u);
         upload_free(u);

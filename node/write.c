@@ -28,8 +28,8 @@ static void answer_raft_failure(struct apply_req *a, int status)
         nd_req_not_leader(&a->req);
     } else {
         CM_WARN("raft request failed: %s", raft_strerror(status));
-        nd_req_error(&a->req, status == RAFT_SHUTDOWN ? HW__CODE__CODE_UNAVAILABLE
-                                                      : HW__CODE__CODE_INTERNAL,
+        nd_req_error(&a->req,
+                     status == RAFT_SHUTDOWN ? HW__CODE__CODE_UNAVAILABLE : HW__CODE__CODE_INTERNAL,
                      raft_strerror(status));
     }
 }
@@ -61,10 +61,19 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     cm_free(a);
 }
 
+/* Only the leader proposes; others answer NOT_LEADER / NO_LEADER with what they know. */
 static void propose(struct nd_sconn *sc, const Hw__Envelope *env, Hw__RaftEntry *entry)
 {
     struct nd_node *n = sc->n;
     struct raft_buffer buf;
+    if (!nd_node_is_leader(n)) {
+        struct nd_req r;
+        nd_req_begin(&r, sc, env);
+        nd_req_not_leader(&r);
+        nd_req_end(&r);
+        return;
+    }
+
     struct apply_req *a = cm_calloc(1, sizeof(*a));
     if (a == NULL || nd_fsm_encode(entry, &buf) != 0) {
         cm_free(a);
@@ -99,13 +108,6 @@ void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
                           "COMMIT needs a quorum of holders");
         return;
     }
-    if (!nd_node_is_leader(n)) {
-        struct nd_req r;
-        nd_req_begin(&r, sc, env);
-        nd_req_not_leader(&r);
-        nd_req_end(&r);
-        return;
-    }
     Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
     Hw__ObjectMeta m = HW__OBJECT_META__INIT;
     int64_t now = cm_wall_ms();
@@ -131,13 +133,6 @@ void nd_handle_delete(struct nd_sconn *sc, const Hw__Envelope *env)
     if (env->delete_ == NULL || !nd_key_valid(env->delete_->key)) {
         cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
                           "DELETE needs a key");
-        return;
-    }
-    if (!nd_node_is_leader(n)) {
-        struct nd_req r;
-        nd_req_begin(&r, sc, env);
-        nd_req_not_leader(&r);
-        nd_req_end(&r);
         return;
     }
     Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;

@@ -57,40 +57,27 @@ def enc(fields):
     return bytes(out)
 
 
+def _uvarint(buf, i):
+    v = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
+
+
 def dec(buf):
     """-> {number: [values]} with ints or bytes."""
     out, i = {}, 0
     while i < len(buf):
-        key = 0
-        shift = 0
-        while True:
-            b = buf[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        key, i = _uvarint(buf, i)
         num, wt = key >> 3, key & 7
         if wt == 0:
-            v = 0
-            shift = 0
-            while True:
-                b = buf[i]
-                i += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            v, i = _uvarint(buf, i)
         elif wt == 2:
-            n = 0
-            shift = 0
-            while True:
-                b = buf[i]
-                i += 1
-                n |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            n, i = _uvarint(buf, i)
             v = bytes(buf[i:i + n])
             i += n
         elif wt == 5:

@@ -21,8 +21,8 @@ Test(authkeys, scopes_and_prefixes)
     cr_assert_eq(gw_keys_count(k), 3);
     cr_assert_eq(gw_keys_check(k, GW_ACCESS_WRITE, "/live/a.ts", NULL, 0), GW_AUTH_MISSING);
     cr_assert_eq(gw_keys_check(k, GW_ACCESS_WRITE, "/live/a.ts", T("7f3cwrite")), GW_AUTH_OK);
-    cr_assert_eq(gw_keys_check(k, GW_ACCESS_WRITE, "/vod/a.ts", T("7f3cwrite")),
-                 GW_AUTH_FORBIDDEN, "wrong prefix");
+    cr_assert_eq(gw_keys_check(k, GW_ACCESS_WRITE, "/vod/a.ts", T("7f3cwrite")), GW_AUTH_FORBIDDEN,
+                 "wrong prefix");
     cr_assert_eq(gw_keys_check(k, GW_ACCESS_WRITE, "/private/a.ts", T("readkey")),
                  GW_AUTH_FORBIDDEN, "read scope cannot write");
     cr_assert_eq(gw_keys_check(k, GW_ACCESS_READ, "/live/a.ts", NULL, 0), GW_AUTH_OK, "open");

@@ -39,7 +39,8 @@ Test(range, unsatisfiable)
 Test(range, ignored)
 {
     uint64_t a, b;
-    const char *bad[] = {"", "bytes=", "bytes=-", "bytes=5-1", "items=0-1", "bytes=0-1,5-9",
+    const char *bad[] = {"",          "bytes=",     "bytes=-",
+                         "bytes=5-1", "items=0-1",  "bytes=0-1,5-9",
                          "bytes=a-b", "bytes=0-1x", "bytes=99999999999999999999999-"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(parse(bad[i], 1000, &a, &b), GW_RANGE_NONE, "%s", bad[i]);

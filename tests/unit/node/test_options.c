@@ -32,8 +32,7 @@ Test(options, peers_parse)
 Test(options, rejects_bad_values)
 {
     char err[256];
-    const char *bad[] = {"", "1=127.0.0.1", "x=1.2.3.4:5", "1=a:1,1=b:2", "1=a:1,,3=b:2",
-                         "0=a:1"};
+    const char *bad[] = {"", "1=127.0.0.1", "x=1.2.3.4:5", "1=a:1,1=b:2", "1=a:1,,3=b:2", "0=a:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct nd_config c = base();
         c.peers_text = bad[i];
