@@ -52,6 +52,7 @@ struct nd_node {
     int tick_open;
     int64_t started_ms;
     uint64_t next_req_id;
+    uint64_t reads; /* GET requests received (STATUS reports it) */
     int stopping;
     void (*on_stopped)(struct nd_node *n);
     /* repair state */

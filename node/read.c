@@ -466,6 +466,13 @@ static void start_proxy(struct read_op *op)
 
 /* ---- entry points ---- */
 
+static int mutable_kind(const char *key)
+{
+    size_t n = strlen(key);
+    return (n >= 5 && strcasecmp(key + n - 5, ".m3u8") == 0) ||
+           (n >= 4 && strcasecmp(key + n - 4, ".mpd") == 0);
+}
+
 static struct read_op *op_new(struct nd_sconn *sc, const Hw__Envelope *env, const char *key,
                               enum read_kind kind)
 {
@@ -495,8 +502,17 @@ void nd_handle_get(struct nd_sconn *sc, const Hw__Envelope *env, int head)
     if (op == NULL)
         return;
     if (!head) {
+        sc->n->reads++;
         op->offset = env->get->offset;
         op->length = env->get->length;
+    }
+    if (!nd_node_is_leader(sc->n) && mutable_kind(key)) {
+        /* Playlists and manifests change in place: a follower confirms with the leader that
+         * it has applied everything acknowledged before it answers (read-index), so a reader
+         * never gets an older playlist than one already acknowledged to the encoder. */
+        op->read_index_done = 1;
+        read_index(op);
+        return;
     }
     op_lookup(op);
 }

@@ -245,6 +245,7 @@ void nd_handle_status(struct nd_sconn *sc, const Hw__Envelope *env)
     st.shard_count = (uint32_t)n->cfg->shards;
     st.staged_uploads = n->nuploads;
     st.uptime_ms = cm_wall_ms() - n->started_ms;
+    st.reads = n->reads;
     cm_env_init(&out, HW__MSG_TYPE__MSG_STATUS_OK, env->req_id, env->shard);
     out.status_ok = &st;
     cm_rpc_send(sc->conn, &out, NULL, 0);

@@ -106,10 +106,11 @@ def ffmpeg_pushes_live_hls(cl):
 
 @test(needs=["ffmpeg_pushes_live_hls"])
 def stored_playlist_and_segments_are_served(cl):
-    # The last playlist PUT was acknowledged before ffmpeg exited, and the gateway reads from
-    # the shard leader first (read-your-writes): the first GET must be the final playlist.
-    r = cl.get(PLAYLIST)
-    assert r.status == 200 and b"#EXT-X-ENDLIST" in r.body, f"stale playlist: {r.body[-200:]!r}"
+    # ffmpeg does not wait for the answer to its last playlist PUT before it exits, so that
+    # PUT may still be committing: wait for it (reads are read-your-writes once it is acked).
+    r = cl.wait_for(lambda: (lambda x: x if x.status == 200 and b"#EXT-X-ENDLIST" in x.body
+                                        else None)(cl.get(PLAYLIST)),
+                    5.0, "the final playlist (with #EXT-X-ENDLIST)")
     assert media_type(r.header("content-type")) == "application/vnd.apple.mpegurl", r.headers
     text = r.body.decode("utf-8")
     assert text.startswith("#EXTM3U"), text[:200]
