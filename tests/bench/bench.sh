@@ -3,7 +3,8 @@
 #   2 MB PUT ack latency p50/p99 and 1 MB GET throughput (wrk -t2 -c64 -d10s).
 # Prints a markdown table on stdout (paste it into docs/benchmarks.md); progress on stderr.
 #
-#   tests/bench/bench.sh > /tmp/bench.md
+#   tests/bench/bench.sh > /tmp/bench.md           issue 2: PUT latency, one-object GET
+#   tests/bench/bench.sh --reads > /tmp/reads.md   issue 3: hot/cold segment reads, herd
 #
 # Env: HW_BUILD_DIR (build-release), BENCH_PUTS (200), BENCH_WRK_DURATION (10s),
 #      BENCH_WRK_CONNECTIONS (64), BENCH_WRK_THREADS (2), HW_SKIP_DEPS=1 to skip scripts/deps.
@@ -23,4 +24,7 @@ BUILD_ABS=$(cd "$BUILD" && pwd)
 export HW_NODE_BIN=$BUILD_ABS/node/headwater-node
 export HW_GATEWAY_BIN=$BUILD_ABS/gateway/headwater-gateway
 export HW_CTL_BIN=$BUILD_ABS/ctl/headwaterctl
+if [[ "${1:-}" == "--reads" ]]; then
+    exec python3 tests/bench/bench_reads.py
+fi
 exec python3 tests/bench/bench.py
