@@ -1,9 +1,9 @@
 /* Immutable-once-filled refcounted byte buffers and slices into them.
  *
  * Media bytes live in cm_buf; readers hold cm_slice (a ref + offset + length). A buffer is
- * written by its creator until it is shared, then treated as read-only. Not thread-safe
- * refcounting unless noted: a buffer belongs to one loop; cross-thread hand-off transfers the
- * reference (the sender stops touching it). */
+ * written by its creator until it is shared, then treated as read-only. The reference count is
+ * atomic (cm_buf_ref/unref may run on several threads at once), so a filled buffer may be read
+ * by several loops; its bytes must not change once it is shared. */
 #ifndef CM_BUF_H
 #define CM_BUF_H
 

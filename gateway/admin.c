@@ -3,6 +3,10 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "shared.h"
+
+/* Admin routes: /healthz, /readyz (always open), /metrics, /status (an admin key when a keys
+ * file is set). */
 
 /* The path of a target, without query string. */
 static int path_is(const struct gw_http_req *req, const char *path)
@@ -21,6 +25,9 @@ void gw_admin_route(void *arg, struct gw_conn *c, struct gw_http_req *req)
         gw_conn_error(c, 405, "bad_request", "admin endpoints accept GET only", GW_COMMITTED_OMIT);
         return;
     }
+    int open = path_is(req, "/healthz") || path_is(req, "/readyz");
+    if (!open && gw_ctx_authorize(ctx, c, req, GW_ACCESS_ADMIN, "/", GW_COMMITTED_OMIT) != 0)
+        return;
     if (path_is(req, "/healthz")) {
         gw_conn_respond(c, 200, "application/json", NULL, ok, sizeof(ok) - 1);
     } else if (path_is(req, "/readyz")) {
@@ -29,6 +36,15 @@ void gw_admin_route(void *arg, struct gw_conn *c, struct gw_http_req *req)
         else
             gw_conn_respond(c, 503, "application/json", "Retry-After: 1\r\n", notready,
                             sizeof(notready) - 1);
+    } else if (path_is(req, "/metrics")) {
+        struct cm_sbuf s;
+        cm_sbuf_init(&s);
+        gw_shared_metrics_render(ctx->shared, &s);
+        if (s.oom)
+            gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
+        else
+            gw_conn_respond(c, 200, "text/plain; version=0.0.4", NULL, s.p, s.len);
+        cm_sbuf_free(&s);
     } else if (path_is(req, "/status")) {
         struct cm_sbuf s;
         cm_sbuf_init(&s);

@@ -1,4 +1,5 @@
-/* Admin port routes: GET /healthz, /readyz, /status (JSON as in docs/internals.md). */
+/* Admin port routes: GET /healthz, /readyz, /metrics (Prometheus text), /status (JSON as in
+ * docs/internals.md). With --keys, all but /healthz and /readyz need an admin key. */
 #ifndef GW_ADMIN_H
 #define GW_ADMIN_H
 

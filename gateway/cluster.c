@@ -12,9 +12,11 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cache.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
+#include "reads.h"
 #include "timeutil.h"
 
 struct shard_view {
@@ -54,8 +56,16 @@ struct map_node {
     char zone[64];
 };
 
+struct latency {
+    uint32_t id;
+    double ewma_ms;
+};
+
 struct gw_cluster {
     uv_loop_t *loop;
+    const struct gw_config *cfg;
+    struct latency lat[GW_MAX_NODES];
+    size_t nlat;
     struct gw_upstream *up;
     uv_timer_t tick;
     struct target *t[GW_MAX_NODES];
@@ -254,6 +264,7 @@ int gw_cluster_new(uv_loop_t *loop, struct gw_upstream *up, const struct gw_conf
     if (c == NULL)
         return CM_ENOMEM;
     c->loop = loop;
+    c->cfg = cfg;
     c->up = up;
     for (size_t i = 0; i < cfg->nseeds; i++) {
         if (target_add(c, cfg->seeds[i], 1) == NULL)
@@ -294,6 +305,37 @@ void gw_cluster_close(struct gw_cluster *c)
         }
     }
     uv_close((uv_handle_t *)&c->tick, on_tick_closed);
+}
+
+/* ---- read latency ---- */
+
+#define GW_EWMA_ALPHA 0.2
+
+void gw_cluster_note_latency(struct gw_cluster *c, uint32_t node_id, uint64_t ms)
+{
+    struct latency *l = NULL;
+    for (size_t i = 0; i < c->nlat; i++) {
+        if (c->lat[i].id == node_id)
+            l = &c->lat[i];
+    }
+    if (l == NULL) {
+        if (c->nlat == GW_MAX_NODES)
+            return;
+        l = &c->lat[c->nlat++];
+        l->id = node_id;
+        l->ewma_ms = (double)ms;
+        return;
+    }
+    l->ewma_ms += GW_EWMA_ALPHA * ((double)ms - l->ewma_ms);
+}
+
+double gw_cluster_latency(const struct gw_cluster *c, uint32_t node_id)
+{
+    for (size_t i = 0; i < c->nlat; i++) {
+        if (c->lat[i].id == node_id)
+            return c->lat[i].ewma_ms;
+    }
+    return 0.0;
 }
 
 /* ---- queries ---- */
@@ -477,6 +519,28 @@ static void node_json(const struct gw_cluster *c, struct cm_sbuf *o, uint32_t id
     cm_sbuf_printf(o, ",\"reachable\":%s}", t && t->reachable ? "true" : "false");
 }
 
+/* Process-wide read counters (every loop of this gateway). */
+static void reads_json(const struct gw_cluster *c, struct cm_sbuf *o)
+{
+    struct gw_reads *r = c->cfg != NULL ? c->cfg->reads : NULL;
+    if (r == NULL)
+        return;
+    struct gw_read_counters n;
+    struct gw_cache_stats cs;
+    memset(&cs, 0, sizeof(cs));
+    gw_reads_counters(r, &n);
+    if (r->cache != NULL)
+        gw_cache_stats(r->cache, &cs);
+    cm_sbuf_printf(o,
+                   ",\"reads\":{\"cache_hits\":%llu,\"cache_misses\":%llu,\"coalesced\":%llu,"
+                   "\"node_reads\":%llu,\"cache_bytes\":%llu,\"cache_entries\":%llu,"
+                   "\"cache_capacity\":%llu,\"cache_evictions\":%llu}",
+                   (unsigned long long)n.cache_hits, (unsigned long long)n.cache_misses,
+                   (unsigned long long)n.coalesced, (unsigned long long)n.node_reads,
+                   (unsigned long long)cs.used, (unsigned long long)cs.entries,
+                   (unsigned long long)cs.capacity, (unsigned long long)cs.evictions);
+}
+
 void gw_cluster_status_json(const struct gw_cluster *c, struct cm_sbuf *o)
 {
     /* A leader this gateway cannot reach is reported as unknown (null). */
@@ -507,5 +571,7 @@ void gw_cluster_status_json(const struct gw_cluster *c, struct cm_sbuf *o)
             node_json(c, o, t->node_id, t->addr, t->zone, t, lv);
         }
     }
-    cm_sbuf_puts(o, "]}\n");
+    cm_sbuf_puts(o, "]");
+    reads_json(c, o);
+    cm_sbuf_puts(o, "}\n");
 }

@@ -6,14 +6,74 @@
 #include <string.h>
 
 #include "admin.h"
+#include "cache.h"
+#include "authkeys.h"
 #include "cluster.h"
+#include "cors.h"
 #include "err.h"
 #include "get.h"
 #include "key.h"
 #include "log.h"
 #include "put.h"
 #include "server.h"
+#include "shared.h"
 #include "upstream.h"
+
+const struct gw_keys *gw_ctx_keys(struct gw_ctx *ctx)
+{
+    uint64_t gen = gw_shared_keys_gen(ctx->shared);
+    if (ctx->keys == NULL || gen != ctx->keys_gen) {
+        struct gw_keyset *ks = gw_shared_keys_get(ctx->shared);
+        gw_keyset_unref(ctx->keys);
+        ctx->keys = ks;
+        ctx->keys_gen = gen;
+    }
+    return ctx->keys->keys;
+}
+
+/* The request's key: Authorization: Bearer, else ?token=. */
+static void request_token(const struct gw_http_req *req, const char **tok, size_t *len)
+{
+    *tok = NULL;
+    *len = 0;
+    if (gw_http_bearer(req->authorization, tok, len))
+        return;
+    if (req->url.p != NULL)
+        gw_http_query_param(req->url.p, "token", tok, len);
+}
+
+/* 0 = go ahead; else the 401/403 answer has been given. */
+int gw_ctx_authorize(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
+                     enum gw_access need, const char *path, enum gw_committed committed)
+{
+    const struct gw_keys *k = gw_ctx_keys(ctx);
+    if (k == NULL)
+        return 0;
+    const char *tok;
+    size_t toklen;
+    request_token(req, &tok, &toklen);
+    enum gw_auth a = gw_keys_check(k, need, path, tok, toklen);
+    if (a == GW_AUTH_MISSING)
+        gw_conn_error(c, 401, "unauthorized", "an access key is required", committed);
+    else if (a == GW_AUTH_FORBIDDEN)
+        gw_conn_error(c, 403, "forbidden", "this key does not allow that here", committed);
+    return a == GW_AUTH_OK ? 0 : -1;
+}
+
+/* OPTIONS: a CORS preflight (Origin + Access-Control-Request-Method) or a plain Allow answer. */
+static void route_options(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req)
+{
+    struct cm_sbuf h;
+    cm_sbuf_init(&h);
+    cm_sbuf_puts(&h, "Allow: " GW_CORS_METHODS "\r\n");
+    if (req->origin[0] != '\0' && req->acr_method[0] != '\0')
+        gw_cors_preflight(gw_shared_cors(ctx->shared), req->origin, req->acr_headers, &h);
+    if (h.oom)
+        gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
+    else
+        gw_conn_respond(c, 204, NULL, h.p, NULL, 0);
+    cm_sbuf_free(&h);
+}
 
 static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
 {
@@ -27,8 +87,8 @@ static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
         gw_conn_error(c, 400, "bad_request", "header value too long", committed);
         return;
     }
-    if (req->url_overflow) {
-        gw_conn_error(c, 400, "bad_key", "key longer than 1024 bytes", committed);
+    if (req->method == HTTP_OPTIONS) {
+        route_options(ctx, c, req);
         return;
     }
     if (gw_key_normalize(req->url.p ? req->url.p : "", req->url.len, key, sizeof(key), &keylen,
@@ -36,6 +96,10 @@ static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
         gw_conn_error(c, 400, "bad_key", why, committed);
         return;
     }
+    int read = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    if ((read || is_write || req->method == HTTP_DELETE) &&
+        gw_ctx_authorize(ctx, c, req, read ? GW_ACCESS_READ : GW_ACCESS_WRITE, key, committed) != 0)
+        return;
     switch (req->method) {
     case HTTP_PUT:
     case HTTP_POST:
@@ -57,42 +121,107 @@ static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
 int gw_ctx_start(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_config *cfg, unsigned flags,
                  char *errmsg, size_t errlen)
 {
+    struct gw_shared *sh;
+    int rv = gw_shared_new(cfg, &sh, errmsg, errlen);
+    if (rv != 0) {
+        memset(ctx, 0, sizeof(*ctx));
+        ctx->stopping = 1;
+        return rv;
+    }
+    rv = gw_ctx_start_shared(ctx, loop, cfg, sh, flags, errmsg, errlen);
+    gw_shared_unref(sh);
+    return rv;
+}
+
+static void release_shared(void *arg)
+{
+    gw_shared_unref(arg);
+}
+
+/* A server borrows from the shared state until it has freed itself: it holds a ref. */
+static int listen_one(struct gw_ctx *ctx, const char *addr, struct gw_server_opts *o,
+                      gw_route_fn route, struct gw_server **out, char *errmsg, size_t errlen)
+{
+    o->on_free = release_shared;
+    o->on_free_arg = gw_shared_ref(ctx->shared);
+    int rv = gw_server_listen(ctx->loop, addr, o, route, ctx, out, errmsg, errlen);
+    if (rv == CM_EINVAL || rv == CM_ENOMEM) /* failed before the server existed */
+        gw_shared_unref(ctx->shared);
+    return rv;
+}
+
+static int listen_data(struct gw_ctx *ctx, unsigned flags, char *errmsg, size_t errlen)
+{
+    const struct gw_config *cfg = ctx->cfg;
+    struct gw_server_opts o = {
+        .name = "data",
+        .reuseport = (flags & GW_CTX_REUSEPORT) != 0,
+        .cfg = cfg,
+        .cors = gw_shared_cors(ctx->shared),
+        .metrics = ctx->metrics,
+        .open_conns = gw_shared_open_conns(ctx->shared),
+        .access_log = cfg->access_log,
+    };
+    int rv = listen_one(ctx, cfg->listen, &o, route_data, &ctx->data, errmsg, errlen);
+    if (rv != 0 || cfg->tls_listen == NULL)
+        return rv;
+    o.name = "https";
+    o.tls = gw_shared_tls(ctx->shared);
+    rv = listen_one(ctx, cfg->tls_listen, &o, route_data, &ctx->tls, errmsg, errlen);
+    if (rv != 0) {
+        gw_server_close(ctx->data);
+        ctx->data = NULL;
+    }
+    return rv;
+}
+
+int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_config *cfg,
+                        struct gw_shared *sh, unsigned flags, char *errmsg, size_t errlen)
+{
     memset(ctx, 0, sizeof(*ctx));
     ctx->loop = loop;
     ctx->cfg = cfg;
+    ctx->shared = gw_shared_ref(sh);
+    ctx->metrics = gw_shared_metrics(sh);
     int rv = gw_upstream_new(loop, &ctx->up);
     if (rv != 0) {
         snprintf(errmsg, errlen, "node pool: %s", cm_strerror(rv));
-        return rv;
+        goto err_after_shared;
     }
     rv = gw_cluster_new(loop, ctx->up, cfg, &ctx->cluster);
     if (rv != 0) {
         snprintf(errmsg, errlen, "cluster view: %s", cm_strerror(rv));
         goto err_after_upstream;
     }
-    rv = gw_server_listen(loop, cfg->listen, "data", (flags & GW_CTX_REUSEPORT) != 0, route_data,
-                          ctx, &ctx->data, errmsg, errlen);
+    rv = listen_data(ctx, flags, errmsg, errlen);
     if (rv != 0)
         goto err_after_cluster;
     if (flags & GW_CTX_ADMIN) {
-        rv = gw_server_listen(loop, cfg->admin_listen, "admin", 0, gw_admin_route, ctx, &ctx->admin,
-                              errmsg, errlen);
+        struct gw_server_opts o = {.name = "admin", .cfg = cfg};
+        rv = listen_one(ctx, cfg->admin_listen, &o, gw_admin_route, &ctx->admin, errmsg, errlen);
         if (rv != 0)
             goto err_after_data;
-        CM_INFO("msg=\"gateway listening\" data=%s admin=%s nodes=%s", cfg->listen,
-                cfg->admin_listen, cfg->nodes);
+        CM_INFO("msg=\"gateway listening\" data=%s https=%s admin=%s nodes=%s keys=%s", cfg->listen,
+                cfg->tls_listen ? cfg->tls_listen : "-", cfg->admin_listen, cfg->nodes,
+                cfg->keys ? cfg->keys : "-");
     }
     return 0;
 
 err_after_data:
     gw_server_close(ctx->data);
     ctx->data = NULL;
+    if (ctx->tls != NULL)
+        gw_server_close(ctx->tls);
+    ctx->tls = NULL;
 err_after_cluster:
     gw_cluster_close(ctx->cluster);
     ctx->cluster = NULL;
 err_after_upstream:
     gw_upstream_close(ctx->up);
     ctx->up = NULL;
+err_after_shared:
+    gw_shared_unref(ctx->shared);
+    ctx->shared = NULL;
     ctx->stopping = 1;
     return rv;
 }
@@ -106,11 +235,19 @@ void gw_ctx_stop(struct gw_ctx *ctx)
         gw_server_close(ctx->admin);
     if (ctx->data != NULL)
         gw_server_close(ctx->data);
+    if (ctx->tls != NULL)
+        gw_server_close(ctx->tls);
+    gw_cache_port_close(ctx->cport); /* after the servers: their reads cancelled their waits */
+    ctx->cport = NULL;
     if (ctx->cluster != NULL)
         gw_cluster_close(ctx->cluster);
     if (ctx->up != NULL)
         gw_upstream_close(ctx->up);
-    ctx->admin = ctx->data = NULL;
+    ctx->admin = ctx->data = ctx->tls = NULL;
+    gw_keyset_unref(ctx->keys);
+    ctx->keys = NULL;
+    gw_shared_unref(ctx->shared); /* the servers hold their own refs until they are freed */
+    ctx->shared = NULL;
     ctx->cluster = NULL;
     ctx->up = NULL;
 }

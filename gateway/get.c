@@ -1,57 +1,181 @@
 /* Read path (GET/HEAD) and DELETE.
  *
- * Happy path (GET): candidates = the shard's replicas, reachable ones first -> acquire -> GET
- *   -> first DATA frame: status line + headers from its meta -> every DATA payload is written
- *   to the client as a slice of the node connection's read buffer (no copy) -> eof -> done,
- *   the node connection goes back to the pool. HEAD: HEAD -> HEAD_OK -> headers only.
- * Back-pressure: client write queue over GW_CONN_HIGH_WATER -> pause the node connection;
- *   resume on the client's drain.
- * Failures: NOT_FOUND -> 404. Other errors, a lost connection or no frame within
- *   GW_GET_FIRST_MS -> next candidate; none left -> 503. After the headers went out a failure
- *   can only cut the client connection.
- * Close: get_end releases the node connection (reusable only after a complete answer), cancels
- *   a pending acquire and closes the timer; memory goes in the timer's close callback. */
+ * Happy path, cache hit: the fresh cached object answers at once (status and headers from
+ *   objresp.c, the body as one slice of the cached buffer: no copy, no node contacted).
+ * Happy path, miss (GET without Range, cache on): gw_cache_get -> FILL: read the whole object
+ *   from a replica, copying the DATA payloads into one buffer (at most cache-size/8 bytes), ->
+ *   publish it (gw_cache_fill_end) and answer from it like a hit; or WAIT: another request of
+ *   this process reads it; its outcome arrives on this loop through the cache port.
+ * Direct (HEAD, Range, cache off, object too large or not cacheable, coalescing declined):
+ *   candidates -> acquire -> GET {offset, length} / HEAD -> first frame: plan from its meta
+ *   (200/206/304/412/416) -> the part of every DATA payload inside the planned range is written
+ *   to the client as a slice of the node connection's buffer (no copy) -> done.
+ * Back-pressure (direct): client write queue over GW_CONN_HIGH_WATER -> pause the node
+ *   connection; resume on the client's drain. A fill reads at node speed into its bounded
+ *   buffer; the client is only written once the object is complete.
+ * Replica order: the shard leader first for mutable kinds (playlists, manifests, unknown kinds)
+ *   and for keys this gateway wrote or deleted within GW_RECENT_MS (read-your-writes); for
+ *   immutable kinds reachable replicas in --zone first, then by lowest read latency (EWMA),
+ *   then the rest. Failures: NOT_FOUND -> 404 (final: the node did the read-index). Other
+ *   errors, a lost connection or no frame within GW_GET_FIRST_MS -> next candidate; none left
+ *   -> 503. After the headers went out a failure can only cut the client connection.
+ * Close: get_end ends a fill (waiters then read for themselves), cancels a wait, releases the
+ *   node connection (reusable only after a complete answer), cancels a pending acquire and
+ *   closes the timer; memory goes in the timer's close callback. */
 #include "get.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "cache.h"
 #include "cluster.h"
 #include "err.h"
 #include "frame.h"
 #include "key.h"
 #include "leader.h"
+#include "list.h"
 #include "log.h"
+#include "objresp.h"
+#include "range.h"
+#include "reads.h"
 #include "timeutil.h"
 #include "upstream.h"
 
 #define GW_GET_CANDIDATES 16
+#define GW_CACHE_MUTABLE_MAX_MS 1000u /* mutable kinds: cached at most this long (and max-age) */
 
 struct gw_get {
     struct gw_ctx *ctx;
-    struct gw_conn *conn; /* NULL once answered or aborted */
+    struct gw_conn *conn;          /* NULL once answered or aborted */
+    const struct gw_http_req *req; /* borrowed until answered */
+    struct gw_reads *reads;        /* NULL: no cache, default rules */
+    const struct gw_rules *rules;
     char key[GW_KEY_MAX + 1];
     int head;
+    int immutable;
     uint32_t shard;
     char cand[GW_GET_CANDIDATES][GW_ADDR_MAX];
+    uint32_t cand_id[GW_GET_CANDIDATES];
     size_t ncand, idx;
     struct gw_up_wait wait;
     struct gw_up_conn *uc;
     uint64_t req_id;
-    int headers_sent;
-    int paused;
-    int done;
-    uint64_t size, written;
+    uint64_t sent_ms;
     uv_timer_t timer;
+    int done;
+    int paused;
+    /* node stream */
+    uint64_t node_off, node_len; /* asked of the node (len 0 = to the end) */
+    int got_first;
+    struct gw_objresp plan;
+    uint64_t written; /* body bytes written to the client */
+    /* fill (cache miss, this request reads for everyone) */
+    struct gw_cfill *fill;
+    struct gw_cobj *obj; /* being filled */
+    uint64_t fill_start, fresh_until;
+    /* wait (another request reads) */
+    struct gw_cwait cw;
+    int waiting;
     char last_err[128];
 };
 
 static void get_attempt(struct gw_get *g);
 static void on_timer(uv_timer_t *t);
 
+/* ---- answers (also used without a gw_get, for cache hits) ---- */
+
+static void objinfo_of_meta(struct gw_objinfo *o, const Hw__ObjectMeta *m, const char *key)
+{
+    o->key = key;
+    o->size = m->size;
+    o->version = m->version;
+    o->content_type = m->content_type ? m->content_type : "";
+    o->cache_control = m->cache_control ? m->cache_control : "";
+    o->created_ms = m->created_ms;
+    o->expires_ms = m->expires_ms;
+}
+
+static void objinfo_of_cobj(struct gw_objinfo *o, const struct gw_cobj *c)
+{
+    o->key = c->key;
+    o->size = c->size;
+    o->version = c->version;
+    o->content_type = c->content_type;
+    o->cache_control = c->cache_control;
+    o->created_ms = c->created_ms;
+    o->expires_ms = c->expires_ms;
+}
+
+static void respond_json_error(struct gw_conn *c, int status, const char *code, const char *msg,
+                               const char *extra)
+{
+    struct cm_sbuf b;
+    cm_sbuf_init(&b);
+    gw_http_error_body(&b, code, msg, GW_COMMITTED_OMIT);
+    gw_conn_respond(c, status, "application/json", extra, b.oom ? "{}" : b.p, b.oom ? 2 : b.len);
+    cm_sbuf_free(&b);
+}
+
+static void respond_not_found(struct gw_conn *c)
+{
+    respond_json_error(c, 404, "not_found", "no such object",
+                       "Cache-Control: " GW_CACHE_CONTROL_MISS "\r\n");
+}
+
+/* Status line and headers for a plan. Returns 1 when the answer is complete (HEAD, 304, 412,
+ * 416, empty body), 0 when body bytes must follow. */
+static int answer_head(struct gw_conn *c, const struct gw_objresp *p, const struct gw_objinfo *o,
+                       const struct gw_rules *rules, int head)
+{
+    struct cm_sbuf h;
+    cm_sbuf_init(&h);
+    gw_objresp_headers(p, o, rules, &h);
+    int complete = 1;
+    if (p->status == 412) {
+        respond_json_error(c, 412, "precondition_failed", "a precondition did not hold", h.p);
+    } else if (p->status == 416) {
+        respond_json_error(c, 416, "range_not_satisfiable", "range outside the object", h.p);
+    } else {
+        gw_conn_write_head(c, p->status, h.p ? h.p : "", h.len);
+        if (p->status == 304 || head || p->length == 0)
+            gw_conn_done(c);
+        else
+            complete = 0;
+    }
+    cm_sbuf_free(&h);
+    return complete;
+}
+
+/* Answer c's request from a cached object (a borrowed ref). */
+static void serve_obj(struct gw_conn *c, const struct gw_http_req *req, int head,
+                      const struct gw_cobj *obj, const struct gw_rules *rules)
+{
+    struct gw_objinfo o;
+    struct gw_objresp p;
+    objinfo_of_cobj(&o, obj);
+    gw_objresp_plan(req, head, &o, &p);
+    if (answer_head(c, &p, &o, rules, head))
+        return;
+    struct cm_slice s = {obj->body, (size_t)p.first, (size_t)p.length};
+    gw_conn_write_body(c, &s, 1); /* takes its own ref: no copy */
+    gw_conn_done(c);
+}
+
+/* ---- lifetime ---- */
+
 static void on_timer_closed(uv_handle_t *h)
 {
     cm_free(h->data);
+}
+
+static void fill_end(struct gw_get *g, struct gw_cobj *obj, enum gw_cwait_result result)
+{
+    if (g->fill == NULL)
+        return;
+    gw_cache_fill_end(g->reads->cache, g->fill, obj, obj ? g->fresh_until : 0, cm_mono_ms(),
+                      result);
+    g->fill = NULL;
 }
 
 static void get_end(struct gw_get *g, int reusable)
@@ -59,6 +183,13 @@ static void get_end(struct gw_get *g, int reusable)
     if (g->done)
         return;
     g->done = 1;
+    fill_end(g, NULL, GW_CWAIT_RETRY);
+    if (g->waiting) {
+        g->waiting = 0;
+        gw_cache_cancel(g->reads->cache, &g->cw);
+    }
+    gw_cobj_unref(g->obj);
+    g->obj = NULL;
     gw_up_cancel(&g->wait);
     if (g->uc != NULL)
         gw_up_release(g->uc, reusable);
@@ -70,9 +201,23 @@ static void get_fail(struct gw_get *g, int status, const char *code, const char 
 {
     struct gw_conn *c = g->conn;
     g->conn = NULL;
+    fill_end(g, NULL, status == 404 ? GW_CWAIT_NOT_FOUND : GW_CWAIT_FAILED);
     get_end(g, 0);
-    if (c != NULL)
+    if (c == NULL)
+        return;
+    if (status == 404)
+        respond_not_found(c);
+    else
         gw_conn_error(c, status, code, msg, GW_COMMITTED_OMIT);
+}
+
+static void get_complete(struct gw_get *g, int reusable)
+{
+    struct gw_conn *c = g->conn;
+    g->conn = NULL;
+    get_end(g, reusable);
+    if (c != NULL)
+        gw_conn_done(c);
 }
 
 /* This replica did not answer usefully: try the next one (or give up). */
@@ -80,10 +225,13 @@ static void attempt_fail(struct gw_get *g, const char *why, int reusable)
 {
     snprintf(g->last_err, sizeof(g->last_err), "%s: %s", g->cand[g->idx], why);
     CM_DEBUG("msg=\"read attempt failed\" key=\"%s\" %s", g->key, g->last_err);
-    if (g->headers_sent) {
-        get_fail(g, 502, "unavailable", g->last_err);
+    if (g->got_first && g->obj == NULL) {
+        get_fail(g, 502, "unavailable", g->last_err); /* headers are out: cut */
         return;
     }
+    gw_cobj_unref(g->obj);
+    g->obj = NULL;
+    g->got_first = 0;
     if (g->uc != NULL)
         gw_up_release(g->uc, reusable);
     g->uc = NULL;
@@ -95,57 +243,112 @@ static void attempt_fail(struct gw_get *g, const char *why, int reusable)
     get_attempt(g);
 }
 
-static void write_head(struct gw_get *g, const Hw__ObjectMeta *m)
+/* ---- fill ---- */
+
+/* Until when may this object be served from the cache (monotonic ms; 0 = not at all)? */
+static uint64_t fresh_until(const struct gw_get *g, const struct gw_objinfo *o)
 {
-    char date[40];
-    struct cm_sbuf h;
-    cm_sbuf_init(&h);
-    gw_http_date(m->created_ms, date, sizeof(date));
-    cm_sbuf_printf(&h, "Content-Type: %s\r\nContent-Length: %llu\r\nETag: \"%llx\"\r\n",
-                   m->content_type && m->content_type[0] ? m->content_type
-                                                         : "application/octet-stream",
-                   (unsigned long long)m->size, (unsigned long long)m->version);
-    cm_sbuf_printf(&h, "Last-Modified: %s\r\n", date);
-    if (m->cache_control != NULL && m->cache_control[0] != '\0')
-        cm_sbuf_printf(&h, "Cache-Control: %s\r\n", m->cache_control);
-    g->size = m->size;
-    g->headers_sent = 1;
-    gw_conn_write_head(g->conn, 200, h.p ? h.p : "", h.len);
-    cm_sbuf_free(&h);
+    const char *cc = gw_cache_control(g->rules, o->key, o->cache_control);
+    if (strstr(cc, "no-store") != NULL || strstr(cc, "no-cache") != NULL ||
+        strstr(cc, "private") != NULL)
+        return 0;
+    if (o->expires_ms > 0 && cm_wall_ms() >= o->expires_ms)
+        return 0;
+    if (g->immutable)
+        return UINT64_MAX;
+    const char *ma = strstr(cc, "max-age=");
+    long secs = ma != NULL ? strtol(ma + 8, NULL, 10) : 0;
+    if (secs <= 0)
+        return 0;
+    uint64_t ms = (uint64_t)secs * 1000u;
+    return g->fill_start + (ms < GW_CACHE_MUTABLE_MAX_MS ? ms : GW_CACHE_MUTABLE_MAX_MS);
 }
 
-static void get_complete(struct gw_get *g)
+/* First frame of a fill: collect the object, or give up coalescing and stream it directly. */
+static void fill_first(struct gw_get *g, const Hw__ObjectMeta *m)
 {
-    struct gw_conn *c = g->conn;
-    g->conn = NULL;
-    get_end(g, 1);
-    if (c != NULL)
-        gw_conn_done(c);
-}
-
-static void on_data(struct gw_get *g, const Hw__Envelope *env, const struct cm_slice *payload)
-{
-    const Hw__Data *d = env->data;
-    if (!g->headers_sent) {
-        if (d->meta == NULL) {
-            attempt_fail(g, "first DATA frame without meta", 0);
+    struct gw_objinfo o;
+    objinfo_of_meta(&o, m, g->key);
+    g->fresh_until = fresh_until(g, &o);
+    if (g->fresh_until != 0 && m->size <= gw_cache_max_object(g->reads->cache)) {
+        g->obj = gw_cobj_new(g->key, m->version, m->size, o.content_type, o.cache_control,
+                             m->created_ms, m->expires_ms);
+        if (g->obj != NULL)
             return;
-        }
-        write_head(g, d->meta);
+    }
+    fill_end(g, NULL, GW_CWAIT_RETRY); /* too large or not cacheable: waiters read themselves */
+}
+
+static void fill_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice *payload)
+{
+    struct gw_cobj *o = g->obj;
+    size_t have = o->body ? o->body->len : 0;
+    if (d->offset != have || payload->len > o->size - have) {
+        attempt_fail(g, "DATA out of order or past the object size", 0);
+        return;
     }
     if (payload->len > 0) {
-        if (g->written + payload->len > g->size) {
-            get_fail(g, 502, "unavailable", "node sent more bytes than the object size");
-            return;
-        }
-        gw_conn_write_body(g->conn, payload, 1);
-        g->written += payload->len;
+        memcpy(o->body->data + have, cm_slice_ptr(payload), payload->len);
+        o->body->len += payload->len;
+    }
+    if (!d->eof) {
+        uv_timer_start(&g->timer, on_timer, GW_GET_IDLE_MS, 0);
+        return;
+    }
+    if ((o->body ? o->body->len : 0) != o->size) {
+        attempt_fail(g, "node ended the object early", 0);
+        return;
+    }
+    g->obj = NULL;
+    fill_end(g, o, GW_CWAIT_OBJ);
+    struct gw_conn *c = g->conn;
+    g->conn = NULL;
+    if (c != NULL)
+        serve_obj(c, g->req, g->head, o, g->rules);
+    gw_cobj_unref(o);
+    get_end(g, 1);
+}
+
+/* ---- direct stream ---- */
+
+static void direct_first(struct gw_get *g, const Hw__ObjectMeta *m, int eof)
+{
+    struct gw_objinfo o;
+    objinfo_of_meta(&o, m, g->key);
+    gw_objresp_plan(g->req, g->head, &o, &g->plan);
+    if ((g->plan.status == 200 || g->plan.status == 206) && g->plan.length > 0 &&
+        g->node_off > g->plan.first) {
+        attempt_fail(g, "node answered a range that does not cover the request", 0);
+        return;
+    }
+    struct gw_conn *c = g->conn;
+    if (answer_head(c, &g->plan, &o, g->rules, g->head)) {
+        g->conn = NULL;
+        get_end(g, eof || g->head);
+    }
+}
+
+static void direct_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice *payload)
+{
+    uint64_t want_end = g->plan.first + g->plan.length;
+    uint64_t a = d->offset, b = d->offset + payload->len;
+    uint64_t from = g->plan.first + g->written;
+    if (a > from) {
+        get_fail(g, 502, "unavailable", "node skipped bytes");
+        return;
+    }
+    if (b > from && from < want_end) {
+        uint64_t to = b < want_end ? b : want_end;
+        struct cm_slice s = {payload->buf, payload->off + (size_t)(from - a), (size_t)(to - from)};
+        gw_conn_write_body(g->conn, &s, 1);
+        g->written += to - from;
+    }
+    if (g->written == g->plan.length) {
+        get_complete(g, d->eof);
+        return;
     }
     if (d->eof) {
-        if (g->written != g->size)
-            get_fail(g, 502, "unavailable", "node ended the object early");
-        else
-            get_complete(g);
+        get_fail(g, 502, "unavailable", "node ended the object early");
         return;
     }
     if (gw_conn_write_queue(g->conn) > GW_CONN_HIGH_WATER && !g->paused) {
@@ -155,6 +358,30 @@ static void on_data(struct gw_get *g, const Hw__Envelope *env, const struct cm_s
         return;
     }
     uv_timer_start(&g->timer, on_timer, GW_GET_IDLE_MS, 0);
+}
+
+static void on_data(struct gw_get *g, const Hw__Envelope *env, const struct cm_slice *payload)
+{
+    const Hw__Data *d = env->data;
+    if (!g->got_first) {
+        if (d->meta == NULL) {
+            attempt_fail(g, "first DATA frame without meta", 0);
+            return;
+        }
+        g->got_first = 1;
+        gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], cm_mono_ms() - g->sent_ms);
+        if (g->fill != NULL)
+            fill_first(g, d->meta);
+        if (g->obj == NULL) {
+            direct_first(g, d->meta, d->eof);
+            if (g->done || !g->got_first)
+                return; /* answered, or moved on to another replica */
+        }
+    }
+    if (g->obj != NULL)
+        fill_data(g, d, payload);
+    else
+        direct_data(g, d, payload);
 }
 
 static void up_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *env,
@@ -167,15 +394,14 @@ static void up_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *en
         on_data(g, env, payload);
     } else if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
                env->head_ok->meta != NULL && g->head) {
-        write_head(g, env->head_ok->meta);
-        get_complete(g);
+        gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], cm_mono_ms() - g->sent_ms);
+        g->got_first = 1;
+        direct_first(g, env->head_ok->meta, 1);
     } else if (env->type == HW__MSG_TYPE__MSG_ERROR && env->code == HW__CODE__CODE_NOT_FOUND &&
-               !g->headers_sent) {
-        struct gw_conn *c = g->conn;
-        g->conn = NULL;
-        get_end(g, 1);
-        if (c != NULL)
-            gw_conn_error(c, 404, "not_found", "no such object", GW_COMMITTED_OMIT);
+               !g->got_first) {
+        g->uc = NULL;
+        gw_up_release(uc, 1);
+        get_fail(g, 404, "not_found", "no such object");
     } else if (env->type == HW__MSG_TYPE__MSG_ERROR) {
         char why[96];
         snprintf(why, sizeof(why), "node error code=%d %s", (int)env->code,
@@ -221,8 +447,15 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
     } else {
         cm_env_init(&env, HW__MSG_TYPE__MSG_GET, 0, g->shard);
         get.key = g->key;
+        get.offset = g->node_off;
+        get.length = g->node_len;
         env.get = &get;
     }
+    if (g->reads != NULL)
+        gw_count(&g->reads->n.node_reads);
+    if (g->ctx->metrics != NULL)
+        GW_METRIC_ADD(g->ctx->metrics, node_reads, 1);
+    g->sent_ms = cm_mono_ms();
     if (gw_up_send(uc, &env, NULL, 0, &g->req_id) != 0)
         attempt_fail(g, "send failed", 0);
 }
@@ -236,6 +469,8 @@ static void get_attempt(struct gw_get *g)
         uv_timer_start(&g->timer, on_timer, 0, 0);
     }
 }
+
+/* ---- handler ---- */
 
 static void h_body(void *h, const struct cm_slice *piece)
 {
@@ -264,7 +499,9 @@ static void h_abort(void *h)
 
 static const struct gw_handler_ops get_ops = {h_body, h_nop, h_nop, h_drain, h_abort};
 
-static void add_candidate(struct gw_get *g, const char *addr)
+/* ---- candidates ---- */
+
+static void add_candidate(struct gw_get *g, uint32_t id, const char *addr)
 {
     if (addr == NULL || g->ncand == GW_GET_CANDIDATES)
         return;
@@ -272,37 +509,151 @@ static void add_candidate(struct gw_get *g, const char *addr)
         if (strcmp(g->cand[i], addr) == 0)
             return;
     }
+    g->cand_id[g->ncand] = id;
     snprintf(g->cand[g->ncand++], GW_ADDR_MAX, "%s", addr);
 }
 
-/* Order: the shard leader (it applied every write this gateway acknowledged, so a client reads
- * its own writes), then reachable replicas in this gateway's zone, then other reachable ones,
- * then the rest (the last poll may be stale); seeds when no map is known yet. */
+static int same_zone(const struct gw_get *g, uint32_t id)
+{
+    const char *zone = g->ctx->cfg->zone;
+    const char *z = gw_cluster_zone(g->ctx->cluster, id);
+    return zone != NULL && zone[0] != '\0' && z != NULL && strcmp(z, zone) == 0;
+}
+
+/* Reachable replicas for an immutable kind: same zone first, then lowest read latency. */
+static void add_by_latency(struct gw_get *g, const uint32_t *ids, size_t n)
+{
+    struct gw_cluster *cl = g->ctx->cluster;
+    uint32_t order[GW_MAX_REPLICAS];
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < GW_MAX_REPLICAS; i++) {
+        if (gw_cluster_reachable(cl, ids[i]))
+            order[m++] = ids[i];
+    }
+    for (size_t i = 1; i < m; i++) { /* insertion sort: a handful of replicas */
+        uint32_t x = order[i];
+        size_t j = i;
+        while (j > 0) {
+            uint32_t y = order[j - 1];
+            int zx = same_zone(g, x), zy = same_zone(g, y);
+            if (zx < zy || (zx == zy && gw_cluster_latency(cl, x) >= gw_cluster_latency(cl, y)))
+                break;
+            order[j] = y;
+            j--;
+        }
+        order[j] = x;
+    }
+    for (size_t i = 0; i < m; i++)
+        add_candidate(g, order[i], gw_cluster_addr(cl, order[i]));
+}
+
+/* Mutable kinds and keys written here lately: the shard leader first (it applied every write
+ * this gateway acknowledged, so a client reads its own writes and deletes), then reachable
+ * replicas in this gateway's zone, other reachable ones, then the rest (the last poll may be
+ * stale). Immutable kinds: by zone and latency (add_by_latency), then the rest. Seeds when no
+ * map is known yet. */
 static void get_candidates(struct gw_get *g)
 {
     struct gw_cluster *cl = g->ctx->cluster;
-    const char *zone = g->ctx->cfg->zone;
     uint32_t ids[GW_MAX_REPLICAS];
     size_t n = gw_cluster_replicas(cl, g->shard, ids, GW_MAX_REPLICAS);
     uint32_t leader = gw_cluster_leader(cl, g->shard);
+    int leader_first = !g->immutable ||
+                       (g->reads != NULL && gw_reads_recent_write(g->reads, g->key, cm_mono_ms()));
+    if (!leader_first)
+        add_by_latency(g, ids, n);
     if (leader != 0 && gw_cluster_reachable(cl, leader))
-        add_candidate(g, gw_cluster_addr(cl, leader));
+        add_candidate(g, leader, gw_cluster_addr(cl, leader));
     for (int pass = 0; pass < 3; pass++) {
         for (size_t i = 0; i < n; i++) {
             int reach = gw_cluster_reachable(cl, ids[i]);
-            const char *z = gw_cluster_zone(cl, ids[i]);
-            int same_zone = zone != NULL && zone[0] != '\0' && z != NULL && strcmp(z, zone) == 0;
-            if ((pass == 0 && reach && same_zone) || (pass == 1 && reach) || pass == 2)
-                add_candidate(g, gw_cluster_addr(cl, ids[i]));
+            if ((pass == 0 && reach && same_zone(g, ids[i])) || (pass == 1 && reach) || pass == 2)
+                add_candidate(g, ids[i], gw_cluster_addr(cl, ids[i]));
         }
     }
     for (size_t i = 0; g->ncand == 0 && gw_cluster_seed(cl, i) != NULL; i++)
-        add_candidate(g, gw_cluster_seed(cl, i));
+        add_candidate(g, 0, gw_cluster_seed(cl, i));
+}
+
+/* ---- start ---- */
+
+/* A plain "bytes=a-b" / "bytes=a-" (no If-Range) lets the node send only that part. */
+static void range_hint(struct gw_get *g)
+{
+    const struct gw_http_req *r = g->req;
+    uint64_t first = 0, last = 0;
+    const char *v = r->range;
+    if (v[0] == '\0' || r->if_range[0] != '\0')
+        return;
+    const char *eq = strchr(v, '=');
+    if (eq == NULL || eq[1] < '0' || eq[1] > '9')
+        return; /* suffix ranges need the size first: read it all */
+    /* With an unknown size, "a-" ends at UINT64_MAX - 1: ask for everything from a. */
+    if (gw_range_parse(v, strlen(v), UINT64_MAX, &first, &last) != GW_RANGE_ONE)
+        return;
+    g->node_off = first;
+    g->node_len = last >= UINT64_MAX - 1 ? 0 : last - first + 1;
+}
+
+static void on_wait_done(struct gw_cwait *w)
+{
+    struct gw_get *g = w->arg;
+    g->waiting = 0;
+    struct gw_conn *c = g->conn;
+    switch (w->result) {
+    case GW_CWAIT_OBJ:
+        g->conn = NULL;
+        serve_obj(c, g->req, g->head, w->obj, g->rules);
+        gw_cobj_unref(w->obj);
+        w->obj = NULL;
+        get_end(g, 1);
+        return;
+    case GW_CWAIT_NOT_FOUND:
+        get_fail(g, 404, "not_found", "no such object");
+        return;
+    case GW_CWAIT_FAILED:
+        get_fail(g, 503, "unavailable", "no replica could serve the object");
+        return;
+    case GW_CWAIT_RETRY:
+        break;
+    }
+    if (g->ncand == 0) {
+        get_fail(g, 503, "unavailable", "no node known");
+        return;
+    }
+    get_attempt(g);
+}
+
+/* Cache hit served at once, without a gw_get. */
+static int try_hit(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
+                   const char *key)
+{
+    struct gw_reads *r = ctx->cfg->reads;
+    struct gw_cobj *hit = NULL;
+    if (r == NULL || r->cache == NULL ||
+        gw_cache_get(r->cache, key, cm_mono_ms(), cm_wall_ms(), NULL, NULL, &hit, NULL) !=
+            GW_CACHE_HIT)
+        return 0;
+    gw_count(&r->n.cache_hits);
+    gw_conn_note_cache(c, GW_NOTE_HIT);
+    if (ctx->metrics != NULL)
+        GW_METRIC_ADD(ctx->metrics, cache_hits, 1);
+    serve_obj(c, req, req->method == HTTP_HEAD, hit, &r->cache_rules);
+    gw_cobj_unref(hit);
+    return 1;
 }
 
 void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
                   const char *key, size_t keylen)
 {
+    const char *target = req->url.p ? req->url.p : "";
+    char flag[8];
+    if (req->method == HTTP_GET && gw_query_param(target, "list", flag, sizeof(flag)) != 0) {
+        gw_list_start(ctx, c, req, key, keylen);
+        return;
+    }
+    if (try_hit(ctx, c, req, key))
+        return;
     struct gw_get *g = cm_calloc(1, sizeof(*g));
     if (g == NULL) {
         gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
@@ -310,14 +661,54 @@ void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     }
     g->ctx = ctx;
     g->conn = c;
+    g->req = req;
+    g->reads = ctx->cfg->reads;
+    g->rules = g->reads ? &g->reads->cache_rules : NULL;
     g->head = req->method == HTTP_HEAD;
     memcpy(g->key, key, keylen);
     g->key[keylen] = '\0';
+    g->immutable = gw_key_immutable_kind(g->key);
     g->shard = gw_key_shard(key, keylen, gw_cluster_shard_count(ctx->cluster));
     uv_timer_init(ctx->loop, &g->timer);
     g->timer.data = g;
     get_candidates(g);
     gw_conn_set_handler(c, &get_ops, g);
+    struct gw_cache *cache = g->reads ? g->reads->cache : NULL;
+    if (cache != NULL) {
+        gw_count(&g->reads->n.cache_misses);
+        gw_conn_note_cache(c, GW_NOTE_MISS);
+        if (ctx->metrics != NULL)
+            GW_METRIC_ADD(ctx->metrics, cache_misses, 1);
+    }
+    if (cache != NULL && ctx->cport == NULL && !ctx->stopping &&
+        gw_cache_port_new(ctx->loop, &ctx->cport) != 0)
+        ctx->cport = NULL; /* no coalescing on this loop, reads still work */
+    if (cache != NULL && !g->head && req->range[0] == '\0' && ctx->cport != NULL) {
+        struct gw_cobj *hit = NULL;
+        g->cw.cb = on_wait_done;
+        g->cw.arg = g;
+        g->fill_start = cm_mono_ms();
+        switch (gw_cache_get(cache, g->key, g->fill_start, cm_wall_ms(), ctx->cport, &g->cw, &hit,
+                             &g->fill)) {
+        case GW_CACHE_HIT: /* filled in between */
+            gw_conn_note_cache(c, GW_NOTE_HIT);
+            g->conn = NULL;
+            serve_obj(c, req, 0, hit, g->rules);
+            gw_cobj_unref(hit);
+            get_end(g, 1);
+            return;
+        case GW_CACHE_WAIT:
+            gw_count(&g->reads->n.coalesced);
+            gw_conn_note_cache(c, GW_NOTE_COALESCED);
+            g->waiting = 1;
+            return;
+        case GW_CACHE_FILL:
+        case GW_CACHE_MISS:
+            break;
+        }
+    } else if (!g->head) {
+        range_hint(g);
+    }
     if (g->ncand == 0) {
         get_fail(g, 503, "unavailable", "no node known");
         return;
@@ -341,11 +732,23 @@ static void del_build(void *arg, Hw__Envelope *env)
     env->delete_ = &d->msg;
 }
 
+/* Reads of key go to the leader for a while, and this process's cached copy is dropped. */
+static void forget_key(struct gw_ctx *ctx, const char *key)
+{
+    struct gw_reads *r = ctx->cfg->reads;
+    if (r == NULL)
+        return;
+    gw_reads_note_write(r, key, cm_mono_ms());
+    if (r->cache != NULL)
+        gw_cache_invalidate(r->cache, key);
+}
+
 static void del_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelope *env)
 {
     struct gw_del *d = arg;
     struct gw_conn *c = d->conn;
     d->lreq = NULL;
+    forget_key(d->ctx, d->key);
     if (outcome == GW_LREQ_TIMEOUT_UNSENT)
         gw_conn_error(c, 503, "no_quorum", "no shard leader reachable", GW_COMMITTED_FALSE);
     else if (outcome == GW_LREQ_TIMEOUT_SENT)
@@ -354,7 +757,7 @@ static void del_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelope
              env->delete_ok->found)
         gw_conn_respond(c, 204, NULL, NULL, NULL, 0);
     else if (env->type == HW__MSG_TYPE__MSG_DELETE_OK)
-        gw_conn_error(c, 404, "not_found", "no such object", GW_COMMITTED_OMIT);
+        respond_not_found(c);
     else
         gw_conn_error(c, 500, "internal", env->message ? env->message : "delete refused",
                       GW_COMMITTED_FALSE);
@@ -373,6 +776,7 @@ static void d_abort(void *h)
 {
     struct gw_del *d = h;
     gw_lreq_cancel(d->lreq);
+    forget_key(d->ctx, d->key);
     cm_free(d);
 }
 
@@ -391,6 +795,7 @@ void gw_delete_start(struct gw_ctx *ctx, struct gw_conn *c, const char *key, siz
     d->key[keylen] = '\0';
     hw__delete__init(&d->msg);
     d->msg.key = d->key;
+    forget_key(ctx, d->key);
     uint32_t shard = gw_key_shard(key, keylen, gw_cluster_shard_count(ctx->cluster));
     if (gw_lreq_start(ctx, HW__MSG_TYPE__MSG_DELETE, shard, cm_mono_ms() + GW_DELETE_DEADLINE_MS,
                       del_build, del_done, d, &d->lreq) != 0) {

@@ -19,10 +19,33 @@ struct gw_config {
     uint64_t threads;
     uint64_t max_object_size;
     const char *log_level;
+    /* read semantics (get.c, put.c, cache.c) */
+    uint64_t cache_size;     /* hot-object cache bytes, 0 = off */
+    const char *cache_rules; /* --cache-rules /PREFIX=CACHE-CONTROL,... */
+    const char *lifecycle;   /* --lifecycle /PREFIX=TTL_SECONDS,... */
+    /* connection layer (server.c): TLS, keys, limits, CORS, access log. In a config built by
+     * hand (tests), numeric limits left 0 take the table default in gw_config_validate. */
+    const char *tls_listen; /* NULL = no HTTPS listener */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *keys; /* keys file, NULL = open */
+    uint64_t max_header_size;
+    uint64_t max_url_length;
+    uint64_t header_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t body_timeout_ms;
+    uint64_t send_timeout_ms;
+    uint64_t max_connections;
+    uint64_t max_pipeline;
+    const char *cors_origins; /* NULL = "*" */
+    int access_log;
     /* filled by gw_config_validate */
     size_t nseeds;
     char seeds[GW_MAX_SEEDS][GW_ADDR_MAX];
     int level; /* enum cm_log_level */
+    /* Process-wide read state (cache, parsed rules, read counters; reads.h) shared by every
+     * loop: set by main.c (gw_reads_new) before any loop starts; NULL = no cache, no rules. */
+    struct gw_reads *reads;
 };
 
 /* Parse argv/env into cfg (zeroed first). Returns 0, CM_EHELP or CM_EINVAL (errmsg set). */

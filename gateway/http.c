@@ -23,6 +23,18 @@ static void header_reset(struct gw_http_in *in)
     in->in_value = 0;
 }
 
+/* Copy the value when the field is `name` (1), else 0. dst holds GW_HTTP_VALUE_MAX bytes. */
+static int header_copy(struct gw_http_in *in, const char *name, char *dst)
+{
+    if (strcasecmp(in->field, name) != 0)
+        return 0;
+    if (in->value_long)
+        in->req.header_overflow = 1;
+    else
+        memcpy(dst, in->value, in->value_len + 1);
+    return 1;
+}
+
 /* A complete header line (field + value) has been seen. */
 static void header_done(struct gw_http_in *in)
 {
@@ -40,6 +52,22 @@ static void header_done(struct gw_http_in *in)
             in->req.header_overflow = 1;
         else
             memcpy(in->req.cache_control, in->value, in->value_len + 1);
+    } else if (header_copy(in, "Range", in->req.range) ||
+               header_copy(in, "If-Range", in->req.if_range) ||
+               header_copy(in, "If-Modified-Since", in->req.if_modified_since) ||
+               header_copy(in, "If-Unmodified-Since", in->req.if_unmodified_since)) {
+    } else if (header_copy(in, "If-Match", in->req.if_match)) {
+        in->req.has_if_match = 1;
+    } else if (header_copy(in, "If-None-Match", in->req.if_none_match)) {
+        in->req.has_if_none_match = 1;
+    } else if (header_copy(in, "X-Headwater-TTL", in->req.ttl)) {
+        in->req.has_ttl = 1;
+    } else if (header_copy(in, "Origin", in->req.origin) ||
+               header_copy(in, "Access-Control-Request-Headers", in->req.acr_headers) ||
+               header_copy(in, "Authorization", in->req.authorization)) {
+    } else if (strcasecmp(in->field, "Access-Control-Request-Method") == 0) {
+        if (in->value_len < sizeof(in->req.acr_method))
+            memcpy(in->req.acr_method, in->value, in->value_len + 1);
     } else if (strcasecmp(in->field, "Expect") == 0) {
         if (strcasecmp(in->value, "100-continue") == 0)
             in->req.expect_continue = 1;
@@ -69,13 +97,28 @@ static int on_message_begin(http_parser *p)
     in->req.url = url;
     header_reset(in);
     in->in_message = 1;
+    in->head_bytes = 0;
     return 0;
+}
+
+/* Count head bytes (+4 per header line for ": " and CRLF); stop past the limit. */
+static int head_count(struct gw_http_in *in, size_t n)
+{
+    in->head_bytes += n;
+    if (in->head_bytes <= in->max_head)
+        return 0;
+    in->limit_status = in->req.url_overflow ? 414 : 431;
+    return -1;
 }
 
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     struct gw_http_in *in = in_of(p);
-    if (in->req.url.len + n > GW_HTTP_URL_MAX) {
+    if (head_count(in, n) != 0) {
+        in->limit_status = 414; /* the target alone is past the head limit */
+        return -1;
+    }
+    if (in->req.url_overflow || in->req.url.len + n > in->max_url) {
         in->req.url_overflow = 1;
         return 0;
     }
@@ -88,6 +131,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     struct gw_http_in *in = in_of(p);
     if (in->in_value)
         header_done(in);
+    if (head_count(in, n + (in->field_len == 0 ? 4 : 0)) != 0)
+        return -1;
     append_bounded(in->field, sizeof(in->field), &in->field_len, &in->field_long, at, n);
     return 0;
 }
@@ -96,6 +141,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct gw_http_in *in = in_of(p);
     in->in_value = 1;
+    if (head_count(in, n) != 0)
+        return -1;
     append_bounded(in->value, sizeof(in->value), &in->value_len, &in->value_long, at, n);
     return 0;
 }
@@ -164,6 +211,8 @@ void gw_http_in_init(struct gw_http_in *in, const struct gw_http_sink *sink, voi
     in->settings.on_message_complete = on_message_complete;
     in->sink = sink;
     in->arg = arg;
+    in->max_head = 65536;
+    in->max_url = GW_HTTP_URL_MAX;
     cm_sbuf_init(&in->req.url);
 }
 
@@ -194,6 +243,104 @@ int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_
     return GW_HTTP_OK;
 }
 
+void gw_http_in_limits(struct gw_http_in *in, size_t max_head, size_t max_url)
+{
+    in->max_head = max_head;
+    in->max_url = max_url;
+}
+
+int gw_http_in_error_status(const struct gw_http_in *in)
+{
+    if (in->limit_status != 0)
+        return in->limit_status;
+    if (HTTP_PARSER_ERRNO(&in->parser) == HPE_HEADER_OVERFLOW)
+        return in->req.url_overflow ? 414 : 431;
+    return 400;
+}
+
+int gw_http_query_param(const char *target, const char *name, const char **val, size_t *len)
+{
+    const char *q = strchr(target, '?');
+    size_t nlen = strlen(name);
+    if (q == NULL)
+        return 0;
+    const char *p = q + 1;
+    while (*p != '\0' && *p != '#') {
+        size_t plen = strcspn(p, "&#");
+        if (plen > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            *val = p + nlen + 1;
+            *len = plen - nlen - 1;
+            return 1;
+        }
+        p += plen;
+        if (*p == '&')
+            p++;
+    }
+    return 0;
+}
+
+int gw_http_bearer(const char *authorization, const char **tok, size_t *len)
+{
+    const char *a = authorization;
+    if (strncasecmp(a, "Bearer", 6) != 0 || (a[6] != ' ' && a[6] != '\t'))
+        return 0;
+    a += 6;
+    while (*a == ' ' || *a == '\t')
+        a++;
+    size_t n = strlen(a);
+    while (n > 0 && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return 0;
+    *tok = a;
+    *len = n;
+    return 1;
+}
+
+static void log_put(char *out, size_t cap, size_t *o, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        int esc = c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%';
+        if (*o + (esc ? 3 : 1) >= cap)
+            return;
+        if (esc) {
+            out[(*o)++] = '%';
+            out[(*o)++] = hex[c >> 4];
+            out[(*o)++] = hex[c & 15];
+        } else {
+            out[(*o)++] = (char)c;
+        }
+    }
+}
+
+void gw_http_log_target(const char *target, char *out, size_t cap)
+{
+    size_t o = 0;
+    if (cap == 0)
+        return;
+    const char *q = strchr(target, '?');
+    log_put(out, cap, &o, target, q ? (size_t)(q - target) : strlen(target));
+    if (q != NULL) {
+        const char *p = q + 1;
+        int first = 1;
+        while (*p != '\0') {
+            size_t plen = strcspn(p, "&");
+            int secret = strncmp(p, "token=", 6) == 0 || (plen == 5 && strncmp(p, "token", 5) == 0);
+            if (!secret) {
+                log_put(out, cap, &o, first ? "?" : "&", 1);
+                log_put(out, cap, &o, p, plen);
+                first = 0;
+            }
+            p += plen;
+            if (*p == '&')
+                p++;
+        }
+    }
+    out[o] = '\0';
+}
+
 void gw_http_in_resume(struct gw_http_in *in)
 {
     http_parser_pause(&in->parser, 0);
@@ -220,6 +367,10 @@ const char *gw_http_reason(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 206:
+        return "Partial Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 404:
@@ -228,10 +379,16 @@ const char *gw_http_reason(int status)
         return "Method Not Allowed";
     case 411:
         return "Length Required";
+    case 412:
+        return "Precondition Failed";
     case 413:
         return "Payload Too Large";
+    case 416:
+        return "Range Not Satisfiable";
     case 500:
         return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
     case 504:

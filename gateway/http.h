@@ -36,10 +36,25 @@ struct gw_http_req {
     int url_overflow;                      /* target longer than GW_HTTP_URL_MAX (url truncated) */
     char content_type[GW_HTTP_VALUE_MAX];  /* "" when absent */
     char cache_control[GW_HTTP_VALUE_MAX]; /* "" when absent */
-    int header_overflow;                   /* an interesting header value was too long */
-    int expect_continue;                   /* Expect: 100-continue */
-    int chunked;                           /* Transfer-Encoding: chunked */
-    int has_length;                        /* Content-Length given */
+    /* read/write semantics (get.c, put.c); "" when absent */
+    char range[GW_HTTP_VALUE_MAX];
+    char if_range[GW_HTTP_VALUE_MAX];
+    char if_match[GW_HTTP_VALUE_MAX];
+    char if_none_match[GW_HTTP_VALUE_MAX];
+    char if_modified_since[GW_HTTP_VALUE_MAX];
+    char if_unmodified_since[GW_HTTP_VALUE_MAX];
+    int has_if_match, has_if_none_match; /* present (even with an empty value) */
+    char ttl[GW_HTTP_VALUE_MAX];         /* X-Headwater-TTL */
+    int has_ttl;
+    /* connection layer (server.c, cors.c, auth); "" when absent */
+    char origin[GW_HTTP_VALUE_MAX];
+    char acr_method[64];                 /* Access-Control-Request-Method */
+    char acr_headers[GW_HTTP_VALUE_MAX]; /* Access-Control-Request-Headers */
+    char authorization[GW_HTTP_VALUE_MAX];
+    int header_overflow; /* an interesting header value was too long */
+    int expect_continue; /* Expect: 100-continue */
+    int chunked;         /* Transfer-Encoding: chunked */
+    int has_length;      /* Content-Length given */
     uint64_t content_length;
     int keep_alive; /* the connection may carry another request after this one */
 };
@@ -66,6 +81,10 @@ struct gw_http_in {
     int in_value;
     int in_message; /* between message begin and end */
     int stopped;
+    size_t max_head; /* request line + headers, bytes (431 beyond) */
+    size_t max_url;  /* target bytes (414 beyond) */
+    size_t head_bytes;
+    int limit_status; /* 414 / 431 when a limit stopped the framer */
 };
 
 void gw_http_in_init(struct gw_http_in *in, const struct gw_http_sink *sink, void *arg);
@@ -73,12 +92,28 @@ void gw_http_in_close(struct gw_http_in *in);
 /* Parse buf->data[off .. off+len). */
 int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_t len,
                     size_t *consumed);
+/* Limits (defaults: 64 KiB head, GW_HTTP_URL_MAX target). A target over max_url sets
+ * url_overflow (the head still completes); a head over max_head stops the framer with
+ * GW_HTTP_ERROR and gw_http_in_error_status 431 (414 when the target itself is too long). */
+void gw_http_in_limits(struct gw_http_in *in, size_t max_head, size_t max_url);
+/* The status to answer a GW_HTTP_ERROR with: 400, 414 or 431. */
+int gw_http_in_error_status(const struct gw_http_in *in);
 /* Continue after GW_HTTP_PAUSED. */
 void gw_http_in_resume(struct gw_http_in *in);
 /* A request has started but not ended (on_head may not have run yet). */
 int gw_http_in_mid_request(const struct gw_http_in *in);
 /* http_parser's name of the last error. */
 const char *gw_http_in_error(const struct gw_http_in *in);
+
+/* ---- targets (pure) ---- */
+
+/* The value of query parameter `name` in a request target (not decoded): 1 found, else 0. */
+int gw_http_query_param(const char *target, const char *name, const char **val, size_t *len);
+/* The credential of "Authorization: Bearer <token>": 1 found, else 0. */
+int gw_http_bearer(const char *authorization, const char **tok, size_t *len);
+/* The target for a log line: `token` query parameters removed, quotes, backslashes, spaces and
+ * control bytes %-escaped, cut to cap - 1 bytes. */
+void gw_http_log_target(const char *target, char *out, size_t cap);
 
 /* ---- responses (pure formatting) ---- */
 

@@ -19,14 +19,18 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cache.h"
 #include "cluster.h"
+#include "cond.h"
 #include "content_type.h"
 #include "crc32c.h"
 #include "err.h"
 #include "frame.h"
 #include "key.h"
 #include "leader.h"
+#include "list.h"
 #include "log.h"
+#include "reads.h"
 #include "timeutil.h"
 #include "upstream.h"
 
@@ -64,6 +68,15 @@ struct gw_put {
     char key[GW_KEY_MAX + 1];
     char ctype[GW_HTTP_VALUE_MAX];
     char cache_control[GW_HTTP_VALUE_MAX];
+    int64_t ttl; /* seconds, 0 = none */
+    /* If-Match / If-None-Match on the write: checked against the leader's current version
+     * (HEAD) while the body streams; COMMIT waits for the verdict. */
+    enum { COND_NONE, COND_PENDING, COND_OK } cond;
+    struct gw_lreq *cond_req;
+    Hw__Head cond_msg;
+    char if_match[GW_HTTP_VALUE_MAX];
+    char if_none_match[GW_HTTP_VALUE_MAX];
+    int has_if_match, has_if_none_match;
     uint32_t shard;
     uint8_t upload_id[16];
     struct replica reps[GW_MAX_REPLICAS];
@@ -130,6 +143,8 @@ static void put_end(struct gw_put *p)
     }
     gw_lreq_cancel(p->commit);
     p->commit = NULL;
+    gw_lreq_cancel(p->cond_req);
+    p->cond_req = NULL;
     while (p->head != NULL) {
         struct chunk *ch = p->head;
         p->head = ch->next;
@@ -162,6 +177,12 @@ static void put_succeed(struct gw_put *p, const Hw__CommitOk *ok)
             (unsigned long long)p->total, (unsigned long long)ok->version, (int)ok->created,
             p->nholders);
     put_end(p);
+    struct gw_reads *r = p->ctx->cfg->reads;
+    if (r != NULL) { /* read-your-writes on this gateway: leader reads, no stale cached copy */
+        gw_reads_note_write(r, p->key, cm_mono_ms());
+        if (r->cache != NULL)
+            gw_cache_invalidate(r->cache, p->key);
+    }
     if (c == NULL)
         return;
     char extra[64];
@@ -392,6 +413,7 @@ static void put_commit(struct gw_put *p)
     p->commit_msg.holders = p->holders;
     p->commit_msg.n_holders = p->nholders;
     p->commit_msg.cache_control = p->cache_control;
+    p->commit_msg.ttl_seconds = p->ttl;
     if (gw_lreq_start(p->ctx, HW__MSG_TYPE__MSG_COMMIT, p->shard,
                       p->body_end_ms + GW_PUT_DEADLINE_MS, commit_build, commit_done, p,
                       &p->commit) != 0)
@@ -415,7 +437,7 @@ static void put_check(struct gw_put *p)
         return;
     put_flow(p);
     size_t done = count_state(p, REP_DONE);
-    if (p->body_done && done >= p->quorum &&
+    if (p->body_done && done >= p->quorum && p->cond != COND_PENDING &&
         (done == alive || cm_mono_ms() >= p->quorum_ms + GW_PUT_GRACE_MS))
         put_commit(p);
 }
@@ -548,6 +570,69 @@ static void h_abort(void *h)
 
 static const struct gw_handler_ops put_ops = {h_body, h_read_done, h_body_end, h_drain, h_abort};
 
+/* ---- conditional write ---- */
+
+static void cond_build(void *arg, Hw__Envelope *env)
+{
+    struct gw_put *p = arg;
+    env->head = &p->cond_msg;
+}
+
+static void cond_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelope *env)
+{
+    struct gw_put *p = arg;
+    p->cond_req = NULL;
+    const char *etag = NULL;
+    char tag[24];
+    int64_t lm = -1;
+    if (outcome != GW_LREQ_ANSWER) {
+        put_fail(p, 503, "no_quorum", "no shard leader to check the precondition",
+                 GW_COMMITTED_FALSE);
+        return;
+    }
+    if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
+        env->head_ok->meta != NULL) {
+        snprintf(tag, sizeof(tag), "\"%llx\"", (unsigned long long)env->head_ok->meta->version);
+        etag = tag;
+        lm = env->head_ok->meta->created_ms / 1000;
+    } else if (!(env->type == HW__MSG_TYPE__MSG_ERROR && env->code == HW__CODE__CODE_NOT_FOUND)) {
+        put_fail(p, 503, "unavailable", "cannot check the precondition", GW_COMMITTED_FALSE);
+        return;
+    }
+    struct gw_cond c;
+    memset(&c, 0, sizeof(c));
+    if (p->has_if_match) {
+        c.if_match = p->if_match;
+        c.if_match_len = strlen(p->if_match);
+    }
+    if (p->has_if_none_match) {
+        c.if_none_match = p->if_none_match;
+        c.if_none_match_len = strlen(p->if_none_match);
+    }
+    if (gw_cond_eval(&c, 0, etag, lm) != GW_COND_PROCEED) {
+        put_fail(p, 412, "precondition_failed", "the object's current version does not match",
+                 GW_COMMITTED_FALSE);
+        return;
+    }
+    p->cond = COND_OK;
+    put_check(p);
+}
+
+static int put_start_cond(struct gw_put *p, const struct gw_http_req *req)
+{
+    if (!req->has_if_match && !req->has_if_none_match)
+        return 0;
+    p->has_if_match = req->has_if_match;
+    p->has_if_none_match = req->has_if_none_match;
+    snprintf(p->if_match, sizeof(p->if_match), "%s", req->if_match);
+    snprintf(p->if_none_match, sizeof(p->if_none_match), "%s", req->if_none_match);
+    hw__head__init(&p->cond_msg);
+    p->cond_msg.key = p->key;
+    p->cond = COND_PENDING;
+    return gw_lreq_start(p->ctx, HW__MSG_TYPE__MSG_HEAD, p->shard,
+                         cm_mono_ms() + GW_PUT_DEADLINE_MS, cond_build, cond_done, p, &p->cond_req);
+}
+
 /* ---- start ---- */
 
 static int put_setup_replicas(struct gw_put *p)
@@ -574,6 +659,50 @@ static int put_setup_replicas(struct gw_put *p)
     return count_state(p, REP_DROPPED) > n - p->quorum ? CM_EUNAVAIL : 0;
 }
 
+static int ttl_value(const char *v, int64_t *ttl)
+{
+    int64_t n = 0;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v < '0' || *v > '9')
+        return -1;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        n = n * 10 + (*v - '0');
+        if (n > GW_TTL_MAX)
+            return -1;
+    }
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v != '\0')
+        return -1;
+    *ttl = n;
+    return 0;
+}
+
+int gw_put_ttl(const struct gw_http_req *req, const struct gw_rules *lifecycle, const char *key,
+               int64_t *ttl, const char **why)
+{
+    char q[32];
+    int rq = gw_query_param(req->url.p ? req->url.p : "", "ttl_seconds", q, sizeof(q));
+    *ttl = 0;
+    if (rq != 0) {
+        if (rq < 0 || ttl_value(q, ttl) != 0) {
+            *why = "ttl_seconds must be a whole number of seconds (0 to 315360000)";
+            return -1;
+        }
+        return 0;
+    }
+    if (req->has_ttl) {
+        if (ttl_value(req->ttl, ttl) != 0) {
+            *why = "X-Headwater-TTL must be a whole number of seconds (0 to 315360000)";
+            return -1;
+        }
+        return 0;
+    }
+    *ttl = gw_lifecycle_ttl(lifecycle, key);
+    return 0;
+}
+
 void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
                   const char *key, size_t keylen)
 {
@@ -585,6 +714,16 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     if (req->has_length && req->content_length > ctx->cfg->max_object_size) {
         gw_conn_error(c, 413, "too_large", "body larger than --max-object-size",
                       GW_COMMITTED_FALSE);
+        return;
+    }
+    int64_t ttl = 0;
+    const char *why = "";
+    struct gw_reads *reads = ctx->cfg->reads;
+    char keyz[GW_KEY_MAX + 1];
+    memcpy(keyz, key, keylen);
+    keyz[keylen] = '\0';
+    if (gw_put_ttl(req, reads ? &reads->lifecycle : NULL, keyz, &ttl, &why) != 0) {
+        gw_conn_error(c, 400, "bad_request", why, GW_COMMITTED_FALSE);
         return;
     }
     uint32_t shard_count = gw_cluster_shard_count(ctx->cluster);
@@ -605,6 +744,7 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     snprintf(p->ctype, sizeof(p->ctype), "%s", gw_ctype_for(key, keylen, req->content_type));
     snprintf(p->cache_control, sizeof(p->cache_control), "%s", req->cache_control);
     p->shard = gw_key_shard(key, keylen, shard_count);
+    p->ttl = ttl;
     p->max = ctx->cfg->max_object_size;
     if (uv_random(NULL, NULL, p->upload_id, sizeof(p->upload_id), 0, NULL) != 0) {
         cm_free(p);
@@ -615,6 +755,10 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     p->timer.data = p;
     uv_timer_start(&p->timer, on_tick, 50, 50);
     gw_conn_set_handler(c, &put_ops, p);
+    if (put_start_cond(p, req) != 0) {
+        put_fail(p, 500, "internal", "out of memory", GW_COMMITTED_FALSE);
+        return;
+    }
     if (put_setup_replicas(p) != 0) {
         put_fail(p, 503, "no_quorum", "too few replicas known to store the object",
                  GW_COMMITTED_FALSE);

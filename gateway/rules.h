@@ -1,5 +1,5 @@
 /* Per-prefix rules, pure: longest matching key prefix wins. Used for Cache-Control overrides
- * (`--cache-rule /live/=max-age=2`) and lifecycle TTLs (`--lifecycle /live/=300`). */
+ * (`--cache-rules /live/=max-age=2`) and lifecycle TTLs (`--lifecycle /live/=300`). */
 #ifndef GW_RULES_H
 #define GW_RULES_H
 

@@ -1,14 +1,25 @@
-/* HTTP server connections.
+/* HTTP server connections, plain or TLS.
  *
- * Happy path: accept -> read into c->rbuf (refcounted; body slices handed out point into it) ->
- *   gw_http_in_feed -> on_head: route (answer now, or install a handler) -> on_body pieces ->
- *   on_end: framer pauses -> handler answers (write_head / write_body / done) -> next request
- *   from the buffered bytes, then reading resumes.
+ * Happy path: accept -> bytes in (plain: straight into c->rbuf; TLS: ciphertext -> gw_tls_feed
+ *   -> gw_tls_read -> plaintext into c->rbuf) -> gw_http_in_feed -> on_head: route (answer now,
+ *   or install a handler) -> on_body pieces (slices of c->rbuf) -> on_end: framer pauses ->
+ *   handler answers (write_head / write_body / done) -> next request from the buffered bytes,
+ *   then reading resumes. Writes: plain = the head copy + the caller's slices (zero-copy);
+ *   TLS = the slices are queued as plaintext refs and encrypted (gw_tls_write) only
+ *   GW_TLS_AHEAD bytes ahead of the socket, each batch taken into one buffer per uv_write.
+ * Limits: head > max-header-size 431, target > max-url-length 414 (both + close); timers per
+ *   phase (one uv_timer, re-armed to the nearest deadline): fresh connection / keep-alive idle
+ *   (close silently), head started but not complete (408 + close), no body bytes for
+ *   body-timeout while reading a body (408 + close), no write progress for send-timeout (close).
+ *   At most max-pipeline answers in the write queue (or > GW_CONN_HIGH_WATER bytes) before the
+ *   next request is parsed; reading stops meanwhile. Over --max-connections: 503 + close (TLS:
+ *   closed at once).
  * Failures: bytes that are not HTTP -> 400 + close; an answer given before the body was fully
  *   read -> close after the answer; write error / client EOF mid-request -> handler on_abort,
- *   close.
- * Close: answer written -> uv_shutdown -> linger (read and discard until EOF or 1 s) -> close.
- *   Each connection has two handles (tcp, timer); it is freed after both close callbacks. */
+ *   close; TLS errors -> the alert is sent, then close.
+ * Close: answer written -> (TLS close_notify) -> uv_shutdown -> linger (read and discard until
+ *   EOF or 1 s) -> close. Each connection has two handles (tcp, timer); it is freed after both
+ *   close callbacks. Every answered or abandoned request gives one access log line. */
 #include "server.h"
 
 #include <assert.h>
@@ -24,25 +35,46 @@
 #include "log.h"
 
 #define GW_RBUF_SIZE (64u * 1024u)
+#define GW_TLS_SCRATCH (64u * 1024u)
+#define GW_TLS_AHEAD (256u * 1024u) /* ciphertext in flight before we encrypt more */
+#define GW_TLS_RECORD (16u * 1024u)
 #define GW_LINGER_MS 1000
-#define GW_IDLE_MS 60000 /* keep-alive connection without a (complete) request head */
 
 enum conn_state { CS_OPEN, CS_LINGER, CS_CLOSING };
 
+/* What the read deadline means when it passes. */
+enum conn_phase {
+    PH_NONE,   /* no read deadline: a handler is working, or answers are being written */
+    PH_IDLE,   /* fresh or keep-alive connection without request bytes: close silently */
+    PH_HEADER, /* a request head has started: 408 */
+    PH_BODY,   /* reading a request body: 408 */
+};
+
+struct wr;
+
 struct gw_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* idle between requests, then linger */
+    uv_timer_t timer; /* nearest of read / write deadline, then linger */
     uv_shutdown_t shut;
     struct gw_server *srv;
     struct gw_conn *prev, *next;
     uint64_t id;
     enum conn_state state;
     int handles_open;
+    int counted;        /* holds one of srv->open_conns */
+    struct gw_tls *tls; /* owned, NULL for plain */
+    int in_pull;
     struct gw_http_in in;
     struct cm_buf *rbuf; /* ref */
     size_t pend_off, pend_len;
     int reading;
+    int peer_eof; /* the client finished sending: serve what arrived, then close */
     int in_feed;
+    /* deadlines (uv_now ms, 0 = none) */
+    enum conn_phase phase;
+    uint64_t read_deadline;
+    uint64_t write_deadline;
+    size_t wq_mark; /* bytes libuv had not yet written when the send timeout was armed */
     /* the active request */
     struct gw_http_req *req; /* borrowed from in */
     int active;
@@ -52,11 +84,26 @@ struct gw_conn {
     int sent_continue;
     int close_after;
     int flow_paused;
+    int held;  /* answered; the next request waits for the write queue to drain */
+    int fresh; /* no request yet: the head deadline runs from accept */
+    int cors_added;
     const struct gw_handler_ops *ops;
     void *h;
+    /* access log */
+    uint64_t t0_ns;
+    int status;
+    uint64_t body_bytes;
+    enum gw_cache_note cache;
     /* writes */
     size_t queued;
     int above_high;
+    unsigned answers_queued; /* answered requests whose last write is still queued */
+    struct wr *last_wr;
+    /* TLS: plaintext waiting to be encrypted (refs), encrypted only GW_TLS_AHEAD bytes ahead of
+     * the socket, so a slow reader never makes us hold a ciphertext copy of a whole object */
+    struct cm_slice *tq;
+    size_t tq_head, tq_n, tq_cap, tq_off, tq_bytes;
+    int shutdown_deferred; /* LINGER: uv_shutdown once tq is encrypted and queued */
 };
 
 struct gw_server {
@@ -69,27 +116,47 @@ struct gw_server {
     int tcp_closed;
     struct gw_conn *conns;
     uint64_t next_id;
+    struct gw_tls_ctx *tls;
+    const struct gw_cors *cors;
+    struct gw_metrics *metrics;
+    atomic_uint_fast64_t *open_conns;
+    int access_log;
+    uint64_t max_conns, max_head, max_url, max_pipeline;
+    uint64_t header_ms, idle_ms, body_ms, send_ms;
+    char *scratch; /* TLS ciphertext reads (one loop: used by one read at a time) */
+    void (*on_free)(void *);
+    void *on_free_arg;
 };
 
 struct wr {
     uv_write_t req;
     struct gw_conn *c;
     size_t bytes;
+    unsigned answers; /* answers that end with this write */
     size_t n;
     struct cm_slice s[];
 };
 
 static void conn_feed(struct gw_conn *c);
 static void conn_close(struct gw_conn *c);
+static void conn_update_reading(struct gw_conn *c);
+static void conn_advance(struct gw_conn *c);
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void on_conn_timer(uv_timer_t *t);
 
 /* ---- lifetime ---- */
 
 static void server_maybe_free(struct gw_server *s)
 {
-    if (s->closing && s->tcp_closed && s->conns == NULL)
+    if (s->closing && s->tcp_closed && s->conns == NULL) {
+        void (*on_free)(void *) = s->on_free;
+        void *arg = s->on_free_arg;
+        cm_free(s->scratch);
         cm_free(s);
+        if (on_free != NULL)
+            on_free(arg);
+    }
 }
 
 static void on_conn_handle_closed(uv_handle_t *hd)
@@ -105,6 +172,12 @@ static void on_conn_handle_closed(uv_handle_t *hd)
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    if (c->counted)
+        atomic_fetch_sub(s->open_conns, 1);
+    for (size_t i = c->tq_head; i < c->tq_n; i++)
+        cm_slice_release(&c->tq[i]);
+    cm_free(c->tq);
+    gw_tls_free(c->tls);
     gw_http_in_close(&c->in);
     cm_buf_unref(c->rbuf);
     cm_free(c);
@@ -119,13 +192,43 @@ static void conn_set(struct gw_conn *c, enum conn_state to)
     c->state = to;
 }
 
-static void conn_abort_handler(struct gw_conn *c)
+/* ---- access log and metrics: once per request ---- */
+
+static void conn_request_end(struct gw_conn *c, int status)
 {
-    if (c->active && !c->responded && c->ops != NULL) {
+    struct gw_server *s = c->srv;
+    const char *method = c->req ? http_method_str((enum http_method)c->req->method) : "-";
+    if (s->metrics != NULL) {
+        unsigned m = c->req ? gw_metric_method(c->req->method) : GW_M_OTHER;
+        int cls = status >= 100 && status < 600 ? status / 100 : 0;
+        GW_METRIC_ADD(s->metrics, requests[m][cls], 1);
+    }
+    if (!s->access_log)
+        return;
+    static const char *cache[] = {"-", "hit", "miss", "coalesced"};
+    char target[512];
+    gw_http_log_target(c->req && c->req->url.p ? c->req->url.p : "-", target, sizeof(target));
+    uint64_t us = c->t0_ns ? (uv_hrtime() - c->t0_ns) / 1000 : 0;
+    /* no level check: the access log is switched by --access-log, not by --log-level */
+    cm_log_write(CM_LOG_INFO,
+                 "msg=access listener=%s conn=%llu method=%s path=\"%s\" status=%d bytes=%llu "
+                 "ms=%llu.%03llu cache=%s",
+                 s->name, (unsigned long long)c->id, method, target, status,
+                 (unsigned long long)c->body_bytes, (unsigned long long)(us / 1000),
+                 (unsigned long long)(us % 1000), cache[c->cache & 3]);
+}
+
+/* log: the request ends here (499 = no complete answer); else another answer follows. */
+static void conn_abort_handler(struct gw_conn *c, int log)
+{
+    if (c->active && !c->responded) {
         const struct gw_handler_ops *ops = c->ops;
         c->ops = NULL;
         c->responded = 1;
-        ops->on_abort(c->h);
+        if (log)
+            conn_request_end(c, 499);
+        if (ops != NULL)
+            ops->on_abort(c->h);
     }
 }
 
@@ -133,26 +236,104 @@ static void conn_close(struct gw_conn *c)
 {
     if (c->state == CS_CLOSING)
         return;
-    conn_abort_handler(c);
+    conn_abort_handler(c, 1);
     conn_set(c, CS_CLOSING);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
 
+/* ---- deadlines ---- */
+
+static void conn_arm(struct gw_conn *c)
+{
+    if (c->state == CS_CLOSING)
+        return;
+    uint64_t dl = c->read_deadline;
+    if (c->write_deadline != 0 && (dl == 0 || c->write_deadline < dl))
+        dl = c->write_deadline;
+    if (dl == 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = uv_now(c->srv->loop);
+    uv_timer_start(&c->timer, on_conn_timer, dl > now ? dl - now : 0, 0);
+}
+
+static void conn_phase(struct gw_conn *c, enum conn_phase p, uint64_t ms)
+{
+    c->phase = p;
+    c->read_deadline = p == PH_NONE ? 0 : uv_now(c->srv->loop) + ms;
+    conn_arm(c);
+}
+
+/* An answer that closes the connection before or instead of a request (408, 414, 431, 400,
+ * 503 over the connection limit). */
+static void conn_reject(struct gw_conn *c, int status, const char *code, const char *message)
+{
+    conn_abort_handler(c, c->head_sent);
+    if (c->head_sent || c->state != CS_OPEN) {
+        conn_close(c);
+        return;
+    }
+    c->close_after = 1;
+    c->active = 1;
+    c->responded = 0;
+    c->ops = NULL;
+    if (c->t0_ns == 0)
+        c->t0_ns = uv_hrtime();
+    gw_conn_error(c, status, code, message, GW_COMMITTED_OMIT);
+}
+
 static void on_conn_timer(uv_timer_t *t)
 {
     struct gw_conn *c = t->data;
-    if (c->state == CS_LINGER || !c->active) {
-        if (c->state == CS_OPEN)
-            CM_DEBUG("msg=\"closing idle http connection\" conn=%llu", (unsigned long long)c->id);
+    uint64_t now = uv_now(c->srv->loop);
+    int linger_send = c->state == CS_LINGER && c->queued > 0;
+    if (linger_send || (c->write_deadline != 0 && now >= c->write_deadline)) {
+        /* One uv_write may carry a whole cached object: progress inside it counts too. */
+        size_t wq = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+        if (wq < c->wq_mark) {
+            c->wq_mark = wq;
+            if (linger_send) {
+                uv_timer_start(&c->timer, on_conn_timer, c->srv->send_ms, 0);
+            } else {
+                c->write_deadline = now + c->srv->send_ms;
+                conn_arm(c);
+            }
+            return;
+        }
+        CM_DEBUG("msg=\"client stopped reading: closing\" conn=%llu queued=%zu",
+                 (unsigned long long)c->id, c->queued);
         conn_close(c);
+        return;
     }
-}
-
-static void conn_idle_timer(struct gw_conn *c)
-{
-    if (c->state == CS_OPEN && !c->active)
-        uv_timer_start(&c->timer, on_conn_timer, GW_IDLE_MS, 0);
+    if (c->state == CS_LINGER) {
+        conn_close(c);
+        return;
+    }
+    if (c->read_deadline == 0 || now < c->read_deadline) {
+        conn_arm(c);
+        return;
+    }
+    c->read_deadline = 0;
+    switch (c->phase) {
+    case PH_IDLE:
+        if (gw_conn_write_queue(c) > 0) { /* the last answer is still going out */
+            conn_phase(c, PH_IDLE, c->srv->idle_ms);
+            return;
+        }
+        CM_DEBUG("msg=\"closing idle http connection\" conn=%llu", (unsigned long long)c->id);
+        conn_close(c);
+        return;
+    case PH_HEADER:
+        conn_reject(c, 408, "timeout", "request head not received in time");
+        return;
+    case PH_BODY:
+        conn_reject(c, 408, "timeout", "request body stalled");
+        return;
+    case PH_NONE:
+        return;
+    }
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -167,6 +348,41 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     uv_timer_start(&c->timer, on_conn_timer, GW_LINGER_MS, 0);
 }
 
+static int conn_write_raw(struct gw_conn *c, const struct cm_slice *s, size_t n);
+static void tls_pump(struct gw_conn *c);
+
+/* Send the ciphertext the TLS engine has produced (handshake records, alerts, data). */
+static int tls_flush(struct gw_conn *c)
+{
+    size_t n = gw_tls_pending(c->tls);
+    if (n == 0)
+        return 0;
+    struct cm_buf *b = cm_buf_new(n);
+    if (b == NULL) {
+        conn_close(c);
+        return CM_ENOMEM;
+    }
+    b->len = gw_tls_take(c->tls, b->data, n);
+    struct cm_slice sl = cm_slice_take(b, 0, b->len);
+    int rv = conn_write_raw(c, &sl, 1);
+    cm_slice_release(&sl);
+    return rv;
+}
+
+/* LINGER: every answer byte is queued: close_notify (TLS), then half-close after the writes. */
+static void conn_shutdown(struct gw_conn *c)
+{
+    c->shutdown_deferred = 0;
+    if (c->tls != NULL) {
+        gw_tls_shutdown(c->tls);
+        if (tls_flush(c) != 0)
+            return;
+    }
+    c->shut.data = c;
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        conn_close(c);
+}
+
 /* The answer is (being) written: half-close once it is out, then linger. */
 static void conn_finish_and_close(struct gw_conn *c)
 {
@@ -174,42 +390,143 @@ static void conn_finish_and_close(struct gw_conn *c)
         return;
     conn_set(c, CS_LINGER);
     c->pend_len = 0;
-    c->shut.data = c;
-    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        conn_close(c);
-        return;
+    c->read_deadline = c->write_deadline = 0;
+    uv_timer_stop(&c->timer);
+    if (c->queued > 0) { /* the shutdown waits for the writes: the send timeout still applies */
+        c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+        uv_timer_start(&c->timer, on_conn_timer, c->srv->send_ms, 0);
     }
-    if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    if (c->tq_bytes > 0)
+        c->shutdown_deferred = 1; /* tls_pump shuts down once the plaintext is encrypted */
+    else
+        conn_shutdown(c);
+    if (c->state == CS_LINGER && !c->reading &&
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = 1;
 }
 
 /* ---- reading ---- */
 
-static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+/* Room at the end of c->rbuf for more plaintext (a fresh buffer when nobody holds a slice of
+ * the old one, or it is nearly full). */
+static int rbuf_room(struct gw_conn *c, char **p, size_t *cap)
 {
-    struct gw_conn *c = hd->data;
     struct cm_buf *b = c->rbuf;
     if (b != NULL && b->refs == 1 && c->pend_len == 0)
         b->len = 0; /* nobody holds a slice: reuse */
     if (b == NULL || b->cap - b->len < 4096) {
         struct cm_buf *nb = cm_buf_new(GW_RBUF_SIZE);
-        if (nb == NULL) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
+        if (nb == NULL)
+            return CM_ENOMEM;
+        if (c->pend_len > 0) { /* keep unparsed bytes contiguous */
+            memcpy(nb->data, b->data + c->pend_off, c->pend_len);
+            nb->len = c->pend_len;
         }
         cm_buf_unref(b);
         c->rbuf = b = nb;
-        c->pend_off = c->pend_len = 0;
+        c->pend_off = 0;
     }
-    *buf = uv_buf_init(b->data + b->len, (unsigned)(b->cap - b->len));
+    *p = b->data + b->len;
+    *cap = b->cap - b->len;
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+{
+    struct gw_conn *c = hd->data;
+    char *p;
+    size_t cap;
+    if (c->tls != NULL || c->state != CS_OPEN) { /* ciphertext, or bytes to discard */
+        *buf = uv_buf_init(c->srv->scratch, GW_TLS_SCRATCH);
+        return;
+    }
+    if (rbuf_room(c, &p, &cap) != 0) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init(p, (unsigned)cap);
+}
+
+/* May more request bytes be taken in now? */
+static int conn_wants_bytes(const struct gw_conn *c)
+{
+    return c->state == CS_OPEN && c->pend_len == 0 && !c->flow_paused && !c->held &&
+           !(c->active && c->body_done);
+}
+
+/* Plaintext bytes appended at the end of c->rbuf. */
+static void conn_got_bytes(struct gw_conn *c, size_t n)
+{
+    if (c->pend_len == 0)
+        c->pend_off = c->rbuf->len;
+    c->rbuf->len += n;
+    c->pend_len += n;
+    if (c->phase == PH_IDLE && c->fresh)
+        c->phase = PH_HEADER; /* keeps the deadline set at accept */
+    else if (c->phase == PH_IDLE)
+        conn_phase(c, PH_HEADER, c->srv->header_ms);
+    else if (c->phase == PH_BODY && !c->flow_paused)
+        conn_phase(c, PH_BODY, c->srv->body_ms);
+    conn_feed(c);
+}
+
+static void tls_fail(struct gw_conn *c)
+{
+    struct gw_server *s = c->srv;
+    if (!gw_tls_handshake_done(c->tls) && s->metrics != NULL)
+        GW_METRIC_ADD(s->metrics, tls_handshake_failures, 1);
+    CM_DEBUG("msg=\"tls error: closing\" conn=%llu", (unsigned long long)c->id);
+    if (tls_flush(c) == 0) /* the alert, if any */
+        conn_finish_and_close(c);
+}
+
+/* TLS: decrypt what the engine holds into c->rbuf while the connection wants bytes. */
+static void conn_tls_pull(struct gw_conn *c)
+{
+    c->in_pull = 1;
+    while (conn_wants_bytes(c)) {
+        char *p;
+        size_t cap;
+        if (rbuf_room(c, &p, &cap) != 0) {
+            conn_close(c);
+            break;
+        }
+        ssize_t n = gw_tls_read(c->tls, p, cap);
+        if (n == 0)
+            break;
+        if (n == CM_ECLOSED) {
+            conn_close(c);
+            break;
+        }
+        if (n < 0) {
+            tls_fail(c);
+            break;
+        }
+        conn_got_bytes(c, (size_t)n);
+    }
+    c->in_pull = 0;
+    if (c->state == CS_OPEN)
+        tls_flush(c); /* e.g. TLS 1.3 session tickets after the handshake */
 }
 
 static void conn_update_reading(struct gw_conn *c)
 {
     if (c->state == CS_CLOSING)
         return;
-    int want = c->state == CS_LINGER ||
-               (c->pend_len == 0 && !c->flow_paused && !(c->active && c->body_done));
+    if (c->tls != NULL && !c->in_pull && conn_wants_bytes(c))
+        conn_tls_pull(c); /* plaintext may already be waiting inside the engine */
+    if (c->state == CS_CLOSING)
+        return;
+    int want = c->state == CS_LINGER || conn_wants_bytes(c);
+    if (c->peer_eof && c->state == CS_OPEN) {
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = 0;
+        }
+        if (want) /* every request that arrived is answered; nothing more will come */
+            conn_finish_and_close(c);
+        return;
+    }
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
             conn_close(c);
@@ -233,17 +550,32 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (nread != UV_EOF)
             CM_DEBUG("msg=\"http read error\" conn=%llu err=\"%s\"", (unsigned long long)c->id,
                      uv_strerror((int)nread));
+        if (c->state == CS_OPEN && !(c->active && !c->body_done)) {
+            /* A half-close after complete requests (ffmpeg ends its last PUT this way, and
+             * over TLS those bytes may still sit in the engine): answer them, then close. An
+             * upload cut short before its body ended is still an abort. */
+            c->peer_eof = 1;
+            conn_update_reading(c);
+            return;
+        }
         conn_close(c);
         return;
     }
+    if (c->srv->metrics != NULL)
+        GW_METRIC_ADD(c->srv->metrics, bytes_in, nread);
     if (c->state == CS_LINGER)
         return; /* discard: the answer is out, we only wait for the client to finish */
-    if (c->pend_len == 0)
-        c->pend_off = c->rbuf->len;
-    c->rbuf->len += (size_t)nread;
-    c->pend_len += (size_t)nread;
-    conn_idle_timer(c);
-    conn_feed(c);
+    if (c->tls == NULL) {
+        conn_got_bytes(c, (size_t)nread);
+        return;
+    }
+    if (gw_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
+        tls_fail(c);
+        return;
+    }
+    if (tls_flush(c) != 0)
+        return;
+    conn_update_reading(c); /* pulls the plaintext */
 }
 
 static int req_has_body(const struct gw_http_req *r)
@@ -259,26 +591,41 @@ static void conn_next_request(struct gw_conn *c)
     c->head_sent = 0;
     c->sent_continue = 0;
     c->flow_paused = 0;
+    c->held = 0;
+    c->fresh = 0;
+    c->cors_added = 0;
     c->ops = NULL;
     c->h = NULL;
     c->req = NULL;
+    c->t0_ns = 0;
+    c->status = 0;
+    c->body_bytes = 0;
+    c->cache = GW_NOTE_NONE;
     gw_http_in_resume(&c->in);
-    conn_idle_timer(c);
+    if (c->pend_len > 0)
+        conn_phase(c, PH_HEADER, c->srv->header_ms);
+    else
+        conn_phase(c, PH_IDLE, c->srv->idle_ms);
 }
 
 static void conn_bad_request(struct gw_conn *c)
 {
-    CM_WARN("msg=\"malformed http request\" conn=%llu parser=%s", (unsigned long long)c->id,
-            gw_http_in_error(&c->in));
-    conn_abort_handler(c);
-    if (c->head_sent) {
-        conn_close(c);
-        return;
-    }
-    c->close_after = 1;
-    c->active = 1;
-    c->responded = 0;
-    gw_conn_error(c, 400, "bad_request", "malformed HTTP request", GW_COMMITTED_OMIT);
+    int status = gw_http_in_error_status(&c->in);
+    if (status == 400)
+        CM_INFO("msg=\"malformed http request\" conn=%llu parser=%s", (unsigned long long)c->id,
+                gw_http_in_error(&c->in));
+    if (status == 431)
+        conn_reject(c, 431, "bad_request", "request header fields too large");
+    else if (status == 414)
+        conn_reject(c, 414, "bad_request", "request target too long");
+    else
+        conn_reject(c, 400, "bad_request", "malformed HTTP request");
+}
+
+/* The previous request is answered and its body read: may the next one start? */
+static int conn_may_start_next(const struct gw_conn *c)
+{
+    return c->answers_queued < c->srv->max_pipeline && gw_conn_write_queue(c) <= GW_CONN_HIGH_WATER;
 }
 
 static void conn_feed(struct gw_conn *c)
@@ -286,18 +633,25 @@ static void conn_feed(struct gw_conn *c)
     if (c->in_feed)
         return;
     c->in_feed = 1;
-    while (c->state == CS_OPEN && c->pend_len > 0) {
-        if (c->active && c->body_done && !c->responded)
-            break; /* pipelined bytes wait for the answer */
+    while (c->state == CS_OPEN) {
+        if (c->active && c->body_done) {
+            if (!c->responded)
+                break; /* pipelined bytes wait for the answer */
+            if (!conn_may_start_next(c)) {
+                c->held = 1; /* on_write resumes */
+                conn_phase(c, PH_NONE, 0);
+                break;
+            }
+            conn_next_request(c);
+        }
+        if (c->pend_len == 0)
+            break;
         size_t used = 0;
         int rc = gw_http_in_feed(&c->in, c->rbuf, c->pend_off, c->pend_len, &used);
         c->pend_off += used;
         c->pend_len -= used;
-        if (rc == GW_HTTP_PAUSED) {
-            if (c->responded)
-                conn_next_request(c);
+        if (rc == GW_HTTP_PAUSED)
             continue;
-        }
         if (rc == GW_HTTP_ERROR) {
             conn_bad_request(c);
             break;
@@ -311,6 +665,15 @@ static void conn_feed(struct gw_conn *c)
     conn_update_reading(c);
 }
 
+/* After an answer completed outside the feed loop, or the write queue drained. */
+static void conn_advance(struct gw_conn *c)
+{
+    if (c->in_feed || c->state != CS_OPEN)
+        return;
+    c->held = 0;
+    conn_feed(c);
+}
+
 /* ---- framer sink ---- */
 
 static int sink_head(void *arg, struct gw_http_req *req)
@@ -318,10 +681,18 @@ static int sink_head(void *arg, struct gw_http_req *req)
     struct gw_conn *c = arg;
     struct gw_server *s = c->srv;
     c->req = req;
+    c->t0_ns = uv_hrtime();
+    if (req->url_overflow) {
+        conn_reject(c, 414, "bad_request", "request target too long");
+        return -1;
+    }
     c->active = 1;
     c->body_done = 0;
     c->responded = 0;
-    uv_timer_stop(&c->timer);
+    if (req_has_body(req))
+        conn_phase(c, PH_BODY, s->body_ms);
+    else
+        conn_phase(c, PH_NONE, 0);
     s->route(s->arg, c, req);
     return c->state == CS_OPEN ? 0 : -1;
 }
@@ -340,6 +711,7 @@ static int sink_end(void *arg)
 {
     struct gw_conn *c = arg;
     c->body_done = 1;
+    conn_phase(c, PH_NONE, 0);
     if (!c->responded && c->ops != NULL)
         c->ops->on_body_end(c->h);
     return c->state == CS_OPEN ? 0 : -1;
@@ -354,6 +726,11 @@ static void on_write(uv_write_t *req, int status)
     struct wr *w = (struct wr *)req;
     struct gw_conn *c = w->c;
     c->queued -= w->bytes;
+    c->answers_queued -= w->answers;
+    if (c->last_wr == w)
+        c->last_wr = NULL;
+    if (status == 0 && c->srv->metrics != NULL)
+        GW_METRIC_ADD(c->srv->metrics, bytes_out, w->bytes);
     for (size_t i = 0; i < w->n; i++)
         cm_slice_release(&w->s[i]);
     cm_free(w);
@@ -362,28 +739,45 @@ static void on_write(uv_write_t *req, int status)
             conn_close(c);
         return;
     }
-    if (c->above_high && c->queued <= GW_CONN_LOW_WATER && c->state == CS_OPEN) {
+    if (c->tls != NULL && c->state != CS_CLOSING)
+        tls_pump(c);
+    if (c->state == CS_CLOSING)
+        return;
+    c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (c->state == CS_LINGER && c->queued > 0) /* progress: restart the send timeout */
+        uv_timer_start(&c->timer, on_conn_timer, c->srv->send_ms, 0);
+    if (c->state != CS_OPEN)
+        return;
+    c->write_deadline = c->queued > 0 ? uv_now(c->srv->loop) + c->srv->send_ms : 0;
+    conn_arm(c);
+    if (c->above_high && gw_conn_write_queue(c) <= GW_CONN_LOW_WATER) {
         c->above_high = 0;
         if (c->active && !c->responded && c->ops && c->ops->on_drain)
             c->ops->on_drain(c->h);
     }
+    if (c->held && conn_may_start_next(c))
+        conn_advance(c);
 }
 
-static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
+/* Queue bytes for the socket as they are (plaintext or ciphertext). */
+static int conn_write_raw(struct gw_conn *c, const struct cm_slice *s, size_t n)
 {
-    if (c->state != CS_OPEN)
+    if (c->state == CS_CLOSING)
         return CM_ECLOSED;
     struct wr *w = cm_malloc(sizeof(*w) + n * sizeof(struct cm_slice));
-    uv_buf_t *bufs = cm_malloc((n ? n : 1) * sizeof(uv_buf_t));
+    uv_buf_t stackbufs[8];
+    uv_buf_t *bufs = n <= 8 ? stackbufs : cm_malloc(n * sizeof(uv_buf_t));
     if (w == NULL || bufs == NULL) {
         cm_free(w);
-        cm_free(bufs);
+        if (bufs != stackbufs)
+            cm_free(bufs);
         conn_close(c);
         return CM_ENOMEM;
     }
     w->c = c;
     w->n = 0;
     w->bytes = 0;
+    w->answers = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i].len == 0)
             continue;
@@ -394,11 +788,13 @@ static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
     }
     if (w->n == 0) {
         cm_free(w);
-        cm_free(bufs);
+        if (bufs != stackbufs)
+            cm_free(bufs);
         return 0;
     }
     int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)w->n, on_write);
-    cm_free(bufs);
+    if (bufs != stackbufs)
+        cm_free(bufs);
     if (rv != 0) {
         for (size_t i = 0; i < w->n; i++)
             cm_slice_release(&w->s[i]);
@@ -406,10 +802,88 @@ static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
         conn_close(c);
         return CM_EIO;
     }
+    if (c->queued == 0) {
+        c->write_deadline = uv_now(c->srv->loop) + c->srv->send_ms;
+        c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+        conn_arm(c);
+    } else {
+        c->wq_mark += w->bytes; /* not progress: more to write */
+    }
     c->queued += w->bytes;
-    if (c->queued > GW_CONN_HIGH_WATER)
+    c->last_wr = w;
+    if (gw_conn_write_queue(c) > GW_CONN_HIGH_WATER)
         c->above_high = 1;
     return 0;
+}
+
+static int tq_push(struct gw_conn *c, const struct cm_slice *sl)
+{
+    if (c->tq_n == c->tq_cap) {
+        if (c->tq_head > 0) { /* slide down */
+            memmove(c->tq, c->tq + c->tq_head, (c->tq_n - c->tq_head) * sizeof(*c->tq));
+            c->tq_n -= c->tq_head;
+            c->tq_head = 0;
+        }
+        if (c->tq_n == c->tq_cap) {
+            size_t cap = c->tq_cap ? c->tq_cap * 2 : 8;
+            struct cm_slice *nq = cm_realloc(c->tq, cap * sizeof(*nq));
+            if (nq == NULL)
+                return CM_ENOMEM;
+            c->tq = nq;
+            c->tq_cap = cap;
+        }
+    }
+    c->tq[c->tq_n++] = cm_slice_dup(sl);
+    c->tq_bytes += sl->len;
+    return 0;
+}
+
+/* Encrypt queued plaintext while less than GW_TLS_AHEAD ciphertext is in flight. */
+static void tls_pump(struct gw_conn *c)
+{
+    while (c->tq_head < c->tq_n && c->queued + gw_tls_pending(c->tls) < GW_TLS_AHEAD) {
+        struct cm_slice *sl = &c->tq[c->tq_head];
+        size_t n = sl->len - c->tq_off;
+        if (n > GW_TLS_RECORD)
+            n = GW_TLS_RECORD;
+        if (gw_tls_write(c->tls, cm_slice_ptr(sl) + c->tq_off, n) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->tq_off += n;
+        c->tq_bytes -= n;
+        if (c->tq_off == sl->len) {
+            cm_slice_release(sl);
+            c->tq_head++;
+            c->tq_off = 0;
+        }
+    }
+    if (c->tq_head == c->tq_n)
+        c->tq_head = c->tq_n = 0;
+    if (tls_flush(c) != 0)
+        return;
+    if (c->shutdown_deferred && c->tq_bytes == 0)
+        conn_shutdown(c);
+}
+
+/* Plain: the slices go out as they are (zero-copy). TLS: they are encrypted, and the
+ * ciphertext goes out as one buffer. */
+static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
+{
+    if (c->tls == NULL)
+        return conn_write_raw(c, s, n);
+    if (c->state != CS_OPEN)
+        return CM_ECLOSED;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i].len > 0 && tq_push(c, &s[i]) != 0) {
+            conn_close(c);
+            return CM_ENOMEM;
+        }
+    }
+    if (gw_conn_write_queue(c) > GW_CONN_HIGH_WATER)
+        c->above_high = 1;
+    tls_pump(c);
+    return c->state == CS_CLOSING ? CM_ECLOSED : 0;
 }
 
 static int conn_write_copy(struct gw_conn *c, const char *p, size_t len)
@@ -420,7 +894,7 @@ static int conn_write_copy(struct gw_conn *c, const char *p, size_t len)
         return CM_ENOMEM;
     }
     struct cm_slice s = cm_slice_take(b, 0, len);
-    int rv = conn_write(c, &s, 1);
+    int rv = conn_write(c, &s, 1); /* TLS: behind any queued plaintext */
     cm_slice_release(&s);
     return rv;
 }
@@ -436,6 +910,16 @@ void gw_conn_set_handler(struct gw_conn *c, const struct gw_handler_ops *ops, vo
 uint64_t gw_conn_id(const struct gw_conn *c)
 {
     return c->id;
+}
+
+int gw_conn_is_tls(const struct gw_conn *c)
+{
+    return c->tls != NULL;
+}
+
+void gw_conn_note_cache(struct gw_conn *c, enum gw_cache_note note)
+{
+    c->cache = note;
 }
 
 int gw_conn_keep_alive(const struct gw_conn *c)
@@ -460,6 +944,14 @@ void gw_conn_continue(struct gw_conn *c)
     conn_write_copy(c, cont, sizeof(cont) - 1);
 }
 
+void gw_conn_add_cors(struct gw_conn *c, struct cm_sbuf *headers)
+{
+    if (c->cors_added || c->srv->cors == NULL || c->req == NULL || c->req->method == HTTP_OPTIONS)
+        return;
+    c->cors_added = 1;
+    gw_cors_headers(c->srv->cors, c->req->origin, headers);
+}
+
 int gw_conn_write_head(struct gw_conn *c, int status, const char *headers, size_t len)
 {
     struct cm_sbuf sb;
@@ -470,6 +962,7 @@ int gw_conn_write_head(struct gw_conn *c, int status, const char *headers, size_
     gw_http_head_begin(&sb, status, keep);
     if (headers != NULL)
         cm_sbuf_append(&sb, headers, len);
+    gw_conn_add_cors(c, &sb);
     cm_sbuf_puts(&sb, "\r\n");
     int rv = CM_ENOMEM;
     if (!sb.oom)
@@ -478,17 +971,20 @@ int gw_conn_write_head(struct gw_conn *c, int status, const char *headers, size_
         conn_close(c);
     cm_sbuf_free(&sb);
     c->head_sent = 1;
+    c->status = status;
     return rv;
 }
 
 int gw_conn_write_body(struct gw_conn *c, const struct cm_slice *s, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        c->body_bytes += s[i].len;
     return conn_write(c, s, n);
 }
 
 size_t gw_conn_write_queue(const struct gw_conn *c)
 {
-    return c->queued;
+    return c->queued + c->tq_bytes;
 }
 
 void gw_conn_done(struct gw_conn *c)
@@ -498,16 +994,18 @@ void gw_conn_done(struct gw_conn *c)
     c->responded = 1;
     c->ops = NULL;
     c->h = NULL;
+    if (c->last_wr != NULL) { /* the answer is complete once its last write is */
+        c->last_wr->answers++;
+        c->answers_queued++;
+    }
+    conn_request_end(c, c->status);
     if (!c->body_done && c->req != NULL && req_has_body(c->req))
         c->close_after = 1;
     if (c->close_after) {
         conn_finish_and_close(c);
         return;
     }
-    if (c->in_feed)
-        return; /* the feed loop moves on to the next request */
-    conn_next_request(c);
-    conn_feed(c);
+    conn_advance(c);
 }
 
 void gw_conn_respond(struct gw_conn *c, int status, const char *ctype, const char *extra,
@@ -522,8 +1020,10 @@ void gw_conn_respond(struct gw_conn *c, int status, const char *ctype, const cha
     if (extra != NULL)
         cm_sbuf_puts(&h, extra);
     if (!h.oom && gw_conn_write_head(c, status, h.p, h.len) == 0 && len > 0 &&
-        !(c->req && c->req->method == HTTP_HEAD))
+        !(c->req && c->req->method == HTTP_HEAD)) {
+        c->body_bytes += len;
         conn_write_copy(c, body, len);
+    }
     cm_sbuf_free(&h);
     gw_conn_done(c);
 }
@@ -531,31 +1031,47 @@ void gw_conn_respond(struct gw_conn *c, int status, const char *ctype, const cha
 void gw_conn_error(struct gw_conn *c, int status, const char *code, const char *message,
                    enum gw_committed committed)
 {
-    CM_LOG(status >= 500 ? CM_LOG_WARN : CM_LOG_INFO,
-           "msg=\"request failed\" conn=%llu method=%s target=\"%.200s\" status=%d error=%s "
-           "detail=\"%s\"",
-           (unsigned long long)c->id,
-           c->req ? http_method_str((enum http_method)c->req->method) : "-",
-           c->req && c->req->url.p ? c->req->url.p : "", status, code, message);
+    if (cm_log_enabled(status >= 500 ? CM_LOG_WARN : CM_LOG_INFO)) {
+        char target[256];
+        gw_http_log_target(c->req && c->req->url.p ? c->req->url.p : "", target, sizeof(target));
+        cm_log_write(status >= 500 ? CM_LOG_WARN : CM_LOG_INFO,
+                     "msg=\"request failed\" conn=%llu method=%s target=\"%s\" status=%d "
+                     "error=%s detail=\"%s\"",
+                     (unsigned long long)c->id,
+                     c->req ? http_method_str((enum http_method)c->req->method) : "-", target,
+                     status, code, message);
+    }
     if (c->head_sent) {
         /* Too late for an error answer: cut the connection so the client sees a short body. */
-        c->responded = 1;
+        if (!c->responded) {
+            c->responded = 1;
+            c->ops = NULL;
+            conn_request_end(c, c->status);
+        }
         conn_close(c);
         return;
     }
     struct cm_sbuf b;
     cm_sbuf_init(&b);
     gw_http_error_body(&b, code, message, committed);
-    if (status == 413 || status == 411)
+    if (status == 413 || status == 411 || status == 408)
         c->close_after = c->close_after || !c->body_done;
-    gw_conn_respond(c, status, "application/json", status == 503 ? "Retry-After: 1\r\n" : NULL,
-                    b.oom ? "{}" : b.p, b.oom ? 2 : b.len);
+    const char *extra = NULL;
+    if (status == 503)
+        extra = "Retry-After: 1\r\n";
+    else if (status == 401)
+        extra = "WWW-Authenticate: Bearer\r\n";
+    gw_conn_respond(c, status, "application/json", extra, b.oom ? "{}" : b.p, b.oom ? 2 : b.len);
     cm_sbuf_free(&b);
 }
 
 void gw_conn_read_pause(struct gw_conn *c)
 {
     c->flow_paused = 1;
+    if (c->phase == PH_BODY && c->read_deadline != 0) { /* not the client's fault */
+        c->read_deadline = 0;
+        conn_arm(c);
+    }
     if (!c->in_feed)
         conn_update_reading(c);
 }
@@ -565,6 +1081,8 @@ void gw_conn_read_resume(struct gw_conn *c)
     if (!c->flow_paused)
         return;
     c->flow_paused = 0;
+    if (c->phase == PH_BODY && c->state == CS_OPEN)
+        conn_phase(c, PH_BODY, c->srv->body_ms);
     if (!c->in_feed)
         conn_update_reading(c);
 }
@@ -584,6 +1102,7 @@ static void on_connection(uv_stream_t *ls, int status)
     c->srv = s;
     c->id = ++s->next_id;
     gw_http_in_init(&c->in, &conn_sink, c);
+    gw_http_in_limits(&c->in, s->max_head, s->max_url);
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
     c->tcp.data = c;
@@ -597,8 +1116,28 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close(c);
         return;
     }
+    if (s->metrics != NULL)
+        GW_METRIC_ADD(s->metrics, conns_accepted, 1);
+    int over = 0;
+    if (s->open_conns != NULL) {
+        c->counted = 1;
+        over = atomic_fetch_add(s->open_conns, 1) >= s->max_conns;
+    }
+    if (!over && s->tls != NULL && gw_tls_new(s->tls, &c->tls) != 0)
+        over = 1;
     uv_tcp_nodelay(&c->tcp, 1);
-    conn_idle_timer(c);
+    if (over) {
+        if (s->metrics != NULL)
+            GW_METRIC_ADD(s->metrics, conns_rejected, 1);
+        if (s->tls != NULL) {
+            conn_close(c);
+            return;
+        }
+        conn_reject(c, 503, "unavailable", "too many connections");
+        return;
+    }
+    c->fresh = 1;
+    conn_phase(c, PH_IDLE, s->header_ms);
     conn_update_reading(c);
 }
 
@@ -622,7 +1161,19 @@ static int bind_reuseport(uv_tcp_t *tcp, const struct sockaddr *sa)
     return rv;
 }
 
-int gw_server_listen(uv_loop_t *loop, const char *hostport, const char *name, int reuseport,
+static void server_set_limits(struct gw_server *s, const struct gw_config *cfg)
+{
+    s->max_conns = cfg && cfg->max_connections ? cfg->max_connections : 16384;
+    s->max_head = cfg && cfg->max_header_size ? cfg->max_header_size : 16384;
+    s->max_url = cfg && cfg->max_url_length ? cfg->max_url_length : 8192;
+    s->max_pipeline = cfg && cfg->max_pipeline ? cfg->max_pipeline : 16;
+    s->header_ms = cfg && cfg->header_timeout_ms ? cfg->header_timeout_ms : 10000;
+    s->idle_ms = cfg && cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 60000;
+    s->body_ms = cfg && cfg->body_timeout_ms ? cfg->body_timeout_ms : 30000;
+    s->send_ms = cfg && cfg->send_timeout_ms ? cfg->send_timeout_ms : 60000;
+}
+
+int gw_server_listen(uv_loop_t *loop, const char *hostport, const struct gw_server_opts *o,
                      gw_route_fn route, void *arg, struct gw_server **out, char *errmsg,
                      size_t errlen)
 {
@@ -632,7 +1183,7 @@ int gw_server_listen(uv_loop_t *loop, const char *hostport, const char *name, in
     if (cm_hostport_parse(hostport, host, sizeof(host), &port) != 0 ||
         (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
          uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)) {
-        snprintf(errmsg, errlen, "%s listen address '%s' must be a numeric IP:PORT", name,
+        snprintf(errmsg, errlen, "%s listen address '%s' must be a numeric IP:PORT", o->name,
                  hostport);
         return CM_EINVAL;
     }
@@ -642,15 +1193,27 @@ int gw_server_listen(uv_loop_t *loop, const char *hostport, const char *name, in
     s->loop = loop;
     s->route = route;
     s->arg = arg;
-    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->name, sizeof(s->name), "%s", o->name);
+    s->tls = o->tls;
+    s->cors = o->cors;
+    s->metrics = o->metrics;
+    s->open_conns = o->open_conns;
+    s->access_log = o->access_log;
+    s->on_free = o->on_free;
+    s->on_free_arg = o->on_free_arg;
+    server_set_limits(s, o->cfg);
+    if ((s->scratch = cm_malloc(GW_TLS_SCRATCH)) == NULL) {
+        cm_free(s);
+        return CM_ENOMEM;
+    }
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
-    int rv = reuseport ? bind_reuseport(&s->tcp, (struct sockaddr *)&ss)
-                       : uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
+    int rv = o->reuseport ? bind_reuseport(&s->tcp, (struct sockaddr *)&ss)
+                          : uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection);
     if (rv != 0) {
-        snprintf(errmsg, errlen, "%s listen on %s: %s", name, hostport, uv_strerror(rv));
+        snprintf(errmsg, errlen, "%s listen on %s: %s", o->name, hostport, uv_strerror(rv));
         gw_server_close(s);
         return CM_EIO;
     }

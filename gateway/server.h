@@ -1,5 +1,9 @@
-/* HTTP/1.1 server connections on libuv: accept, read into refcounted buffers, frame requests
- * with gw_http_in, hand each request to a route function, write responses in order.
+/* HTTP/1.1 server connections on libuv, plain or TLS (tls.h over memory BIOs; the same request
+ * handling for both): accept, read into refcounted buffers, frame requests with gw_http_in, hand
+ * each request to a route function, write responses in order. Limits and timeouts come from the
+ * config (431, 414, 408, idle / send timeouts, --max-connections, --max-pipeline); every request
+ * ends in one access log line and the listener's metrics; CORS headers are added to every answer
+ * of a listener that has CORS rules (cors.h).
  *
  * One request per connection is active at a time; pipelined requests wait (their bytes stay
  * buffered and the socket stops reading) until the active one has been answered, so answers
@@ -18,7 +22,11 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "cors.h"
+#include "gwconfig.h"
 #include "http.h"
+#include "metrics.h"
+#include "tls.h"
 
 struct gw_server;
 struct gw_conn;
@@ -37,9 +45,24 @@ struct gw_handler_ops {
 #define GW_CONN_HIGH_WATER (8u * 1024u * 1024u)
 #define GW_CONN_LOW_WATER (1u * 1024u * 1024u)
 
-/* reuseport: bind with SO_REUSEPORT so several loops (threads) can listen on one port and the
- * kernel spreads connections over them. */
-int gw_server_listen(uv_loop_t *loop, const char *hostport, const char *name, int reuseport,
+/* A listener's settings (everything borrowed; must outlive the server). */
+struct gw_server_opts {
+    const char *name;
+    /* bind with SO_REUSEPORT so several loops (threads) can listen on one port and the kernel
+     * spreads connections over them */
+    int reuseport;
+    struct gw_tls_ctx *tls;           /* NULL = plain HTTP */
+    const struct gw_config *cfg;      /* limits and timeouts; NULL = built-in defaults */
+    const struct gw_cors *cors;       /* NULL = no CORS headers (admin port) */
+    struct gw_metrics *metrics;       /* NULL = not counted */
+    atomic_uint_fast64_t *open_conns; /* shared by every loop; NULL = no --max-connections */
+    int access_log;
+    /* called once the server has freed itself (drop what the borrowed fields point into) */
+    void (*on_free)(void *arg);
+    void *on_free_arg;
+};
+
+int gw_server_listen(uv_loop_t *loop, const char *hostport, const struct gw_server_opts *opts,
                      gw_route_fn route, void *arg, struct gw_server **out, char *errmsg,
                      size_t errlen);
 /* Stop listening and close every connection (handlers get on_abort). Frees itself once its
@@ -70,6 +93,12 @@ void gw_conn_respond(struct gw_conn *c, int status, const char *ctype, const cha
 /* JSON error answer + one log line. Retry-After: 1 is added for 503. */
 void gw_conn_error(struct gw_conn *c, int status, const char *code, const char *message,
                    enum gw_committed committed);
+
+/* For the access log: how the read cache served this request. */
+enum gw_cache_note { GW_NOTE_NONE = 0, GW_NOTE_HIT, GW_NOTE_MISS, GW_NOTE_COALESCED };
+void gw_conn_note_cache(struct gw_conn *c, enum gw_cache_note note);
+/* Is this connection TLS? */
+int gw_conn_is_tls(const struct gw_conn *c);
 
 /* Request-body flow control. */
 void gw_conn_read_pause(struct gw_conn *c);

@@ -21,6 +21,7 @@
 struct worker {
     size_t index;
     const struct gw_config *cfg;
+    struct gw_shared *sh; /* borrowed; NULL = a private one */
     uv_thread_t thread;
     int started; /* the thread exists: join it */
     uv_sem_t ready;
@@ -49,8 +50,12 @@ static void worker_main(void *arg)
 {
     struct worker *w = arg;
     uv_loop_init(&w->loop);
-    w->status =
-        gw_ctx_start(&w->ctx, &w->loop, w->cfg, GW_CTX_REUSEPORT, w->errmsg, sizeof(w->errmsg));
+    if (w->sh != NULL)
+        w->status = gw_ctx_start_shared(&w->ctx, &w->loop, w->cfg, w->sh, GW_CTX_REUSEPORT,
+                                        w->errmsg, sizeof(w->errmsg));
+    else
+        w->status =
+            gw_ctx_start(&w->ctx, &w->loop, w->cfg, GW_CTX_REUSEPORT, w->errmsg, sizeof(w->errmsg));
     if (w->status == 0) {
         uv_async_init(&w->loop, &w->stop, on_stop);
         w->stop.data = w;
@@ -91,6 +96,12 @@ void gw_workers_stop(struct gw_workers *ws)
 int gw_workers_start(const struct gw_config *cfg, size_t n, struct gw_workers **out, char *errmsg,
                      size_t errlen)
 {
+    return gw_workers_start_shared(cfg, NULL, n, out, errmsg, errlen);
+}
+
+int gw_workers_start_shared(const struct gw_config *cfg, struct gw_shared *sh, size_t n,
+                            struct gw_workers **out, char *errmsg, size_t errlen)
+{
     struct gw_workers *ws = cm_calloc(1, sizeof(*ws) + n * sizeof(struct worker));
     if (ws == NULL)
         return CM_ENOMEM;
@@ -100,6 +111,7 @@ int gw_workers_start(const struct gw_config *cfg, size_t n, struct gw_workers **
         struct worker *w = &ws->w[i];
         w->index = i + 1;
         w->cfg = cfg;
+        w->sh = sh;
         if (uv_sem_init(&w->ready, 0) != 0) {
             snprintf(errmsg, errlen, "worker %zu: semaphore", i + 1);
             rv = CM_EIO;

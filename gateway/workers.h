@@ -14,6 +14,11 @@ struct gw_workers;
  * joined, and an error is returned). */
 int gw_workers_start(const struct gw_config *cfg, size_t n, struct gw_workers **out, char *errmsg,
                      size_t errlen);
+/* The same, every worker using the gateway-wide shared state sh (keys, connection count,
+ * metrics, TLS context); gw_workers_start gives each worker its own. */
+struct gw_shared;
+int gw_workers_start_shared(const struct gw_config *cfg, struct gw_shared *sh, size_t n,
+                            struct gw_workers **out, char *errmsg, size_t errlen);
 /* Ask every worker to stop (any thread; idempotent). */
 void gw_workers_stop(struct gw_workers *w);
 /* Wait for every worker loop to end and free. Returns 0 when every loop closed cleanly. */

@@ -5,6 +5,7 @@
 
 #include "err.h"
 #include "gwconfig.h"
+#include <uv.h>
 
 static int parse(struct gw_config *cfg, int argc, char **argv, char *err)
 {
@@ -23,8 +24,19 @@ Test(config, defaults)
     cr_assert_str_eq(cfg.listen, "127.0.0.1:8080");
     cr_assert_str_eq(cfg.admin_listen, "127.0.0.1:9080");
     cr_assert_eq(cfg.max_object_size, 64ull << 20);
-    cr_assert_eq(cfg.threads, 1);
+    cr_assert_eq(cfg.threads, uv_available_parallelism() > 256 ? 256 : uv_available_parallelism(),
+                 "one loop per core");
     cr_assert_eq(cfg.nseeds, 2);
+    cr_assert_eq(cfg.max_header_size, 16 * 1024);
+    cr_assert_eq(cfg.max_url_length, 8 * 1024);
+    cr_assert_eq(cfg.header_timeout_ms, 10000);
+    cr_assert_eq(cfg.idle_timeout_ms, 60000);
+    cr_assert_eq(cfg.body_timeout_ms, 30000);
+    cr_assert_eq(cfg.max_pipeline, 16);
+    cr_assert_str_eq(cfg.cors_origins, "*");
+    cr_assert_eq(cfg.access_log, 1);
+    cr_assert_null(cfg.keys);
+    cr_assert_null(cfg.tls_listen);
     cr_assert_str_eq(cfg.seeds[0], "127.0.0.1:7001");
     cr_assert_str_eq(cfg.seeds[1], "127.0.0.1:7002");
     cr_assert_str_eq(cfg.zone, "");
@@ -147,4 +159,54 @@ Test(config, bad_flag_values)
     cr_assert_eq(gw_config_parse(&cfg, 5, a2, err, sizeof(err)), CM_EINVAL);
     char *a3[] = {"gw", "--nodes", "h:1", "--bogus", NULL};
     cr_assert_eq(gw_config_parse(&cfg, 4, a3, err, sizeof(err)), CM_EINVAL);
+}
+
+Test(config, connection_layer_options)
+{
+    struct gw_config cfg;
+    char err[256];
+    char *argv[] = {"gw",
+                    "--nodes=h:1",
+                    "--access-log=false",
+                    "--cors-origins",
+                    "https://a.example, http://b.example:8000",
+                    "--header-timeout-ms",
+                    "500",
+                    "--max-header-size",
+                    "4K",
+                    "--max-url-length",
+                    "2K",
+                    "--tls-listen",
+                    "127.0.0.1:8443",
+                    "--tls-cert",
+                    "c.pem",
+                    "--tls-key",
+                    "k.pem",
+                    NULL};
+    cr_assert_eq(parse(&cfg, 17, argv, err), 0, "%s", err);
+    cr_assert_eq(cfg.access_log, 0);
+    cr_assert_eq(cfg.header_timeout_ms, 500);
+    cr_assert_eq(cfg.max_header_size, 4096);
+    cr_assert_eq(cfg.max_url_length, 2048);
+
+    base(&cfg);
+    cr_assert_eq(gw_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.body_timeout_ms, 30000, "hand-built configs get the defaults");
+    base(&cfg);
+    cfg.tls_listen = "127.0.0.1:8443";
+    expect_invalid(&cfg, "tls listen without cert");
+    base(&cfg);
+    cfg.tls_listen = cfg.listen;
+    cfg.tls_cert = cfg.tls_key = "x";
+    expect_invalid(&cfg, "tls on the data port");
+    base(&cfg);
+    cfg.cors_origins = "player.example.com";
+    expect_invalid(&cfg, "origin without scheme");
+    base(&cfg);
+    cfg.max_header_size = 2048;
+    cfg.max_url_length = 4096;
+    expect_invalid(&cfg, "url longer than the head");
+    base(&cfg);
+    cfg.header_timeout_ms = 1;
+    expect_invalid(&cfg, "timeout below the minimum");
 }

@@ -399,3 +399,110 @@ Test(http, randomised_pipelines_and_fragments)
         cm_sbuf_free(&want);
     }
 }
+
+/* ---- limits and targets (connection layer) ---- */
+
+static int feed_limited(const char *text, size_t max_head, size_t max_url, struct rec *r,
+                        int *status)
+{
+    struct gw_http_in in;
+    gw_http_in_init(&in, &rec_sink, r);
+    gw_http_in_limits(&in, max_head, max_url);
+    int rc = GW_HTTP_OK;
+    for (size_t off = 0; off < strlen(text) && rc == GW_HTTP_OK; off += 3) {
+        size_t n = strlen(text) - off < 3 ? strlen(text) - off : 3;
+        struct cm_buf *b = cm_buf_copy(text + off, n);
+        size_t used;
+        rc = gw_http_in_feed(&in, b, 0, n, &used);
+        cm_buf_unref(b);
+    }
+    *status = gw_http_in_error_status(&in);
+    gw_http_in_close(&in);
+    return rc;
+}
+
+Test(http, head_and_target_limits)
+{
+    struct cm_sbuf req;
+    cm_sbuf_init(&req);
+    struct rec r;
+    int status;
+    cm_sbuf_puts(&req, "GET /a HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    for (int i = 0; i < 2000; i++)
+        cm_sbuf_puts(&req, "b");
+    cm_sbuf_puts(&req, "\r\n\r\n");
+    memset(&r, 0, sizeof(r));
+    cm_sbuf_init(&r.log);
+    cr_assert_eq(feed_limited(req.p, 1024, 512, &r, &status), GW_HTTP_ERROR);
+    cr_assert_eq(status, 431);
+    cr_assert_eq(r.heads, 0, "stopped before the head completed");
+    cm_sbuf_free(&r.log);
+    memset(&r, 0, sizeof(r));
+    cm_sbuf_init(&r.log);
+    cr_assert_geq(feed_limited(req.p, 4096, 512, &r, &status), 0, "fits a larger limit");
+    cr_assert_eq(r.heads, 1);
+    cm_sbuf_free(&r.log);
+
+    cm_sbuf_reset(&req);
+    cm_sbuf_puts(&req, "GET /");
+    for (int i = 0; i < 600; i++)
+        cm_sbuf_puts(&req, "u");
+    cm_sbuf_puts(&req, " HTTP/1.1\r\n\r\n");
+    memset(&r, 0, sizeof(r));
+    cm_sbuf_init(&r.log);
+    cr_assert_geq(feed_limited(req.p, 4096, 512, &r, &status), 0);
+    cr_assert(r.last.url_overflow, "over max_url: flagged, the head completes (414 there)");
+    cm_sbuf_free(&r.log);
+    memset(&r, 0, sizeof(r));
+    cm_sbuf_init(&r.log);
+    cr_assert_eq(feed_limited(req.p, 300, 200, &r, &status), GW_HTTP_ERROR);
+    cr_assert_eq(status, 414, "a target past the whole head limit is still a 414");
+    cm_sbuf_free(&r.log);
+    cm_sbuf_free(&req);
+}
+
+Test(http, query_bearer_and_log_target)
+{
+    const char *v;
+    size_t n;
+    cr_assert(gw_http_query_param("/a/b.ts?x=1&token=abc&y", "token", &v, &n));
+    cr_assert_eq(n, 3);
+    cr_assert_eq(strncmp(v, "abc", 3), 0);
+    cr_assert_not(gw_http_query_param("/a/b.ts?xtoken=abc", "token", &v, &n));
+    cr_assert_not(gw_http_query_param("/a/token=abc", "token", &v, &n));
+    cr_assert(gw_http_query_param("/a?token=", "token", &v, &n) && n == 0);
+    cr_assert(gw_http_bearer("Bearer  k3y ", &v, &n));
+    cr_assert_eq(n, 3);
+    cr_assert_eq(strncmp(v, "k3y", 3), 0);
+    cr_assert(gw_http_bearer("bearer x", &v, &n));
+    cr_assert_not(gw_http_bearer("Basic eA==", &v, &n));
+    cr_assert_not(gw_http_bearer("Bearer", &v, &n));
+    cr_assert_not(gw_http_bearer("Bearerx y", &v, &n));
+    char out[64];
+    gw_http_log_target("/a/b.ts?x=1&token=SECRET&y=2", out, sizeof(out));
+    cr_assert_str_eq(out, "/a/b.ts?x=1&y=2");
+    gw_http_log_target("/a?token=SECRET", out, sizeof(out));
+    cr_assert_str_eq(out, "/a");
+    gw_http_log_target("/a b\"c\n", out, sizeof(out));
+    cr_assert_str_eq(out, "/a%20b%22c%0A");
+    gw_http_log_target("/0123456789012345678901234567890123456789", out, 16);
+    cr_assert_eq(strlen(out), 15);
+}
+
+Test(http, connection_layer_headers)
+{
+    const char *text = "OPTIONS /a HTTP/1.1\r\nOrigin: https://p.example\r\n"
+                       "Access-Control-Request-Method: PUT\r\n"
+                       "Access-Control-Request-Headers: authorization\r\n"
+                       "Authorization: Bearer xyz\r\n\r\n";
+    struct rec r;
+    memset(&r, 0, sizeof(r));
+    cm_sbuf_init(&r.log);
+    int paused;
+    cr_assert_geq(feed_all(&r, text, strlen(text), 5, &paused), 0);
+    cr_assert_str_eq(r.last.origin, "https://p.example");
+    cr_assert_str_eq(r.last.acr_method, "PUT");
+    cr_assert_str_eq(r.last.acr_headers, "authorization");
+    cr_assert_str_eq(r.last.authorization, "Bearer xyz");
+    cm_sbuf_free(&r.log);
+}

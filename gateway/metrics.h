@@ -1,0 +1,48 @@
+/* Gateway counters for /metrics (Prometheus text on the admin port). One struct per event loop
+ * (gw_ctx.metrics), so a bump is an uncontended relaxed atomic add; /metrics sums every loop's.
+ *
+ *   GW_METRIC_ADD(ctx->metrics, cache_hits, 1);
+ *
+ * Add a field here and a line in gw_metrics_render (metrics.c) to export a new counter. */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum gw_metric_method {
+    GW_M_GET,
+    GW_M_HEAD,
+    GW_M_PUT,
+    GW_M_POST,
+    GW_M_DELETE,
+    GW_M_OPTIONS,
+    GW_M_OTHER,
+    GW_M_METHODS
+};
+
+struct gw_metrics {
+    _Atomic uint64_t requests[GW_M_METHODS][6]; /* [method][status / 100], 0 = no answer */
+    _Atomic uint64_t bytes_in;                  /* bytes read from clients (wire) */
+    _Atomic uint64_t bytes_out;                 /* bytes written to clients (wire) */
+    _Atomic uint64_t conns_accepted;
+    _Atomic uint64_t conns_rejected; /* over --max-connections */
+    _Atomic uint64_t tls_handshake_failures;
+    _Atomic uint64_t cache_hits;   /* read cache (get.c / cache code) */
+    _Atomic uint64_t cache_misses; /* read cache */
+    _Atomic uint64_t node_reads;   /* GET/HEAD requests sent to nodes */
+    char pad[64];                  /* keep loops' structs on separate cache lines */
+};
+
+#define GW_METRIC_ADD(m, field, n)                                                                 \
+    atomic_fetch_add_explicit(&(m)->field, (uint64_t)(n), memory_order_relaxed)
+
+enum gw_metric_method gw_metric_method(unsigned http_method);
+/* Prometheus text for the sum of n structs (+ the open connection gauge). */
+void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns,
+                       struct cm_sbuf *out);
+
+#endif

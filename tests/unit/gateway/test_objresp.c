@@ -1,0 +1,127 @@
+/* GET/HEAD answers from metadata: Range -> 206/416/200, conditionals -> 304/412 in RFC 9110's
+ * order, If-Range, and the header lines (Cache-Control by kind/rule/object, Expires with a TTL,
+ * Accept-Ranges, no Content-Length on a 304). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "objresp.h"
+
+static struct gw_objinfo info(const char *key, uint64_t size)
+{
+    struct gw_objinfo o = {key, size, 0x2a, "video/mp4", "", 784111777000LL, 0};
+    return o;
+}
+
+static struct gw_http_req req_with(const char *range, const char *if_range)
+{
+    struct gw_http_req r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.range, sizeof(r.range), "%s", range);
+    snprintf(r.if_range, sizeof(r.if_range), "%s", if_range);
+    return r;
+}
+
+Test(objresp, ranges)
+{
+    struct gw_objinfo o = info("/a/s.m4s", 1000);
+    struct gw_objresp p;
+    struct gw_http_req r = req_with("bytes=10-19", "");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 206);
+    cr_assert_eq(p.first, 10);
+    cr_assert_eq(p.length, 10);
+    r = req_with("bytes=-5000", "");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 206);
+    cr_assert_eq(p.first, 0);
+    cr_assert_eq(p.length, 1000);
+    r = req_with("bytes=1000-", "");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 416);
+    r = req_with("bytes=0-1,4-5", "");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 200);
+    cr_assert_eq(p.length, 1000);
+    r = req_with("bytes=10-19", "");
+    gw_objresp_plan(&r, 1, &o, &p);
+    cr_assert_eq(p.status, 200, "HEAD ignores Range");
+    r = req_with("bytes=10-19", "\"2a\"");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 206, "If-Range with the current ETag");
+    r = req_with("bytes=10-19", "\"2b\"");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 200, "If-Range with another ETag: whole object");
+    r = req_with("bytes=10-19", "Sun, 06 Nov 1994 08:49:37 GMT");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 206, "If-Range with Last-Modified");
+    struct gw_objinfo e = info("/a/e.ts", 0);
+    r = req_with("bytes=0-", "");
+    gw_objresp_plan(&r, 0, &e, &p);
+    cr_assert_eq(p.status, 416);
+}
+
+Test(objresp, conditionals)
+{
+    struct gw_objinfo o = info("/a/s.m4s", 10);
+    struct gw_objresp p;
+    struct gw_http_req r = req_with("bytes=0-1", "");
+    r.has_if_none_match = 1;
+    snprintf(r.if_none_match, sizeof(r.if_none_match), "W/\"2a\"");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 304, "304 wins over Range");
+    r = req_with("", "");
+    r.has_if_match = 1;
+    snprintf(r.if_match, sizeof(r.if_match), "\"1\"");
+    gw_objresp_plan(&r, 0, &o, &p);
+    cr_assert_eq(p.status, 412);
+    r = req_with("", "");
+    snprintf(r.if_modified_since, sizeof(r.if_modified_since), "Sun, 06 Nov 1994 08:49:37 GMT");
+    gw_objresp_plan(&r, 1, &o, &p);
+    cr_assert_eq(p.status, 304);
+}
+
+Test(objresp, headers)
+{
+    struct gw_rules rules;
+    char err[64];
+    gw_rules_init(&rules);
+    cr_assert_eq(gw_rules_parse(&rules, "/live/=max-age=2", err, sizeof(err)), 0);
+    struct gw_objinfo o = info("/live/s.m4s", 100);
+    o.expires_ms = 784111777000LL + 60000;
+    struct gw_objresp p = {206, 10, 19, 10};
+    struct cm_sbuf h;
+    cm_sbuf_init(&h);
+    gw_objresp_headers(&p, &o, &rules, &h);
+    cr_assert_str_eq(h.p,
+                     "Content-Type: video/mp4\r\nContent-Length: 10\r\nAccept-Ranges: bytes\r\n"
+                     "Content-Range: bytes 10-19/100\r\nETag: \"2a\"\r\n"
+                     "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                     "Cache-Control: max-age=2\r\n"
+                     "Expires: Sun, 06 Nov 1994 08:50:37 GMT\r\n");
+    cm_sbuf_reset(&h);
+    struct gw_objinfo pl = info("/vod/index.m3u8", 5);
+    pl.cache_control = "";
+    struct gw_objresp nm = {304, 0, 0, 0};
+    gw_objresp_headers(&nm, &pl, &rules, &h);
+    cr_assert_str_eq(h.p, "ETag: \"2a\"\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                          "Cache-Control: max-age=1\r\n");
+    cm_sbuf_reset(&h);
+    struct gw_objresp bad = {416, 0, 0, 0};
+    gw_objresp_headers(&bad, &pl, NULL, &h);
+    cr_assert_str_eq(h.p, "Content-Range: bytes */5\r\nAccept-Ranges: bytes\r\n");
+    cm_sbuf_free(&h);
+    gw_rules_free(&rules);
+}
+
+Test(objresp, immutable_kinds)
+{
+    cr_assert(gw_key_immutable_kind("/l/seg_1.ts"));
+    cr_assert(gw_key_immutable_kind("/l/seg_1.M4S"));
+    cr_assert(gw_key_immutable_kind("/l/init.mp4"));
+    cr_assert(gw_key_immutable_kind("/l/init-stream0"));
+    cr_assert(gw_key_immutable_kind("/l/a.key"));
+    cr_assert(!gw_key_immutable_kind("/l/index.m3u8"));
+    cr_assert(!gw_key_immutable_kind("/l/manifest.mpd"));
+    cr_assert(!gw_key_immutable_kind("/l/notes.txt"));
+}
