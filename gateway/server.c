@@ -550,6 +550,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (nread != UV_EOF)
             CM_DEBUG("msg=\"http read error\" conn=%llu err=\"%s\"", (unsigned long long)c->id,
                      uv_strerror((int)nread));
+        if (c->tls != NULL && c->state == CS_OPEN && !c->in_pull)
+            conn_tls_pull(c); /* the engine may still hold the end of the request */
         if (c->state == CS_OPEN && !(c->active && !c->body_done)) {
             /* A half-close after complete requests (ffmpeg ends its last PUT this way, and
              * over TLS those bytes may still sit in the engine): answer them, then close. An

@@ -44,6 +44,11 @@ int gw_tls_ctx_new(const char *cert_file, const char *key_file, struct gw_tls_ct
     SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
     SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+    /* No TLS 1.3 session tickets: they are records the server sends unasked. An encoder that
+     * never reads them (ffmpeg/gnutls ends its last PUT and closes) leaves them unread, its
+     * kernel answers with a RST, and the RST destroys request bytes still in flight. */
+    SSL_CTX_set_num_tickets(c->ssl, 0);
+    SSL_CTX_set_options(c->ssl, SSL_OP_NO_TICKET);
     if (SSL_CTX_use_certificate_chain_file(c->ssl, cert_file) != 1) {
         ssl_errmsg(errmsg, errlen, "TLS certificate");
         goto err;
