@@ -34,116 +34,10 @@
 #include "err.h"
 #include "log.h"
 
-#define GW_RBUF_SIZE (64u * 1024u)
-#define GW_TLS_SCRATCH (64u * 1024u)
-#define GW_TLS_AHEAD (256u * 1024u) /* ciphertext in flight before we encrypt more */
-#define GW_TLS_RECORD (16u * 1024u)
-#define GW_LINGER_MS 1000
-
-enum conn_state { CS_OPEN, CS_LINGER, CS_CLOSING };
-
-/* What the read deadline means when it passes. */
-enum conn_phase {
-    PH_NONE,   /* no read deadline: a handler is working, or answers are being written */
-    PH_IDLE,   /* fresh or keep-alive connection without request bytes: close silently */
-    PH_HEADER, /* a request head has started: 408 */
-    PH_BODY,   /* reading a request body: 408 */
-};
-
-struct wr;
-
-struct gw_conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* nearest of read / write deadline, then linger */
-    uv_shutdown_t shut;
-    struct gw_server *srv;
-    struct gw_conn *prev, *next;
-    uint64_t id;
-    enum conn_state state;
-    int handles_open;
-    int counted;        /* holds one of srv->open_conns */
-    struct gw_tls *tls; /* owned, NULL for plain */
-    int in_pull;
-    struct gw_http_in in;
-    struct cm_buf *rbuf; /* ref */
-    size_t pend_off, pend_len;
-    int reading;
-    int peer_eof; /* the client finished sending: serve what arrived, then close */
-    int in_feed;
-    /* deadlines (uv_now ms, 0 = none) */
-    enum conn_phase phase;
-    uint64_t read_deadline;
-    uint64_t write_deadline;
-    size_t wq_mark; /* bytes libuv had not yet written when the send timeout was armed */
-    /* the active request */
-    struct gw_http_req *req; /* borrowed from in */
-    int active;
-    int body_done;
-    int responded;
-    int head_sent;
-    int sent_continue;
-    int close_after;
-    int flow_paused;
-    int held;  /* answered; the next request waits for the write queue to drain */
-    int fresh; /* no request yet: the head deadline runs from accept */
-    int cors_added;
-    const struct gw_handler_ops *ops;
-    void *h;
-    /* access log */
-    uint64_t t0_ns;
-    int status;
-    uint64_t body_bytes;
-    enum gw_cache_note cache;
-    /* writes */
-    size_t queued;
-    int above_high;
-    unsigned answers_queued; /* answered requests whose last write is still queued */
-    struct wr *last_wr;
-    /* TLS: plaintext waiting to be encrypted (refs), encrypted only GW_TLS_AHEAD bytes ahead of
-     * the socket, so a slow reader never makes us hold a ciphertext copy of a whole object */
-    struct cm_slice *tq;
-    size_t tq_head, tq_n, tq_cap, tq_off, tq_bytes;
-    int shutdown_deferred; /* LINGER: uv_shutdown once tq is encrypted and queued */
-};
-
-struct gw_server {
-    uv_tcp_t tcp;
-    uv_loop_t *loop;
-    char name[16];
-    gw_route_fn route;
-    void *arg;
-    int closing;
-    int tcp_closed;
-    struct gw_conn *conns;
-    uint64_t next_id;
-    struct gw_tls_ctx *tls;
-    const struct gw_cors *cors;
-    struct gw_metrics *metrics;
-    atomic_uint_fast64_t *open_conns;
-    int access_log;
-    uint64_t max_conns, max_head, max_url, max_pipeline;
-    uint64_t header_ms, idle_ms, body_ms, send_ms;
-    char *scratch; /* TLS ciphertext reads (one loop: used by one read at a time) */
-    void (*on_free)(void *);
-    void *on_free_arg;
-};
-
-struct wr {
-    uv_write_t req;
-    struct gw_conn *c;
-    size_t bytes;
-    unsigned answers; /* answers that end with this write */
-    size_t n;
-    struct cm_slice s[];
-};
-
+#include "conn_internal.h"
 static void conn_feed(struct gw_conn *c);
-static void conn_close(struct gw_conn *c);
-static void conn_update_reading(struct gw_conn *c);
-static void conn_advance(struct gw_conn *c);
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
-static void on_conn_timer(uv_timer_t *t);
 
 /* ---- lifetime ---- */
 
@@ -194,7 +88,7 @@ static void conn_set(struct gw_conn *c, enum conn_state to)
 
 /* ---- access log and metrics: once per request ---- */
 
-static void conn_request_end(struct gw_conn *c, int status)
+void gwc_request_end(struct gw_conn *c, int status)
 {
     struct gw_server *s = c->srv;
     const char *method = c->req ? http_method_str((enum http_method)c->req->method) : "-";
@@ -226,13 +120,13 @@ static void conn_abort_handler(struct gw_conn *c, int log)
         c->ops = NULL;
         c->responded = 1;
         if (log)
-            conn_request_end(c, 499);
+            gwc_request_end(c, 499);
         if (ops != NULL)
             ops->on_abort(c->h);
     }
 }
 
-static void conn_close(struct gw_conn *c)
+void gwc_close(struct gw_conn *c)
 {
     if (c->state == CS_CLOSING)
         return;
@@ -244,7 +138,7 @@ static void conn_close(struct gw_conn *c)
 
 /* ---- deadlines ---- */
 
-static void conn_arm(struct gw_conn *c)
+void gwc_arm(struct gw_conn *c)
 {
     if (c->state == CS_CLOSING)
         return;
@@ -256,14 +150,14 @@ static void conn_arm(struct gw_conn *c)
         return;
     }
     uint64_t now = uv_now(c->srv->loop);
-    uv_timer_start(&c->timer, on_conn_timer, dl > now ? dl - now : 0, 0);
+    uv_timer_start(&c->timer, gwc_on_timer, dl > now ? dl - now : 0, 0);
 }
 
-static void conn_phase(struct gw_conn *c, enum conn_phase p, uint64_t ms)
+void gwc_phase(struct gw_conn *c, enum conn_phase p, uint64_t ms)
 {
     c->phase = p;
     c->read_deadline = p == PH_NONE ? 0 : uv_now(c->srv->loop) + ms;
-    conn_arm(c);
+    gwc_arm(c);
 }
 
 /* An answer that closes the connection before or instead of a request (408, 414, 431, 400,
@@ -272,7 +166,7 @@ static void conn_reject(struct gw_conn *c, int status, const char *code, const c
 {
     conn_abort_handler(c, c->head_sent);
     if (c->head_sent || c->state != CS_OPEN) {
-        conn_close(c);
+        gwc_close(c);
         return;
     }
     c->close_after = 1;
@@ -284,7 +178,7 @@ static void conn_reject(struct gw_conn *c, int status, const char *code, const c
     gw_conn_error(c, status, code, message, GW_COMMITTED_OMIT);
 }
 
-static void on_conn_timer(uv_timer_t *t)
+void gwc_on_timer(uv_timer_t *t)
 {
     struct gw_conn *c = t->data;
     uint64_t now = uv_now(c->srv->loop);
@@ -295,35 +189,35 @@ static void on_conn_timer(uv_timer_t *t)
         if (wq < c->wq_mark) {
             c->wq_mark = wq;
             if (linger_send) {
-                uv_timer_start(&c->timer, on_conn_timer, c->srv->send_ms, 0);
+                uv_timer_start(&c->timer, gwc_on_timer, c->srv->send_ms, 0);
             } else {
                 c->write_deadline = now + c->srv->send_ms;
-                conn_arm(c);
+                gwc_arm(c);
             }
             return;
         }
         CM_DEBUG("msg=\"client stopped reading: closing\" conn=%llu queued=%zu",
                  (unsigned long long)c->id, c->queued);
-        conn_close(c);
+        gwc_close(c);
         return;
     }
     if (c->state == CS_LINGER) {
-        conn_close(c);
+        gwc_close(c);
         return;
     }
     if (c->read_deadline == 0 || now < c->read_deadline) {
-        conn_arm(c);
+        gwc_arm(c);
         return;
     }
     c->read_deadline = 0;
     switch (c->phase) {
     case PH_IDLE:
         if (gw_conn_write_queue(c) > 0) { /* the last answer is still going out */
-            conn_phase(c, PH_IDLE, c->srv->idle_ms);
+            gwc_phase(c, PH_IDLE, c->srv->idle_ms);
             return;
         }
         CM_DEBUG("msg=\"closing idle http connection\" conn=%llu", (unsigned long long)c->id);
-        conn_close(c);
+        gwc_close(c);
         return;
     case PH_HEADER:
         conn_reject(c, 408, "timeout", "request head not received in time");
@@ -342,49 +236,46 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (c->state != CS_LINGER)
         return;
     if (status != 0) {
-        conn_close(c);
+        gwc_close(c);
         return;
     }
-    uv_timer_start(&c->timer, on_conn_timer, GW_LINGER_MS, 0);
+    uv_timer_start(&c->timer, gwc_on_timer, GW_LINGER_MS, 0);
 }
 
-static int conn_write_raw(struct gw_conn *c, const struct cm_slice *s, size_t n);
-static void tls_pump(struct gw_conn *c);
-
 /* Send the ciphertext the TLS engine has produced (handshake records, alerts, data). */
-static int tls_flush(struct gw_conn *c)
+int gwc_tls_flush(struct gw_conn *c)
 {
     size_t n = gw_tls_pending(c->tls);
     if (n == 0)
         return 0;
     struct cm_buf *b = cm_buf_new(n);
     if (b == NULL) {
-        conn_close(c);
+        gwc_close(c);
         return CM_ENOMEM;
     }
     b->len = gw_tls_take(c->tls, b->data, n);
     struct cm_slice sl = cm_slice_take(b, 0, b->len);
-    int rv = conn_write_raw(c, &sl, 1);
+    int rv = gwc_write_raw(c, &sl, 1);
     cm_slice_release(&sl);
     return rv;
 }
 
 /* LINGER: every answer byte is queued: close_notify (TLS), then half-close after the writes. */
-static void conn_shutdown(struct gw_conn *c)
+void gwc_shutdown(struct gw_conn *c)
 {
     c->shutdown_deferred = 0;
     if (c->tls != NULL) {
         gw_tls_shutdown(c->tls);
-        if (tls_flush(c) != 0)
+        if (gwc_tls_flush(c) != 0)
             return;
     }
     c->shut.data = c;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
-        conn_close(c);
+        gwc_close(c);
 }
 
 /* The answer is (being) written: half-close once it is out, then linger. */
-static void conn_finish_and_close(struct gw_conn *c)
+void gwc_finish_and_close(struct gw_conn *c)
 {
     if (c->state != CS_OPEN)
         return;
@@ -394,12 +285,12 @@ static void conn_finish_and_close(struct gw_conn *c)
     uv_timer_stop(&c->timer);
     if (c->queued > 0) { /* the shutdown waits for the writes: the send timeout still applies */
         c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-        uv_timer_start(&c->timer, on_conn_timer, c->srv->send_ms, 0);
+        uv_timer_start(&c->timer, gwc_on_timer, c->srv->send_ms, 0);
     }
     if (c->tq_bytes > 0)
-        c->shutdown_deferred = 1; /* tls_pump shuts down once the plaintext is encrypted */
+        c->shutdown_deferred = 1; /* gwc_tls_pump shuts down once the plaintext is encrypted */
     else
-        conn_shutdown(c);
+        gwc_shutdown(c);
     if (c->state == CS_LINGER && !c->reading &&
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = 1;
@@ -464,9 +355,9 @@ static void conn_got_bytes(struct gw_conn *c, size_t n)
     if (c->phase == PH_IDLE && c->fresh)
         c->phase = PH_HEADER; /* keeps the deadline set at accept */
     else if (c->phase == PH_IDLE)
-        conn_phase(c, PH_HEADER, c->srv->header_ms);
+        gwc_phase(c, PH_HEADER, c->srv->header_ms);
     else if (c->phase == PH_BODY && !c->flow_paused)
-        conn_phase(c, PH_BODY, c->srv->body_ms);
+        gwc_phase(c, PH_BODY, c->srv->body_ms);
     conn_feed(c);
 }
 
@@ -476,8 +367,8 @@ static void tls_fail(struct gw_conn *c)
     if (!gw_tls_handshake_done(c->tls) && s->metrics != NULL)
         GW_METRIC_ADD(s->metrics, tls_handshake_failures, 1);
     CM_DEBUG("msg=\"tls error: closing\" conn=%llu", (unsigned long long)c->id);
-    if (tls_flush(c) == 0) /* the alert, if any */
-        conn_finish_and_close(c);
+    if (gwc_tls_flush(c) == 0) /* the alert, if any */
+        gwc_finish_and_close(c);
 }
 
 /* TLS: decrypt what the engine holds into c->rbuf while the connection wants bytes. */
@@ -488,14 +379,14 @@ static void conn_tls_pull(struct gw_conn *c)
         char *p;
         size_t cap;
         if (rbuf_room(c, &p, &cap) != 0) {
-            conn_close(c);
+            gwc_close(c);
             break;
         }
         ssize_t n = gw_tls_read(c->tls, p, cap);
         if (n == 0)
             break;
         if (n == CM_ECLOSED) {
-            conn_close(c);
+            gwc_close(c);
             break;
         }
         if (n < 0) {
@@ -506,10 +397,10 @@ static void conn_tls_pull(struct gw_conn *c)
     }
     c->in_pull = 0;
     if (c->state == CS_OPEN)
-        tls_flush(c); /* e.g. TLS 1.3 session tickets after the handshake */
+        gwc_tls_flush(c); /* e.g. TLS 1.3 session tickets after the handshake */
 }
 
-static void conn_update_reading(struct gw_conn *c)
+void gwc_update_reading(struct gw_conn *c)
 {
     if (c->state == CS_CLOSING)
         return;
@@ -524,12 +415,12 @@ static void conn_update_reading(struct gw_conn *c)
             c->reading = 0;
         }
         if (want) /* every request that arrived is answered; nothing more will come */
-            conn_finish_and_close(c);
+            gwc_finish_and_close(c);
         return;
     }
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-            conn_close(c);
+            gwc_close(c);
             return;
         }
         c->reading = 1;
@@ -557,10 +448,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
              * over TLS those bytes may still sit in the engine): answer them, then close. An
              * upload cut short before its body ended is still an abort. */
             c->peer_eof = 1;
-            conn_update_reading(c);
+            gwc_update_reading(c);
             return;
         }
-        conn_close(c);
+        gwc_close(c);
         return;
     }
     if (c->srv->metrics != NULL)
@@ -575,12 +466,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         tls_fail(c);
         return;
     }
-    if (tls_flush(c) != 0)
+    if (gwc_tls_flush(c) != 0)
         return;
-    conn_update_reading(c); /* pulls the plaintext */
+    gwc_update_reading(c); /* pulls the plaintext */
 }
 
-static int req_has_body(const struct gw_http_req *r)
+int gwc_req_has_body(const struct gw_http_req *r)
 {
     return r->chunked || (r->has_length && r->content_length > 0);
 }
@@ -605,9 +496,9 @@ static void conn_next_request(struct gw_conn *c)
     c->cache = GW_NOTE_NONE;
     gw_http_in_resume(&c->in);
     if (c->pend_len > 0)
-        conn_phase(c, PH_HEADER, c->srv->header_ms);
+        gwc_phase(c, PH_HEADER, c->srv->header_ms);
     else
-        conn_phase(c, PH_IDLE, c->srv->idle_ms);
+        gwc_phase(c, PH_IDLE, c->srv->idle_ms);
 }
 
 static void conn_bad_request(struct gw_conn *c)
@@ -625,7 +516,7 @@ static void conn_bad_request(struct gw_conn *c)
 }
 
 /* The previous request is answered and its body read: may the next one start? */
-static int conn_may_start_next(const struct gw_conn *c)
+int gwc_may_start_next(const struct gw_conn *c)
 {
     return c->answers_queued < c->srv->max_pipeline && gw_conn_write_queue(c) <= GW_CONN_HIGH_WATER;
 }
@@ -639,9 +530,9 @@ static void conn_feed(struct gw_conn *c)
         if (c->active && c->body_done) {
             if (!c->responded)
                 break; /* pipelined bytes wait for the answer */
-            if (!conn_may_start_next(c)) {
-                c->held = 1; /* on_write resumes */
-                conn_phase(c, PH_NONE, 0);
+            if (!gwc_may_start_next(c)) {
+                c->held = 1; /* gwc_on_write resumes */
+                gwc_phase(c, PH_NONE, 0);
                 break;
             }
             conn_next_request(c);
@@ -664,11 +555,11 @@ static void conn_feed(struct gw_conn *c)
     if (c->state == CS_OPEN && c->active && !c->responded && c->ops && c->ops->on_read_done)
         c->ops->on_read_done(c->h);
     c->in_feed = 0;
-    conn_update_reading(c);
+    gwc_update_reading(c);
 }
 
 /* After an answer completed outside the feed loop, or the write queue drained. */
-static void conn_advance(struct gw_conn *c)
+void gwc_advance(struct gw_conn *c)
 {
     if (c->in_feed || c->state != CS_OPEN)
         return;
@@ -691,10 +582,10 @@ static int sink_head(void *arg, struct gw_http_req *req)
     c->active = 1;
     c->body_done = 0;
     c->responded = 0;
-    if (req_has_body(req))
-        conn_phase(c, PH_BODY, s->body_ms);
+    if (gwc_req_has_body(req))
+        gwc_phase(c, PH_BODY, s->body_ms);
     else
-        conn_phase(c, PH_NONE, 0);
+        gwc_phase(c, PH_NONE, 0);
     s->route(s->arg, c, req);
     return c->state == CS_OPEN ? 0 : -1;
 }
@@ -713,381 +604,13 @@ static int sink_end(void *arg)
 {
     struct gw_conn *c = arg;
     c->body_done = 1;
-    conn_phase(c, PH_NONE, 0);
+    gwc_phase(c, PH_NONE, 0);
     if (!c->responded && c->ops != NULL)
         c->ops->on_body_end(c->h);
     return c->state == CS_OPEN ? 0 : -1;
 }
 
 static const struct gw_http_sink conn_sink = {sink_head, sink_body, sink_end};
-
-/* ---- writing ---- */
-
-static void on_write(uv_write_t *req, int status)
-{
-    struct wr *w = (struct wr *)req;
-    struct gw_conn *c = w->c;
-    c->queued -= w->bytes;
-    c->answers_queued -= w->answers;
-    if (c->last_wr == w)
-        c->last_wr = NULL;
-    if (status == 0 && c->srv->metrics != NULL)
-        GW_METRIC_ADD(c->srv->metrics, bytes_out, w->bytes);
-    for (size_t i = 0; i < w->n; i++)
-        cm_slice_release(&w->s[i]);
-    cm_free(w);
-    if (status != 0) {
-        if (status != UV_ECANCELED)
-            conn_close(c);
-        return;
-    }
-    if (c->tls != NULL && c->state != CS_CLOSING)
-        tls_pump(c);
-    if (c->state == CS_CLOSING)
-        return;
-    c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    if (c->state == CS_LINGER && c->queued > 0) /* progress: restart the send timeout */
-        uv_timer_start(&c->timer, on_conn_timer, c->srv->send_ms, 0);
-    if (c->state != CS_OPEN)
-        return;
-    c->write_deadline = c->queued > 0 ? uv_now(c->srv->loop) + c->srv->send_ms : 0;
-    conn_arm(c);
-    if (c->above_high && gw_conn_write_queue(c) <= GW_CONN_LOW_WATER) {
-        c->above_high = 0;
-        if (c->active && !c->responded && c->ops && c->ops->on_drain)
-            c->ops->on_drain(c->h);
-    }
-    if (c->held && conn_may_start_next(c))
-        conn_advance(c);
-}
-
-/* Queue bytes for the socket as they are (plaintext or ciphertext). */
-static int conn_write_raw(struct gw_conn *c, const struct cm_slice *s, size_t n)
-{
-    if (c->state == CS_CLOSING)
-        return CM_ECLOSED;
-    struct wr *w = cm_malloc(sizeof(*w) + n * sizeof(struct cm_slice));
-    uv_buf_t stackbufs[8];
-    uv_buf_t *bufs = n <= 8 ? stackbufs : cm_malloc(n * sizeof(uv_buf_t));
-    if (w == NULL || bufs == NULL) {
-        cm_free(w);
-        if (bufs != stackbufs)
-            cm_free(bufs);
-        conn_close(c);
-        return CM_ENOMEM;
-    }
-    w->c = c;
-    w->n = 0;
-    w->bytes = 0;
-    w->answers = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i].len == 0)
-            continue;
-        w->s[w->n] = cm_slice_dup(&s[i]);
-        bufs[w->n] = uv_buf_init((char *)cm_slice_ptr(&s[i]), (unsigned)s[i].len);
-        w->bytes += s[i].len;
-        w->n++;
-    }
-    if (w->n == 0) {
-        cm_free(w);
-        if (bufs != stackbufs)
-            cm_free(bufs);
-        return 0;
-    }
-    int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)w->n, on_write);
-    if (bufs != stackbufs)
-        cm_free(bufs);
-    if (rv != 0) {
-        for (size_t i = 0; i < w->n; i++)
-            cm_slice_release(&w->s[i]);
-        cm_free(w);
-        conn_close(c);
-        return CM_EIO;
-    }
-    if (c->queued == 0) {
-        c->write_deadline = uv_now(c->srv->loop) + c->srv->send_ms;
-        c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-        conn_arm(c);
-    } else {
-        c->wq_mark += w->bytes; /* not progress: more to write */
-    }
-    c->queued += w->bytes;
-    c->last_wr = w;
-    if (gw_conn_write_queue(c) > GW_CONN_HIGH_WATER)
-        c->above_high = 1;
-    return 0;
-}
-
-static int tq_push(struct gw_conn *c, const struct cm_slice *sl)
-{
-    if (c->tq_n == c->tq_cap) {
-        if (c->tq_head > 0) { /* slide down */
-            memmove(c->tq, c->tq + c->tq_head, (c->tq_n - c->tq_head) * sizeof(*c->tq));
-            c->tq_n -= c->tq_head;
-            c->tq_head = 0;
-        }
-        if (c->tq_n == c->tq_cap) {
-            size_t cap = c->tq_cap ? c->tq_cap * 2 : 8;
-            struct cm_slice *nq = cm_realloc(c->tq, cap * sizeof(*nq));
-            if (nq == NULL)
-                return CM_ENOMEM;
-            c->tq = nq;
-            c->tq_cap = cap;
-        }
-    }
-    c->tq[c->tq_n++] = cm_slice_dup(sl);
-    c->tq_bytes += sl->len;
-    return 0;
-}
-
-/* Encrypt queued plaintext while less than GW_TLS_AHEAD ciphertext is in flight. */
-static void tls_pump(struct gw_conn *c)
-{
-    while (c->tq_head < c->tq_n && c->queued + gw_tls_pending(c->tls) < GW_TLS_AHEAD) {
-        struct cm_slice *sl = &c->tq[c->tq_head];
-        size_t n = sl->len - c->tq_off;
-        if (n > GW_TLS_RECORD)
-            n = GW_TLS_RECORD;
-        if (gw_tls_write(c->tls, cm_slice_ptr(sl) + c->tq_off, n) != 0) {
-            conn_close(c);
-            return;
-        }
-        c->tq_off += n;
-        c->tq_bytes -= n;
-        if (c->tq_off == sl->len) {
-            cm_slice_release(sl);
-            c->tq_head++;
-            c->tq_off = 0;
-        }
-    }
-    if (c->tq_head == c->tq_n)
-        c->tq_head = c->tq_n = 0;
-    if (tls_flush(c) != 0)
-        return;
-    if (c->shutdown_deferred && c->tq_bytes == 0)
-        conn_shutdown(c);
-}
-
-/* Plain: the slices go out as they are (zero-copy). TLS: they are encrypted, and the
- * ciphertext goes out as one buffer. */
-static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
-{
-    if (c->tls == NULL)
-        return conn_write_raw(c, s, n);
-    if (c->state != CS_OPEN)
-        return CM_ECLOSED;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i].len > 0 && tq_push(c, &s[i]) != 0) {
-            conn_close(c);
-            return CM_ENOMEM;
-        }
-    }
-    if (gw_conn_write_queue(c) > GW_CONN_HIGH_WATER)
-        c->above_high = 1;
-    tls_pump(c);
-    return c->state == CS_CLOSING ? CM_ECLOSED : 0;
-}
-
-static int conn_write_copy(struct gw_conn *c, const char *p, size_t len)
-{
-    struct cm_buf *b = cm_buf_copy(p, len);
-    if (b == NULL) {
-        conn_close(c);
-        return CM_ENOMEM;
-    }
-    struct cm_slice s = cm_slice_take(b, 0, len);
-    int rv = conn_write(c, &s, 1); /* TLS: behind any queued plaintext */
-    cm_slice_release(&s);
-    return rv;
-}
-
-/* ---- public: connection ---- */
-
-void gw_conn_set_handler(struct gw_conn *c, const struct gw_handler_ops *ops, void *h)
-{
-    c->ops = ops;
-    c->h = h;
-}
-
-uint64_t gw_conn_id(const struct gw_conn *c)
-{
-    return c->id;
-}
-
-int gw_conn_is_tls(const struct gw_conn *c)
-{
-    return c->tls != NULL;
-}
-
-void gw_conn_note_cache(struct gw_conn *c, enum gw_cache_note note)
-{
-    c->cache = note;
-}
-
-int gw_conn_keep_alive(const struct gw_conn *c)
-{
-    if (c->close_after || c->state != CS_OPEN || c->req == NULL || !c->req->keep_alive)
-        return 0;
-    return c->body_done || !req_has_body(c->req);
-}
-
-void gw_conn_set_close(struct gw_conn *c)
-{
-    c->close_after = 1;
-}
-
-void gw_conn_continue(struct gw_conn *c)
-{
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (c->req == NULL || !c->req->expect_continue || c->sent_continue || c->head_sent ||
-        c->body_done)
-        return;
-    c->sent_continue = 1;
-    conn_write_copy(c, cont, sizeof(cont) - 1);
-}
-
-void gw_conn_add_cors(struct gw_conn *c, struct cm_sbuf *headers)
-{
-    if (c->cors_added || c->srv->cors == NULL || c->req == NULL || c->req->method == HTTP_OPTIONS)
-        return;
-    c->cors_added = 1;
-    gw_cors_headers(c->srv->cors, c->req->origin, headers);
-}
-
-int gw_conn_write_head(struct gw_conn *c, int status, const char *headers, size_t len)
-{
-    struct cm_sbuf sb;
-    cm_sbuf_init(&sb);
-    int keep = gw_conn_keep_alive(c);
-    if (!keep)
-        c->close_after = 1;
-    gw_http_head_begin(&sb, status, keep);
-    if (headers != NULL)
-        cm_sbuf_append(&sb, headers, len);
-    gw_conn_add_cors(c, &sb);
-    cm_sbuf_puts(&sb, "\r\n");
-    int rv = CM_ENOMEM;
-    if (!sb.oom)
-        rv = conn_write_copy(c, sb.p, sb.len);
-    else
-        conn_close(c);
-    cm_sbuf_free(&sb);
-    c->head_sent = 1;
-    c->status = status;
-    return rv;
-}
-
-int gw_conn_write_body(struct gw_conn *c, const struct cm_slice *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        c->body_bytes += s[i].len;
-    return conn_write(c, s, n);
-}
-
-size_t gw_conn_write_queue(const struct gw_conn *c)
-{
-    return c->queued + c->tq_bytes;
-}
-
-void gw_conn_done(struct gw_conn *c)
-{
-    if (c->responded || c->state != CS_OPEN)
-        return;
-    c->responded = 1;
-    c->ops = NULL;
-    c->h = NULL;
-    if (c->last_wr != NULL) { /* the answer is complete once its last write is */
-        c->last_wr->answers++;
-        c->answers_queued++;
-    }
-    conn_request_end(c, c->status);
-    if (!c->body_done && c->req != NULL && req_has_body(c->req))
-        c->close_after = 1;
-    if (c->close_after) {
-        conn_finish_and_close(c);
-        return;
-    }
-    conn_advance(c);
-}
-
-void gw_conn_respond(struct gw_conn *c, int status, const char *ctype, const char *extra,
-                     const char *body, size_t len)
-{
-    struct cm_sbuf h;
-    cm_sbuf_init(&h);
-    if (ctype != NULL)
-        cm_sbuf_printf(&h, "Content-Type: %s\r\n", ctype);
-    if (status != 204) /* RFC 9110: no Content-Length in a 204 */
-        cm_sbuf_printf(&h, "Content-Length: %zu\r\n", len);
-    if (extra != NULL)
-        cm_sbuf_puts(&h, extra);
-    if (!h.oom && gw_conn_write_head(c, status, h.p, h.len) == 0 && len > 0 &&
-        !(c->req && c->req->method == HTTP_HEAD)) {
-        c->body_bytes += len;
-        conn_write_copy(c, body, len);
-    }
-    cm_sbuf_free(&h);
-    gw_conn_done(c);
-}
-
-void gw_conn_error(struct gw_conn *c, int status, const char *code, const char *message,
-                   enum gw_committed committed)
-{
-    if (cm_log_enabled(status >= 500 ? CM_LOG_WARN : CM_LOG_INFO)) {
-        char target[256];
-        gw_http_log_target(c->req && c->req->url.p ? c->req->url.p : "", target, sizeof(target));
-        cm_log_write(status >= 500 ? CM_LOG_WARN : CM_LOG_INFO,
-                     "msg=\"request failed\" conn=%llu method=%s target=\"%s\" status=%d "
-                     "error=%s detail=\"%s\"",
-                     (unsigned long long)c->id,
-                     c->req ? http_method_str((enum http_method)c->req->method) : "-", target,
-                     status, code, message);
-    }
-    if (c->head_sent) {
-        /* Too late for an error answer: cut the connection so the client sees a short body. */
-        if (!c->responded) {
-            c->responded = 1;
-            c->ops = NULL;
-            conn_request_end(c, c->status);
-        }
-        conn_close(c);
-        return;
-    }
-    struct cm_sbuf b;
-    cm_sbuf_init(&b);
-    gw_http_error_body(&b, code, message, committed);
-    if (status == 413 || status == 411 || status == 408)
-        c->close_after = c->close_after || !c->body_done;
-    const char *extra = NULL;
-    if (status == 503)
-        extra = "Retry-After: 1\r\n";
-    else if (status == 401)
-        extra = "WWW-Authenticate: Bearer\r\n";
-    gw_conn_respond(c, status, "application/json", extra, b.oom ? "{}" : b.p, b.oom ? 2 : b.len);
-    cm_sbuf_free(&b);
-}
-
-void gw_conn_read_pause(struct gw_conn *c)
-{
-    c->flow_paused = 1;
-    if (c->phase == PH_BODY && c->read_deadline != 0) { /* not the client's fault */
-        c->read_deadline = 0;
-        conn_arm(c);
-    }
-    if (!c->in_feed)
-        conn_update_reading(c);
-}
-
-void gw_conn_read_resume(struct gw_conn *c)
-{
-    if (!c->flow_paused)
-        return;
-    c->flow_paused = 0;
-    if (c->phase == PH_BODY && c->state == CS_OPEN)
-        conn_phase(c, PH_BODY, c->srv->body_ms);
-    if (!c->in_feed)
-        conn_update_reading(c);
-}
 
 /* ---- server ---- */
 
@@ -1115,7 +638,7 @@ static void on_connection(uv_stream_t *ls, int status)
         s->conns->prev = c;
     s->conns = c;
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
+        gwc_close(c);
         return;
     }
     if (s->metrics != NULL)
@@ -1132,15 +655,15 @@ static void on_connection(uv_stream_t *ls, int status)
         if (s->metrics != NULL)
             GW_METRIC_ADD(s->metrics, conns_rejected, 1);
         if (s->tls != NULL) {
-            conn_close(c);
+            gwc_close(c);
             return;
         }
         conn_reject(c, 503, "unavailable", "too many connections");
         return;
     }
     c->fresh = 1;
-    conn_phase(c, PH_IDLE, s->header_ms);
-    conn_update_reading(c);
+    gwc_phase(c, PH_IDLE, s->header_ms);
+    gwc_update_reading(c);
 }
 
 /* libuv 1.44 has no SO_REUSEPORT flag: make the socket here and hand it over. */
@@ -1238,7 +761,7 @@ void gw_server_close(struct gw_server *s)
     struct gw_conn *c = s->conns;
     while (c != NULL) {
         struct gw_conn *next = c->next;
-        conn_close(c);
+        gwc_close(c);
         c = next;
     }
     uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
