@@ -2,6 +2,7 @@
  * SIGINT/SIGTERM stop it cleanly; SIGHUP reloads the keys file (off the loop; a bad file keeps
  * the old keys). */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -82,6 +83,20 @@ static int parse_config(struct gw_config *cfg, int argc, char **argv)
     return rv;
 }
 
+/* Every client connection, node connection and cached segment (a memory file) holds a
+ * descriptor: take the hard limit, not the soft default of 1024. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        CM_DEBUG("msg=\"descriptor limit raised\" from=%llu to=%llu", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
     static struct gw_config cfg;
@@ -91,6 +106,7 @@ int main(int argc, char **argv)
         return rv == CM_EHELP ? 0 : 2;
     cm_log_init("gateway", (enum cm_log_level)cfg.level);
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
     /* Cache, rules and read counters shared by every loop (reads.h); freed after they ended. */
     if (gw_reads_new(&cfg, &cfg.reads, err, sizeof(err)) != 0) {
         CM_ERROR("msg=\"cannot start\" err=\"%s\"", err);
