@@ -25,6 +25,7 @@
 #include "content_type.h"
 #include "crc32c.h"
 #include "err.h"
+#include "etag.h"
 #include "frame.h"
 #include "key.h"
 #include "leader.h"
@@ -185,8 +186,9 @@ static void put_succeed(struct gw_put *p, const Hw__CommitOk *ok)
     }
     if (c == NULL)
         return;
-    char extra[64];
-    snprintf(extra, sizeof(extra), "ETag: \"%llx\"\r\n", (unsigned long long)ok->version);
+    char etag[CM_ETAG_MAX], extra[64];
+    cm_etag_format(ok->version, etag);
+    snprintf(extra, sizeof(extra), "ETag: %s\r\n", etag);
     gw_conn_respond(c, ok->created ? 201 : 204, NULL, extra, NULL, 0);
 }
 
@@ -583,7 +585,7 @@ static void cond_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelop
     struct gw_put *p = arg;
     p->cond_req = NULL;
     const char *etag = NULL;
-    char tag[24];
+    char tag[CM_ETAG_MAX];
     int64_t lm = -1;
     if (outcome != GW_LREQ_ANSWER) {
         put_fail(p, 503, "no_quorum", "no shard leader to check the precondition",
@@ -592,7 +594,7 @@ static void cond_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelop
     }
     if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
         env->head_ok->meta != NULL) {
-        snprintf(tag, sizeof(tag), "\"%llx\"", (unsigned long long)env->head_ok->meta->version);
+        cm_etag_format(env->head_ok->meta->version, tag);
         etag = tag;
         lm = env->head_ok->meta->created_ms / 1000;
     } else if (!(env->type == HW__MSG_TYPE__MSG_ERROR && env->code == HW__CODE__CODE_NOT_FOUND)) {
