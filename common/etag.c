@@ -44,3 +44,12 @@ int cm_etag_list_match(const char *list, size_t len, const char *etag, int weak)
     }
     return 0;
 }
+
+int cm_precond_write_ok(const char *if_match, const char *if_none_match, const char *etag)
+{
+    if (if_match != NULL && !cm_etag_list_match(if_match, strlen(if_match), etag, 0))
+        return 0;
+    if (if_none_match != NULL && cm_etag_list_match(if_none_match, strlen(if_none_match), etag, 1))
+        return 0;
+    return 1;
+}

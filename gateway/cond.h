@@ -1,7 +1,8 @@
 /* Conditional requests (RFC 9110 §13.2.2), pure. Evaluated in the RFC's order:
  * If-Match, else If-Unmodified-Since; then If-None-Match, else If-Modified-Since (GET/HEAD).
  * Strong comparison for If-Match, weak for If-None-Match (common/etag.h); dates at one-second
- * precision. */
+ * precision. Writes evaluate their If-Match / If-None-Match in the node's FSM instead
+ * (cm_precond_write_ok at apply), never here. */
 #ifndef GW_COND_H
 #define GW_COND_H
 

@@ -58,6 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cm_etag_list_match(s, n, "\"2a\"", 0);
         cm_etag_list_match(s, n, "\"2a\"", 1);
         cm_etag_list_match(s, n, NULL, 1);
+        cm_precond_write_ok(z, z, "\"2a\"");
+        cm_precond_write_ok(z, NULL, NULL);
         break;
     case 3: {
         struct gw_rules r;
