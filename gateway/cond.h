@@ -1,6 +1,8 @@
 /* Conditional requests (RFC 9110 §13.2.2), pure. Evaluated in the RFC's order:
  * If-Match, else If-Unmodified-Since; then If-None-Match, else If-Modified-Since (GET/HEAD).
- * Strong comparison for If-Match, weak for If-None-Match; dates at one-second precision. */
+ * Strong comparison for If-Match, weak for If-None-Match (common/etag.h); dates at one-second
+ * precision. Writes evaluate their If-Match / If-None-Match in the node's FSM instead
+ * (cm_precond_write_ok at apply), never here. */
 #ifndef GW_COND_H
 #define GW_COND_H
 
@@ -24,8 +26,5 @@ enum gw_cond_result { GW_COND_PROCEED = 0, GW_COND_NOT_MODIFIED = 304, GW_COND_F
  * none (the object does not exist); last_modified_s: its Last-Modified, or -1. */
 enum gw_cond_result gw_cond_eval(const struct gw_cond *c, int get_or_head, const char *etag,
                                  int64_t last_modified_s);
-
-/* Does an entity-tag list ("*", or comma separated tags, W/ allowed) match etag? */
-int gw_etag_list_match(const char *list, size_t len, const char *etag, int weak);
 
 #endif

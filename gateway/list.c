@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "cluster.h"
+#include "etag.h"
 #include "httpdate.h"
 #include "key.h"
 #include "leader.h"
@@ -82,13 +83,13 @@ int gw_query_param(const char *target, const char *name, char *out, size_t outca
 void gw_list_json(struct cm_sbuf *o, const char *prefix, Hw__ObjectMeta *const *objs, size_t n,
                   const char *next_cursor)
 {
-    char etag[GW_ETAG_MAX], date[GW_HTTPDATE_LEN];
+    char etag[CM_ETAG_MAX], date[GW_HTTPDATE_LEN];
     cm_sbuf_puts(o, "{\"prefix\":");
     cm_sbuf_json_str(o, prefix);
     cm_sbuf_puts(o, ",\"objects\":[");
     for (size_t i = 0; i < n; i++) {
         const Hw__ObjectMeta *m = objs[i];
-        gw_etag_format(m->version, etag);
+        cm_etag_format(m->version, etag);
         gw_httpdate_format(m->created_ms / 1000, date);
         cm_sbuf_puts(o, i ? ",{\"key\":" : "{\"key\":");
         cm_sbuf_json_str(o, m->key ? m->key : "");

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "cond.h"
+#include "etag.h"
 #include "httpdate.h"
 #include "range.h"
 
@@ -25,11 +26,6 @@ int gw_key_immutable_kind(const char *key)
             return 1;
     }
     return 0;
-}
-
-void gw_etag_format(uint64_t version, char out[GW_ETAG_MAX])
-{
-    snprintf(out, GW_ETAG_MAX, "\"%llx\"", (unsigned long long)version);
 }
 
 /* If-Range (RFC 9110 §13.1.5): the range applies only when the validator still matches: an
@@ -54,9 +50,9 @@ static int if_range_ok(const char *v, const char *etag, int64_t last_modified_s)
 void gw_objresp_plan(const struct gw_http_req *req, int head, const struct gw_objinfo *o,
                      struct gw_objresp *out)
 {
-    char etag[GW_ETAG_MAX];
+    char etag[CM_ETAG_MAX];
     int64_t lm = o->created_ms / 1000;
-    gw_etag_format(o->version, etag);
+    cm_etag_format(o->version, etag);
     memset(out, 0, sizeof(*out));
     struct gw_cond cond;
     memset(&cond, 0, sizeof(cond));
@@ -108,8 +104,8 @@ void gw_objresp_plan(const struct gw_http_req *req, int head, const struct gw_ob
 void gw_objresp_headers(const struct gw_objresp *r, const struct gw_objinfo *o,
                         const struct gw_rules *rules, struct cm_sbuf *h)
 {
-    char etag[GW_ETAG_MAX], date[GW_HTTPDATE_LEN];
-    gw_etag_format(o->version, etag);
+    char etag[CM_ETAG_MAX], date[GW_HTTPDATE_LEN];
+    cm_etag_format(o->version, etag);
     if (r->status == 416) {
         cm_sbuf_printf(h, "Content-Range: bytes */%llu\r\nAccept-Ranges: bytes\r\n",
                        (unsigned long long)o->size);

@@ -28,15 +28,11 @@ struct gw_objresp {
     uint64_t length;      /* body bytes of a GET (Content-Length of a HEAD) */
 };
 
-#define GW_ETAG_MAX 24
-
 /* Immutable media kinds (.ts .m4s .mp4 .cmfv .cmfa .m4a .aac .vtt .key, init segments): once
  * committed they are never expected to change, so any replica may serve them and the cache
  * keeps them until evicted. Everything else (playlists, manifests, unknown kinds) is mutable. */
 int gw_key_immutable_kind(const char *key);
 
-/* "\"<version in hex>\"" */
-void gw_etag_format(uint64_t version, char out[GW_ETAG_MAX]);
 /* head: HEAD (Range is ignored, as RFC 9110 says for methods other than GET). */
 void gw_objresp_plan(const struct gw_http_req *req, int head, const struct gw_objinfo *o,
                      struct gw_objresp *out);

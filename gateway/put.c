@@ -6,6 +6,9 @@
  *   (pipelined) -> STAGE_OK frees chunks every live replica holds -> body end: FINISH to each
  *   replica once it acknowledged everything -> FINISH_OK from a quorum (+ grace for the rest)
  *   -> COMMIT at the leader (leader.c) -> COMMIT_OK -> 201/204.
+ * Conditional writes: If-Match / If-None-Match ride in the COMMIT (Hw__Precondition) and the
+ *   shard FSM decides them at apply, atomically with the write: CODE_PRECONDITION_FAILED ->
+ *   412 precondition_failed, committed false (nothing was written; staged bytes are GC'd).
  * Flow control: the client is paused while any live replica lags > GW_PUT_UNACKED_MAX.
  * Failures: a replica that errors, closes, fails to connect or stalls is dropped; fewer live
  *   than a quorum -> 503 no_quorum (committed false). Body over --max-object-size -> 413.
@@ -21,10 +24,10 @@
 #include "alloc.h"
 #include "cache.h"
 #include "cluster.h"
-#include "cond.h"
 #include "content_type.h"
 #include "crc32c.h"
 #include "err.h"
+#include "etag.h"
 #include "frame.h"
 #include "key.h"
 #include "leader.h"
@@ -69,14 +72,11 @@ struct gw_put {
     char ctype[GW_HTTP_VALUE_MAX];
     char cache_control[GW_HTTP_VALUE_MAX];
     int64_t ttl; /* seconds, 0 = none */
-    /* If-Match / If-None-Match on the write: checked against the leader's current version
-     * (HEAD) while the body streams; COMMIT waits for the verdict. */
-    enum { COND_NONE, COND_PENDING, COND_OK } cond;
-    struct gw_lreq *cond_req;
-    Hw__Head cond_msg;
+    /* If-Match / If-None-Match of the write, sent in the COMMIT (NULL = unconditional). */
+    Hw__Precondition *precond;
+    Hw__Precondition precond_msg;
     char if_match[GW_HTTP_VALUE_MAX];
     char if_none_match[GW_HTTP_VALUE_MAX];
-    int has_if_match, has_if_none_match;
     uint32_t shard;
     uint8_t upload_id[16];
     struct replica reps[GW_MAX_REPLICAS];
@@ -143,8 +143,6 @@ static void put_end(struct gw_put *p)
     }
     gw_lreq_cancel(p->commit);
     p->commit = NULL;
-    gw_lreq_cancel(p->cond_req);
-    p->cond_req = NULL;
     while (p->head != NULL) {
         struct chunk *ch = p->head;
         p->head = ch->next;
@@ -185,8 +183,9 @@ static void put_succeed(struct gw_put *p, const Hw__CommitOk *ok)
     }
     if (c == NULL)
         return;
-    char extra[64];
-    snprintf(extra, sizeof(extra), "ETag: \"%llx\"\r\n", (unsigned long long)ok->version);
+    char etag[CM_ETAG_MAX], extra[64];
+    cm_etag_format(ok->version, etag);
+    snprintf(extra, sizeof(extra), "ETag: %s\r\n", etag);
     gw_conn_respond(c, ok->created ? 201 : 204, NULL, extra, NULL, 0);
 }
 
@@ -384,6 +383,10 @@ static void commit_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envel
                  GW_COMMITTED_NULL);
     } else if (env->type == HW__MSG_TYPE__MSG_COMMIT_OK && env->commit_ok != NULL) {
         put_succeed(p, env->commit_ok);
+    } else if (env->type == HW__MSG_TYPE__MSG_ERROR &&
+               env->code == HW__CODE__CODE_PRECONDITION_FAILED) {
+        put_fail(p, 412, "precondition_failed", "the object's current version does not match",
+                 GW_COMMITTED_FALSE);
     } else {
         char msg[160];
         snprintf(msg, sizeof(msg), "commit refused (code %d): %s", (int)env->code,
@@ -414,6 +417,7 @@ static void put_commit(struct gw_put *p)
     p->commit_msg.n_holders = p->nholders;
     p->commit_msg.cache_control = p->cache_control;
     p->commit_msg.ttl_seconds = p->ttl;
+    p->commit_msg.precondition = p->precond;
     if (gw_lreq_start(p->ctx, HW__MSG_TYPE__MSG_COMMIT, p->shard,
                       p->body_end_ms + GW_PUT_DEADLINE_MS, commit_build, commit_done, p,
                       &p->commit) != 0)
@@ -437,7 +441,7 @@ static void put_check(struct gw_put *p)
         return;
     put_flow(p);
     size_t done = count_state(p, REP_DONE);
-    if (p->body_done && done >= p->quorum && p->cond != COND_PENDING &&
+    if (p->body_done && done >= p->quorum &&
         (done == alive || cm_mono_ms() >= p->quorum_ms + GW_PUT_GRACE_MS))
         put_commit(p);
 }
@@ -572,65 +576,19 @@ static const struct gw_handler_ops put_ops = {h_body, h_read_done, h_body_end, h
 
 /* ---- conditional write ---- */
 
-static void cond_build(void *arg, Hw__Envelope *env)
-{
-    struct gw_put *p = arg;
-    env->head = &p->cond_msg;
-}
-
-static void cond_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelope *env)
-{
-    struct gw_put *p = arg;
-    p->cond_req = NULL;
-    const char *etag = NULL;
-    char tag[24];
-    int64_t lm = -1;
-    if (outcome != GW_LREQ_ANSWER) {
-        put_fail(p, 503, "no_quorum", "no shard leader to check the precondition",
-                 GW_COMMITTED_FALSE);
-        return;
-    }
-    if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
-        env->head_ok->meta != NULL) {
-        snprintf(tag, sizeof(tag), "\"%llx\"", (unsigned long long)env->head_ok->meta->version);
-        etag = tag;
-        lm = env->head_ok->meta->created_ms / 1000;
-    } else if (!(env->type == HW__MSG_TYPE__MSG_ERROR && env->code == HW__CODE__CODE_NOT_FOUND)) {
-        put_fail(p, 503, "unavailable", "cannot check the precondition", GW_COMMITTED_FALSE);
-        return;
-    }
-    struct gw_cond c;
-    memset(&c, 0, sizeof(c));
-    if (p->has_if_match) {
-        c.if_match = p->if_match;
-        c.if_match_len = strlen(p->if_match);
-    }
-    if (p->has_if_none_match) {
-        c.if_none_match = p->if_none_match;
-        c.if_none_match_len = strlen(p->if_none_match);
-    }
-    if (gw_cond_eval(&c, 0, etag, lm) != GW_COND_PROCEED) {
-        put_fail(p, 412, "precondition_failed", "the object's current version does not match",
-                 GW_COMMITTED_FALSE);
-        return;
-    }
-    p->cond = COND_OK;
-    put_check(p);
-}
-
-static int put_start_cond(struct gw_put *p, const struct gw_http_req *req)
+/* Keep the request's If-Match / If-None-Match for the COMMIT: the FSM evaluates them. */
+static void put_keep_precondition(struct gw_put *p, const struct gw_http_req *req)
 {
     if (!req->has_if_match && !req->has_if_none_match)
-        return 0;
-    p->has_if_match = req->has_if_match;
-    p->has_if_none_match = req->has_if_none_match;
+        return;
+    hw__precondition__init(&p->precond_msg);
     snprintf(p->if_match, sizeof(p->if_match), "%s", req->if_match);
     snprintf(p->if_none_match, sizeof(p->if_none_match), "%s", req->if_none_match);
-    hw__head__init(&p->cond_msg);
-    p->cond_msg.key = p->key;
-    p->cond = COND_PENDING;
-    return gw_lreq_start(p->ctx, HW__MSG_TYPE__MSG_HEAD, p->shard,
-                         cm_mono_ms() + GW_PUT_DEADLINE_MS, cond_build, cond_done, p, &p->cond_req);
+    p->precond_msg.has_if_match = req->has_if_match;
+    p->precond_msg.if_match = p->if_match;
+    p->precond_msg.has_if_none_match = req->has_if_none_match;
+    p->precond_msg.if_none_match = p->if_none_match;
+    p->precond = &p->precond_msg;
 }
 
 /* ---- start ---- */
@@ -754,11 +712,8 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     uv_timer_init(ctx->loop, &p->timer);
     p->timer.data = p;
     uv_timer_start(&p->timer, on_tick, 50, 50);
+    put_keep_precondition(p, req);
     gw_conn_set_handler(c, &put_ops, p);
-    if (put_start_cond(p, req) != 0) {
-        put_fail(p, 500, "internal", "out of memory", GW_COMMITTED_FALSE);
-        return;
-    }
     if (put_setup_replicas(p) != 0) {
         put_fail(p, 503, "no_quorum", "too few replicas known to store the object",
                  GW_COMMITTED_FALSE);

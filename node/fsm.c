@@ -1,6 +1,9 @@
 /* Shard state machine (see fsm.h).
  *
- * PUT at index i:  committed upload again -> no-op (same version); else the key's meta gets
+ * PUT at index i:  committed upload again -> no-op (same version, precondition not evaluated:
+ *                  a retry answers what the first attempt did); else a precondition that does
+ *                  not hold against the key's current version -> no-op, result says so (the
+ *                  staged upload stays for a retry or GC); else the key's meta gets
  *                  version i; the staged upload is promoted (local) when this node holds it
  *                  finished with the right size and checksum, else a repair marker is set.
  *                  The replaced version's bytes are dropped.
@@ -13,6 +16,7 @@
 
 #include "alloc.h"
 #include "err.h"
+#include "etag.h"
 #include "log.h"
 
 Hw__ObjectMeta *nd_meta_unpack(const char *v, size_t n)
@@ -93,8 +97,25 @@ static int take_staged(struct nd_fsm *f, rocksdb_writebatch_t *b, const Hw__Obje
     return ok;
 }
 
+/* Does the entry's precondition hold against old, the key's committed meta (NULL = none)? Only
+ * inputs every replica shares: the stored version, and expiry judged at the entry's created_ms
+ * (the leader's clock when it proposed), never this node's clock. */
+static int precondition_holds(const Hw__Precondition *pc, const Hw__ObjectMeta *old,
+                              const Hw__ObjectMeta *meta)
+{
+    char etag[CM_ETAG_MAX];
+    int live = old != NULL && !(old->expires_ms > 0 && meta->created_ms >= old->expires_ms);
+    if (pc == NULL)
+        return 1;
+    if (live)
+        cm_etag_format(old->version, etag);
+    return cm_precond_write_ok(pc->has_if_match ? pc->if_match : NULL,
+                               pc->has_if_none_match ? pc->if_none_match : NULL,
+                               live ? etag : NULL);
+}
+
 static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
-                     Hw__ObjectMeta *meta)
+                     Hw__ObjectMeta *meta, const Hw__Precondition *pc)
 {
     struct nd_skey ck, mk, rk;
     uint64_t version;
@@ -112,6 +133,12 @@ static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
     nd_skey_repair(&rk, f->shard, meta->key, keylen);
     Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    if (!precondition_holds(pc, old, meta)) {
+        f->result.precondition_failed = 1;
+        if (old != NULL)
+            hw__object_meta__free_unpacked(old, NULL);
+        return 0;
+    }
     if (old != NULL) {
         if (old->local)
             nd_batch_del_chunks(b, old->upload_id.data);
@@ -182,7 +209,7 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
     int rv = CM_EINVAL;
     if (e != NULL && e->meta != NULL && e->shard == f->shard) {
         if (e->kind == HW__RAFT_ENTRY__KIND__KIND_PUT)
-            rv = apply_put(f, b, index, e->meta);
+            rv = apply_put(f, b, index, e->meta, e->precondition);
         else if (e->kind == HW__RAFT_ENTRY__KIND__KIND_DELETE)
             rv = apply_delete(f, b, index, e->meta, 0);
         else if (e->kind == HW__RAFT_ENTRY__KIND__KIND_EXPIRE && e->meta->version > 0)

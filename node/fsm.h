@@ -19,9 +19,10 @@
 
 /* What the last applied entry did; read by the raft_apply callback right after apply. */
 struct nd_apply_result {
-    uint64_t version; /* PUT: version of the key; DELETE: index of the delete */
-    int created;      /* PUT: the key did not exist before */
-    int found;        /* DELETE: the key existed */
+    uint64_t version;        /* PUT: version of the key; DELETE: index of the delete */
+    int created;             /* PUT: the key did not exist before */
+    int found;               /* DELETE: the key existed */
+    int precondition_failed; /* PUT: its precondition did not hold; nothing was written */
 };
 
 struct nd_fsm {

@@ -1,6 +1,7 @@
 /* Leader-side requests: COMMIT and DELETE go through the shard's Raft log and are answered
  * after apply on this node; READ_INDEX confirms leadership with a barrier; STATUS reports
- * the cluster map and the shard's Raft state.
+ * the cluster map and the shard's Raft state. A COMMIT's precondition travels in its entry and
+ * is decided by the FSM at apply: a failed one is answered CODE_PRECONDITION_FAILED.
  *
  * raft_apply / raft_barrier either fail now (answered at once) or call back exactly once;
  * leadership lost after proposing -> CODE_LEADERSHIP_LOST (outcome unknown to the client). */
@@ -8,6 +9,7 @@
 
 #include "alloc.h"
 #include "err.h"
+#include "etag.h"
 #include "log.h"
 #include "server.h"
 #include "timeutil.h"
@@ -34,6 +36,22 @@ static void answer_raft_failure(struct apply_req *a, int status)
     }
 }
 
+static void answer_commit(struct apply_req *a, const struct nd_apply_result *res)
+{
+    Hw__Envelope env;
+    Hw__CommitOk ok = HW__COMMIT_OK__INIT;
+    if (res->precondition_failed) { /* the entry changed nothing, on every replica */
+        nd_req_error(&a->req, HW__CODE__CODE_PRECONDITION_FAILED,
+                     "precondition failed: the object's current version does not match");
+        return;
+    }
+    cm_env_init(&env, HW__MSG_TYPE__MSG_COMMIT_OK, 0, 0);
+    ok.version = res->version;
+    ok.created = res->created;
+    env.commit_ok = &ok;
+    nd_req_send(&a->req, &env, NULL, 0);
+}
+
 static void on_applied(struct raft_apply *req, int status, void *result)
 {
     struct apply_req *a = req->data;
@@ -41,13 +59,7 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     if (status != 0) {
         answer_raft_failure(a, status);
     } else if (a->kind == HW__MSG_TYPE__MSG_COMMIT) {
-        const struct nd_apply_result *res = result;
-        Hw__CommitOk ok = HW__COMMIT_OK__INIT;
-        cm_env_init(&env, HW__MSG_TYPE__MSG_COMMIT_OK, 0, 0);
-        ok.version = res->version;
-        ok.created = res->created;
-        env.commit_ok = &ok;
-        nd_req_send(&a->req, &env, NULL, 0);
+        answer_commit(a, result);
     } else {
         const struct nd_apply_result *res = result;
         Hw__DeleteOk ok = HW__DELETE_OK__INIT;
@@ -93,6 +105,12 @@ static void propose(struct nd_sconn *sc, const Hw__Envelope *env, Hw__RaftEntry 
     }
 }
 
+static int precondition_valid(const Hw__Precondition *pc)
+{
+    return pc == NULL || (strlen(pc->if_match) <= CM_PRECOND_VALUE_MAX &&
+                          strlen(pc->if_none_match) <= CM_PRECOND_VALUE_MAX);
+}
+
 void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
 {
     struct nd_node *n = sc->n;
@@ -101,6 +119,11 @@ void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
         c->n_holders == 0 || c->ttl_seconds < 0) {
         cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
                           "COMMIT needs a key, a 16-byte upload id and holders");
+        return;
+    }
+    if (!precondition_valid(c->precondition)) {
+        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
+                          "COMMIT precondition value too long");
         return;
     }
     if (c->n_holders * 2 <= n->cfg->replicas) {
@@ -124,6 +147,7 @@ void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
     m.created_ms = now;
     m.expires_ms = c->ttl_seconds > 0 ? now + c->ttl_seconds * 1000 : 0;
     m.cache_control = c->cache_control;
+    e.precondition = c->precondition;
     propose(sc, env, &e);
 }
 

@@ -5,6 +5,7 @@
 
 #include "authkeys.h"
 #include "cond.h"
+#include "etag.h"
 #include "fuzz.h"
 #include "httpdate.h"
 #include "range.h"
@@ -54,9 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 2:
-        gw_etag_list_match(s, n, "\"2a\"", 0);
-        gw_etag_list_match(s, n, "\"2a\"", 1);
-        gw_etag_list_match(s, n, NULL, 1);
+        cm_etag_list_match(s, n, "\"2a\"", 0);
+        cm_etag_list_match(s, n, "\"2a\"", 1);
+        cm_etag_list_match(s, n, NULL, 1);
+        cm_precond_write_ok(z, z, "\"2a\"");
+        cm_precond_write_ok(z, NULL, NULL);
         break;
     case 3: {
         struct gw_rules r;

@@ -143,9 +143,15 @@ class NodeClient:
         assert one(env, 1) == T["FINISH_OK"], env
         return upload
 
-    def commit(self, key, upload, data, holders, ctype="application/octet-stream", ttl=None):
+    def commit(self, key, upload, data, holders, ctype="application/octet-stream", ttl=None,
+               if_match=None, if_none_match=None):
+        """if_match / if_none_match: raw header values for Commit.precondition (None = absent)."""
+        pc = None
+        if if_match is not None or if_none_match is not None:
+            pc = [(1, if_match is not None or None), (2, if_match),
+                  (3, if_none_match is not None or None), (4, if_none_match)]
         self.send(T["COMMIT"], 16, [(1, key), (2, upload), (3, len(data)), (4, crc32c(data)),
-                                    (5, ctype), (6, holders), (7, ttl)])
+                                    (5, ctype), (6, holders), (7, ttl), (9, pc)])
         return self.recv()[0]
 
     def list(self, prefix, cursor="", limit=0):

@@ -5,6 +5,7 @@ Cache-Control defaults and overrides, Expires and TTL expiry, lifecycle rules, l
 pagination, request coalescing (64 concurrent GETs -> one node read), playlist freshness
 across gateways and overwrite/delete visibility."""
 import http.client
+import json
 import os
 import sys
 import threading
@@ -163,11 +164,67 @@ def conditional_put(cl):
     r = cl.put(key, b"third", {"If-Match": '"beef"'})
     assert r.status == 412, r
     assert cl.get(key).body == b"first"
-    r = cl.put(key, b"fourth", {"If-Match": etag})
+    assert cl.put(key, b"third", {"If-None-Match": "W/" + etag}).status == 412, "weak match"
+    assert cl.put(key, b"third", {"If-Match": "W/" + etag}).status == 412, "strong comparison"
+    assert cl.get(key).body == b"first"
+    r = cl.put(key, b"fourth", {"If-Match": '"beef", ' + etag})
     assert r.status == 204, r
     assert cl.get(key).body == b"fourth"
+    assert r.header("etag") == cl.get(key).header("etag") != etag
     assert cl.put("/sem/cp/absent.m4s", b"x", {"If-Match": "*"}).status == 412
     assert cl.get("/sem/cp/absent.m4s").status == 404
+
+
+def racing_puts(cl, key, headers, n=8, size=256 * 1024):
+    """n concurrent PUTs of distinct bodies to key, all with headers; -> [(status, body)]. The
+    bodies are big enough that every upload is still streaming when the first one commits."""
+    bodies = [bytes([i]) * size for i in range(n)]
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def worker(i):
+        conn = http.client.HTTPConnection(HOST, cl.gw_port, timeout=60)
+        try:
+            conn.connect()
+            barrier.wait()
+            conn.request("PUT", key, body=bodies[i], headers=headers)
+            r = conn.getresponse()
+            results[i] = (r.status, r.read())
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert all(r is not None for r in results), results
+    return list(zip([r[0] for r in results], [r[1] for r in results], bodies))
+
+
+def one_winner(cl, key, results, win_status):
+    won = [b for st, _, b in results if st == win_status]
+    assert len(won) == 1, [st for st, _, _ in results]
+    for st, answer, _ in results:
+        if st != win_status:
+            assert st == 412, [st for st, _, _ in results]
+            err = json.loads(answer)
+            assert err["error"] == "precondition_failed" and err["committed"] is False, err
+    r = cl.get(key)
+    assert r.status == 200 and r.body == won[0], "the final content is not the winner's body"
+
+
+@test
+def conditional_put_race_has_one_winner(cl):
+    """If-Match / If-None-Match are decided in the replicated commit, atomically with the
+    write: of concurrent writers naming the same version exactly one wins."""
+    key = "/sem/race/index.m3u8"
+    ok_put(cl, key, b"#EXTM3U\n")
+    etag = cl.get(key).header("etag")
+    one_winner(cl, key, racing_puts(cl, key, {"If-Match": etag}), 204)
+    assert cl.get(key).header("etag") != etag
+    fresh = "/sem/race/fresh.m3u8"
+    one_winner(cl, fresh, racing_puts(cl, fresh, {"If-None-Match": "*"}), 201)
 
 
 # ---- Cache-Control, Expires, TTL ------------------------------------------------------------

@@ -1,9 +1,11 @@
 """headwater-node over its RPC port, 3 real node processes (no gateway): the raft-backed
-commit path, leader redirection, idempotent commits, read-index on followers, repair of a
-replica that missed the fan-out, and malformed input that must not hurt a node."""
+commit path, leader redirection, idempotent commits, conditional commits decided at apply,
+read-index on followers, repair of a replica that missed the fan-out, and malformed input that
+must not hurt a node."""
 import os
 import socket
 import struct
+import threading
 import time
 
 import hwtest
@@ -94,6 +96,90 @@ def commit_needs_the_leader_and_is_idempotent(cl):
     assert one(again, 1) == version and one(again, 2) == 0, "a retried commit made a new version"
     env = c.commit("/t/a/seg2.m4s", os.urandom(16), data, [1])
     assert one(env, 4) == 4, "a commit without a quorum of holders must be refused"
+
+
+PRECONDITION_FAILED = 12
+
+
+def wait_applied(cl, index, timeout=10.0):
+    """Every replica has applied the log up to index."""
+    deadline = time.monotonic() + timeout
+    for nid in cl.nodes:
+        while one(cl.shard(nid), 7) < index:
+            assert time.monotonic() < deadline, f"node {nid} did not apply up to {index}"
+            time.sleep(0.05)
+
+
+@test
+def a_failed_precondition_changes_nothing_on_any_replica(cl):
+    leader = cl.leader()
+    key, v1, v2 = "/t/cas/index.m3u8", b"#EXTM3U\n#v1\n", b"#EXTM3U\n#v2\n"
+    c = cl.client(leader)
+    up1 = stage_all(cl, cl.nodes, key, v1)
+    ok = dec(one(c.commit(key, up1, v1, [1, 2, 3], if_none_match="*"), 17, b""))
+    version = one(ok, 1)
+    assert version > 0 and one(ok, 2) == 1, ok
+    etag = '"%x"' % version
+    up2 = stage_all(cl, cl.nodes, key, v2)
+    for pre in (dict(if_none_match="*"), dict(if_match='"%x"' % (version + 1000)),
+                dict(if_match="W/" + etag), dict(if_none_match="W/" + etag),
+                dict(if_match=etag, if_none_match=etag), dict(if_match="")):
+        env = c.commit(key, up2, v2, [1, 2, 3], **pre)
+        assert one(env, 1) == T["ERROR"] and one(env, 4) == PRECONDITION_FAILED, (pre, env)
+    wait_applied(cl, one(cl.shard(leader), 7))
+    for nid in cl.nodes:  # the failed entries were applied everywhere and changed nothing
+        env, meta, body = cl.client(nid).get(key)
+        assert body == v1 and one(meta, 7) == version, (nid, env, meta)
+    # The same upload with the right ETag commits; a retry of it answers that same success
+    # although the key's ETag is now its own version, no longer the one it named.
+    ok = dec(one(c.commit(key, up2, v2, [1, 2, 3], if_match=etag), 17, b""))
+    v2version = one(ok, 1)
+    assert v2version > version and one(ok, 2) == 0, ok
+    env = c.commit(key, up2, v2, [1, 2, 3], if_match=etag)
+    assert one(env, 1) == T["COMMIT_OK"], env
+    assert one(dec(one(env, 17, b"")), 1) == v2version, "a retry made a new version"
+    env = c.commit(key, stage_all(cl, cl.nodes, key, b"x"), b"x", [1, 2, 3], if_match="*")
+    assert one(env, 1) == T["COMMIT_OK"], "If-Match: * on an existing key"
+    absent = "/t/cas/absent.m3u8"
+    env = c.commit(absent, stage_all(cl, cl.nodes, absent, b"x"), b"x", [1, 2, 3], if_match="*")
+    assert one(env, 4) == PRECONDITION_FAILED, env
+    assert one(c.get(absent)[0], 4) == 1, "NOT_FOUND"
+    env = c.commit(key, up2, v2, [1, 2, 3], if_match='"' + "a" * 2000 + '"')
+    assert one(env, 4) == 4, "an oversized precondition is a BAD_REQUEST"
+
+
+@test
+def concurrent_conditional_commits_have_one_winner(cl):
+    leader = cl.leader()
+    key, n = "/t/cas/race.m3u8", 8
+    c = cl.client(leader)
+    base = one(dec(one(c.commit(key, stage_all(cl, cl.nodes, key, b"v0"), b"v0", [1, 2, 3]),
+                       17, b"")), 1)
+    for pre, k in ((dict(if_match='"%x"' % base), key),
+                   (dict(if_none_match="*"), "/t/cas/fresh.m3u8")):
+        bodies = [b"body %d" % i for i in range(n)]
+        ups = [stage_all(cl, cl.nodes, k, b) for b in bodies]
+        clients = [cl.client(leader) for _ in range(n)]
+        answers = [None] * n
+        go = threading.Barrier(n)
+
+        def run(i):
+            go.wait()
+            answers[i] = clients[i].commit(k, ups[i], bodies[i], [1, 2, 3], **pre)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        won = [i for i in range(n) if one(answers[i], 1) == T["COMMIT_OK"]]
+        lost = [i for i in range(n) if one(answers[i], 4) == PRECONDITION_FAILED]
+        assert len(won) == 1 and len(lost) == n - 1, (pre, answers)
+        wait_applied(cl, one(cl.shard(leader), 7))
+        for nid in cl.nodes:
+            assert cl.client(nid).get(k)[2] == bodies[won[0]], (pre, nid)
+        for x in clients:
+            x.close()
 
 
 @test

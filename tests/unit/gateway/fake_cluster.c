@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "etag.h"
 #include "frame.h"
 
 struct fc_object *fc_find(struct fc_cluster *fc, const char *key)
@@ -140,6 +141,19 @@ static int not_leader(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelo
     return 1;
 }
 
+/* As the node's FSM decides it at apply. */
+static int precondition_holds(const Hw__Precondition *pc, const struct fc_object *o)
+{
+    char etag[CM_ETAG_MAX];
+    if (pc == NULL)
+        return 1;
+    if (o != NULL)
+        cm_etag_format(o->version, etag);
+    return cm_precond_write_ok(pc->has_if_match ? pc->if_match : NULL,
+                               pc->has_if_none_match ? pc->if_none_match : NULL,
+                               o != NULL ? etag : NULL);
+}
+
 static void on_commit(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelope *env)
 {
     struct fc_cluster *fc = n->fc;
@@ -149,7 +163,12 @@ static void on_commit(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelo
         return;
     struct fc_object *o = fc_find(fc, cm->key);
     int created = o == NULL;
-    if (o != NULL && memcmp(o->upload_id, cm->upload_id.data, 16) == 0)
+    int retry = o != NULL && memcmp(o->upload_id, cm->upload_id.data, 16) == 0;
+    if (!retry && !precondition_holds(cm->precondition, o)) {
+        cm_rpc_send_error(c, env->req_id, 0, HW__CODE__CODE_PRECONDITION_FAILED, "no match");
+        return;
+    }
+    if (retry)
         created = 0; /* idempotent retry */
     else {
         struct fc_upload *u = NULL;

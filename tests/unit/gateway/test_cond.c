@@ -22,17 +22,6 @@ Test(httpdate, roundtrip_and_obsolete_forms)
     cr_assert_eq(gw_httpdate_parse(S("Sun, 06 Foo 1994 08:49:37 GMT"), &t), -1);
 }
 
-Test(etag, lists)
-{
-    cr_assert(gw_etag_list_match(S("\"a\""), "\"a\"", 0));
-    cr_assert(gw_etag_list_match(S("\"x\", \"a\""), "\"a\"", 0));
-    cr_assert(gw_etag_list_match(S("*"), "\"a\"", 0));
-    cr_assert(!gw_etag_list_match(S("*"), NULL, 0));
-    cr_assert(!gw_etag_list_match(S("W/\"a\""), "\"a\"", 0), "strong comparison");
-    cr_assert(gw_etag_list_match(S("W/\"a\""), "\"a\"", 1), "weak comparison");
-    cr_assert(!gw_etag_list_match(S("\"a"), "\"a\"", 1));
-}
-
 Test(cond, rfc9110_order)
 {
     struct gw_cond c;

@@ -586,6 +586,40 @@ Test(gateway, read_falls_over_to_next_replica)
     teardown(&t);
 }
 
+/* If-Match / If-None-Match travel in the COMMIT; the leader's PRECONDITION_FAILED answer becomes
+ * 412 precondition_failed with committed:false, and the object keeps its content. */
+Test(gateway, conditional_put_rides_in_the_commit)
+{
+    struct t t;
+    setup(&t);
+    struct hc h;
+    const char *create = "PUT /live/cas/index.m3u8 HTTP/1.1\r\nIf-None-Match: *\r\n"
+                         "Content-Length: 3\r\n\r\none";
+    exchange(&t, &h, t.listen, create, strlen(create), 1, 0, 0);
+    cr_assert_eq(h.r[0].status, 201, "%s", h.r[0].body.p);
+    cr_assert(has_header(&h.r[0], "etag: \"1\"\n"), "%s", h.r[0].headers.p);
+    hc_free(&h);
+    exchange(&t, &h, t.listen, create, strlen(create), 1, 0, 0);
+    cr_assert_eq(h.r[0].status, 412, "%s", h.r[0].body.p);
+    cr_assert(strstr(h.r[0].body.p, "\"error\":\"precondition_failed\"") != NULL);
+    cr_assert(strstr(h.r[0].body.p, "\"committed\":false") != NULL);
+    hc_free(&h);
+    const char *stale = "PUT /live/cas/index.m3u8 HTTP/1.1\r\nIf-Match: \"7\"\r\n"
+                        "Content-Length: 3\r\n\r\ntwo";
+    exchange(&t, &h, t.listen, stale, strlen(stale), 1, 0, 0);
+    cr_assert_eq(h.r[0].status, 412, "%s", h.r[0].body.p);
+    hc_free(&h);
+    const struct fc_object *o = fc_find(&t.fc, "/live/cas/index.m3u8");
+    cr_assert(o != NULL && o->version == 1 && o->data.len == 3 && memcmp(o->data.p, "one", 3) == 0);
+    const char *match = "PUT /live/cas/index.m3u8 HTTP/1.1\r\nIf-Match: \"1\"\r\n"
+                        "Content-Length: 5\r\n\r\nthree";
+    exchange(&t, &h, t.listen, match, strlen(match), 1, 0, 0);
+    cr_assert_eq(h.r[0].status, 204, "%s", h.r[0].body.p);
+    hc_free(&h);
+    cr_assert_eq(t.fc.n[0].gets, 0, "no separate HEAD to check the precondition");
+    teardown(&t);
+}
+
 /* The client goes away mid-body: nothing is stored, nothing leaks, the gateway keeps serving. */
 Test(gateway, client_abort_mid_upload)
 {

@@ -1,5 +1,6 @@
 /* Shard state machine over a real RocksDB store in a temp dir: apply idempotence, retried
- * commits, promotion of staged uploads, repair markers, snapshot round trip. */
+ * commits, promotion of staged uploads, repair markers, snapshot round trip, preconditions
+ * decided at apply. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +55,19 @@ static void stage(const uint8_t *up, const char *key, const char *bytes, int fin
     rocksdb_writebatch_destroy(b);
 }
 
-static size_t entry(int kind, const uint8_t *up, const char *key, uint64_t size, uint8_t *out)
+/* A PUT/DELETE entry; pc: the PUT's precondition (NULL = none); created_ms / expires_ms as the
+ * leader would set them. */
+static size_t entry_full(int kind, const uint8_t *up, const char *key, uint64_t size,
+                         Hw__Precondition *pc, int64_t created_ms, int64_t expires_ms, uint8_t *out)
 {
     Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
     Hw__ObjectMeta m = HW__OBJECT_META__INIT;
     uint32_t holders[] = {1, 2};
     e.kind = kind;
     e.meta = &m;
+    e.precondition = pc;
+    m.created_ms = created_ms;
+    m.expires_ms = expires_ms;
     m.key = (char *)key;
     if (up != NULL) {
         m.upload_id.data = (uint8_t *)up;
@@ -76,6 +83,23 @@ static size_t entry(int kind, const uint8_t *up, const char *key, uint64_t size,
     cr_assert_eq(rb.len % 8, 0);
     raft_free(rb.base);
     return rb.len;
+}
+
+static size_t entry(int kind, const uint8_t *up, const char *key, uint64_t size, uint8_t *out)
+{
+    return entry_full(kind, up, key, size, NULL, 0, 0, out);
+}
+
+/* A PUT whose precondition carries If-Match im / If-None-Match inm (NULL = header absent). */
+static size_t cond_put(const uint8_t *up, const char *key, const char *im, const char *inm,
+                       int64_t created_ms, uint8_t *out)
+{
+    Hw__Precondition pc = HW__PRECONDITION__INIT;
+    pc.has_if_match = im != NULL;
+    pc.if_match = (char *)(im ? im : "");
+    pc.has_if_none_match = inm != NULL;
+    pc.if_none_match = (char *)(inm ? inm : "");
+    return entry_full(HW__RAFT_ENTRY__KIND__KIND_PUT, up, key, 5, &pc, created_ms, 0, out);
 }
 
 static Hw__ObjectMeta *meta_of(const char *key)
@@ -190,4 +214,94 @@ Test(fsm, expire_removes_only_the_version_it_names)
     raft_free(rb.base);
     cr_assert(fsm.result.found);
     cr_assert_null(meta_of("/live/e.ts"));
+}
+
+static uint64_t version_of(const char *key)
+{
+    Hw__ObjectMeta *m = meta_of(key);
+    uint64_t v = m ? m->version : 0;
+    if (m != NULL)
+        hw__object_meta__free_unpacked(m, NULL);
+    return v;
+}
+
+static int staged_exists(const uint8_t *up)
+{
+    struct nd_skey k;
+    char *v;
+    size_t n;
+    nd_skey_staged(&k, up);
+    if (nd_store_get(&store, &k, &v, &n) != 0)
+        return 0;
+    rocksdb_free(v);
+    return 1;
+}
+
+/* Compare-and-set at apply: a failed precondition writes nothing (but the index advances), the
+ * staged upload survives for a retry, and a retry of a commit that succeeded answers its version
+ * even though the key now carries that very version (its own If-Match no longer holds). */
+Test(fsm, precondition_decided_at_apply)
+{
+    uint8_t buf[512];
+    const char *key = "/live/p/index.m3u8";
+    stage(up1, key, "first", 1);
+    size_t n = cond_put(up1, key, NULL, "*", 0, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 10, buf, n), 0);
+    cr_assert(!fsm.result.precondition_failed);
+    cr_assert(fsm.result.created);
+    cr_assert_eq(version_of(key), 10);
+
+    stage(up2, key, "secnd", 1);
+    n = cond_put(up2, key, NULL, "*", 0, buf); /* create-only, but it exists */
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 11, buf, n), 0);
+    cr_assert(fsm.result.precondition_failed);
+    cr_assert_eq(fsm.applied, 11);
+    cr_assert_eq(version_of(key), 10, "a failed precondition changed the object");
+    cr_assert(staged_exists(up2), "the staged upload stays for a retry");
+    n = cond_put(up2, key, "\"b\"", NULL, 0, buf); /* version 11 never was the key's */
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 12, buf, n), 0);
+    cr_assert(fsm.result.precondition_failed);
+    n = cond_put(up2, key, "W/\"a\"", NULL, 0, buf); /* If-Match compares strongly */
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 13, buf, n), 0);
+    cr_assert(fsm.result.precondition_failed);
+
+    n = cond_put(up2, key, "\"a\"", NULL, 0, buf); /* ETag of version 10 */
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 14, buf, n), 0);
+    cr_assert(!fsm.result.precondition_failed);
+    cr_assert_eq(fsm.result.version, 14);
+    cr_assert(!fsm.result.created);
+    Hw__ObjectMeta *m = meta_of(key);
+    cr_assert(m->local, "promoted after the earlier failed attempts");
+    hw__object_meta__free_unpacked(m, NULL);
+    /* The same commit again (a gateway retry): the original success, not a 412. */
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 15, buf, n), 0);
+    cr_assert(!fsm.result.precondition_failed);
+    cr_assert_eq(fsm.result.version, 14);
+    cr_assert_eq(version_of(key), 14);
+
+    n = cond_put(up3, "/live/p/absent.m3u8", "*", NULL, 0, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 16, buf, n), 0);
+    cr_assert(fsm.result.precondition_failed, "If-Match: * on a missing key");
+    cr_assert_null(meta_of("/live/p/absent.m3u8"));
+}
+
+/* Expiry judged by the entry's created_ms (the proposing leader's clock), never the applying
+ * replica's: every replica answers alike. */
+Test(fsm, precondition_sees_an_expired_object_as_absent)
+{
+    uint8_t buf[512];
+    const char *key = "/live/x/seg.ts";
+    stage(up1, key, "short", 1);
+    size_t n = entry_full(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, key, 5, NULL, 1000, 5000, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 1, buf, n), 0);
+    n = cond_put(up2, key, NULL, "*", 4999, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 2, buf, n), 0);
+    cr_assert(fsm.result.precondition_failed, "not expired yet at 4999");
+    n = cond_put(up2, key, "\"1\"", NULL, 5000, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 3, buf, n), 0);
+    cr_assert(fsm.result.precondition_failed, "expired at 5000: nothing to match");
+    n = cond_put(up2, key, NULL, "*", 5000, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 4, buf, n), 0);
+    cr_assert(!fsm.result.precondition_failed);
+    cr_assert_eq(version_of(key), 4);
 }
