@@ -2,14 +2,18 @@
  *
  * Happy path, cache hit: the fresh cached object answers at once (status and headers from
  *   objresp.c, the body as one slice of the cached buffer: no copy, no node contacted).
- * Happy path, miss (GET without Range, cache on): gw_cache_get -> FILL: read the whole object
- *   from a replica, copying the DATA payloads into one buffer (at most cache-size/8 bytes), ->
- *   publish it (gw_cache_fill_end) and answer from it like a hit; or WAIT: another request of
- *   this process reads it; its outcome arrives on this loop through the cache port.
- * Direct (HEAD, Range, cache off, object too large or not cacheable, coalescing declined):
+ * Happy path, miss (cache on; GET, HEAD or Range alike): gw_cache_get -> FILL: read the whole
+ *   object from a replica with GET, copying the DATA payloads into one buffer (at most
+ *   cache-size/8 bytes), -> publish it (gw_cache_fill_end) and answer from it like a hit (a HEAD
+ *   gets GET's headers, a Range its slice); or WAIT: another request of this process reads it;
+ *   its outcome arrives on this loop through the cache port.
+ * Direct (cache off, a key lately found not cacheable, coalescing declined or not possible):
  *   candidates -> acquire -> GET {offset, length} / HEAD -> first frame: plan from its meta
  *   (200/206/304/412/416) -> the part of every DATA payload inside the planned range is written
- *   to the client as a slice of the node connection's buffer (no copy) -> done.
+ *   to the client as a slice of the node connection's buffer (no copy) -> done. A filler whose
+ *   object turns out too large or not cacheable continues as a direct read of the stream it
+ *   has (waiters read for themselves), except a HEAD, answered from the first frame's meta, and
+ *   a plain "bytes=a-b" / "a-" Range not starting at 0, which asks the node again for its range.
  * Back-pressure (direct): client write queue over GW_CONN_HIGH_WATER -> pause the node
  *   connection; resume on the client's drain. A fill reads at node speed into its bounded
  *   buffer; the client is only written once the object is complete.
@@ -54,7 +58,8 @@ struct gw_get {
     const struct gw_http_req *req; /* borrowed until answered */
     const struct gw_rules *rules;
     char key[GW_KEY_MAX + 1];
-    int head;
+    int head;     /* the client asked HEAD */
+    int ask_head; /* this attempt sent HEAD (a fill always reads with GET) */
     int immutable;
     uint32_t shard;
     char cand[GW_GET_CANDIDATES][GW_ADDR_MAX];
@@ -249,19 +254,22 @@ static uint64_t fresh_until(const struct gw_get *g, const struct gw_objinfo *o)
     return g->fill_start + (ms < GW_CACHE_MUTABLE_MAX_MS ? ms : GW_CACHE_MUTABLE_MAX_MS);
 }
 
-/* First frame of a fill: collect the object, or give up coalescing and stream it directly. */
+/* First frame of a fill: collect the object, or give up coalescing (too large or not
+ * cacheable: remembered for a while, so later requests for the key read directly). */
 static void fill_first(struct gw_get *g, const Hw__ObjectMeta *m)
 {
     struct gw_objinfo o;
     objinfo_of_meta(&o, m, g->key);
     g->fresh_until = fresh_until(g, &o);
-    if (g->fresh_until != 0 && m->size <= gw_cache_max_object(g->cache)) {
+    if (g->fresh_until == 0 || m->size > gw_cache_max_object(g->cache)) {
+        gw_shared_note_uncacheable(g->sh, g->key, cm_mono_ms());
+    } else {
         g->obj = gw_cobj_new(g->key, m->version, m->size, o.content_type, o.cache_control,
                              m->created_ms, m->expires_ms);
         if (g->obj != NULL)
             return;
     }
-    fill_end(g, NULL, GW_CWAIT_RETRY); /* too large or not cacheable: waiters read themselves */
+    fill_end(g, NULL, GW_CWAIT_RETRY); /* waiters read for themselves */
 }
 
 static void fill_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice *payload)
@@ -296,6 +304,41 @@ static void fill_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice
 
 /* ---- direct stream ---- */
 
+/* A plain "bytes=a-b" / "bytes=a-" (no If-Range) GET lets the node send only that part. */
+static void range_hint(struct gw_get *g)
+{
+    const struct gw_http_req *r = g->req;
+    uint64_t first = 0, last = 0;
+    const char *v = r->range;
+    if (g->head || v[0] == '\0' || r->if_range[0] != '\0')
+        return;
+    const char *eq = strchr(v, '=');
+    if (eq == NULL || eq[1] < '0' || eq[1] > '9')
+        return; /* suffix ranges need the size first: read it all */
+    /* With an unknown size, "a-" ends at UINT64_MAX - 1: ask for everything from a. */
+    if (gw_range_parse(v, strlen(v), UINT64_MAX, &first, &last) != GW_RANGE_ONE)
+        return;
+    g->node_off = first;
+    g->node_len = last >= UINT64_MAX - 1 ? 0 : last - first + 1;
+}
+
+/* A Range request whose fill was declined (the object will not be cached) is reading the whole
+ * object from 0: when its range starts later, ask the same replica again for just the range, as
+ * a direct read would have. Returns 1 when a new attempt started. */
+static int reread_range(struct gw_get *g)
+{
+    range_hint(g);
+    if (g->node_off == 0) {
+        g->node_len = 0; /* the stream in hand starts at the range */
+        return 0;
+    }
+    gw_up_release(g->uc, 0);
+    g->uc = NULL;
+    g->got_first = 0;
+    get_attempt(g);
+    return 1;
+}
+
 static void direct_first(struct gw_get *g, const Hw__ObjectMeta *m, int eof)
 {
     struct gw_objinfo o;
@@ -309,7 +352,7 @@ static void direct_first(struct gw_get *g, const Hw__ObjectMeta *m, int eof)
     struct gw_conn *c = g->conn;
     if (answer_head(c, &g->plan, &o, g->rules, g->head)) {
         g->conn = NULL;
-        get_end(g, eof || g->head);
+        get_end(g, eof || g->ask_head); /* else the node is still sending: drop it */
     }
 }
 
@@ -355,8 +398,11 @@ static void on_data(struct gw_get *g, const Hw__Envelope *env, const struct cm_s
         }
         g->got_first = 1;
         gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], cm_mono_ms() - g->sent_ms);
-        if (g->fill != NULL)
+        if (g->fill != NULL) {
             fill_first(g, d->meta);
+            if (g->obj == NULL && !d->eof && reread_range(g))
+                return;
+        }
         if (g->obj == NULL) {
             direct_first(g, d->meta, d->eof);
             if (g->done || !g->got_first)
@@ -375,10 +421,10 @@ static void up_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *en
     struct gw_get *g = arg;
     if (env->req_id != g->req_id || g->done)
         return;
-    if (env->type == HW__MSG_TYPE__MSG_DATA && env->data != NULL && !g->head) {
+    if (env->type == HW__MSG_TYPE__MSG_DATA && env->data != NULL && !g->ask_head) {
         on_data(g, env, payload);
     } else if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
-               env->head_ok->meta != NULL && g->head) {
+               env->head_ok->meta != NULL && g->ask_head) {
         gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], cm_mono_ms() - g->sent_ms);
         g->got_first = 1;
         direct_first(g, env->head_ok->meta, 1);
@@ -425,7 +471,8 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
     Hw__Envelope env;
     Hw__Get get = HW__GET__INIT;
     Hw__Head head = HW__HEAD__INIT;
-    if (g->head) {
+    g->ask_head = g->head && g->fill == NULL;
+    if (g->ask_head) {
         cm_env_init(&env, HW__MSG_TYPE__MSG_HEAD, 0, g->shard);
         head.key = g->key;
         env.head = &head;
@@ -558,24 +605,6 @@ static void get_candidates(struct gw_get *g)
 
 /* ---- start ---- */
 
-/* A plain "bytes=a-b" / "bytes=a-" (no If-Range) lets the node send only that part. */
-static void range_hint(struct gw_get *g)
-{
-    const struct gw_http_req *r = g->req;
-    uint64_t first = 0, last = 0;
-    const char *v = r->range;
-    if (v[0] == '\0' || r->if_range[0] != '\0')
-        return;
-    const char *eq = strchr(v, '=');
-    if (eq == NULL || eq[1] < '0' || eq[1] > '9')
-        return; /* suffix ranges need the size first: read it all */
-    /* With an unknown size, "a-" ends at UINT64_MAX - 1: ask for everything from a. */
-    if (gw_range_parse(v, strlen(v), UINT64_MAX, &first, &last) != GW_RANGE_ONE)
-        return;
-    g->node_off = first;
-    g->node_len = last >= UINT64_MAX - 1 ? 0 : last - first + 1;
-}
-
 /* Answer from a cached object (a borrowed ref) and end. */
 static void get_serve(struct gw_get *g, const struct gw_cobj *obj)
 {
@@ -613,12 +642,13 @@ static void on_wait_done(struct gw_cwait *w)
     case GW_CWAIT_RETRY:
         break;
     }
+    range_hint(g);
     get_go(g);
 }
 
-/* Misses of GETs without Range share one whole-object read per process: returns 1 when
- * answered (filled meanwhile) or waiting for another request's read, 0 to read now (g->fill
- * set: for everyone). */
+/* Every miss of a key the cache may hold (GET, HEAD, Range alike) shares one whole-object read
+ * per process: returns 1 when answered (filled meanwhile) or waiting for another request's read,
+ * 0 to read now (g->fill set: for everyone). */
 static int coalesce(struct gw_get *g)
 {
     struct gw_ctx *ctx = g->ctx;
@@ -626,9 +656,9 @@ static int coalesce(struct gw_get *g)
         return 0;
     if (ctx->cport == NULL && !ctx->stopping && gw_cache_port_new(ctx->loop, &ctx->cport) != 0)
         ctx->cport = NULL; /* no coalescing on this loop, reads still work */
-    if (ctx->cport == NULL || g->head || g->req->range[0] != '\0')
-        return 0;
     g->fill_start = cm_mono_ms();
+    if (ctx->cport == NULL || gw_shared_uncacheable(g->sh, g->key, g->fill_start))
+        return 0;
     struct gw_cobj *hit = NULL;
     g->cw.cb = on_wait_done;
     g->cw.arg = g;
@@ -704,7 +734,7 @@ void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     }
     if (coalesce(g))
         return;
-    if (!g->head)
+    if (g->fill == NULL)
         range_hint(g);
     get_go(g);
 }

@@ -1,5 +1,5 @@
 /* Process-wide gateway state (shared.h). Locks: keys_lock guards the keys snapshot pointer,
- * tables_lock the key table; the cache has its own (cache.c). None is held while taking
+ * tables_lock the two key tables; the cache has its own (cache.c). None is held while taking
  * another. */
 #include "shared.h"
 
@@ -39,7 +39,8 @@ struct gw_shared {
     struct gw_rules lifecycle;
     struct gw_cache *cache; /* NULL with --cache-size 0 */
     uv_mutex_t tables_lock;
-    struct key_table recent; /* written or deleted here */
+    struct key_table recent;      /* written or deleted here */
+    struct key_table uncacheable; /* too large or not cacheable */
 };
 
 /* ---- key tables ---- */
@@ -65,6 +66,12 @@ static int table_lookup(struct gw_shared *sh, const struct key_table *t, const c
               now_ms < t->until[h % KEY_SLOTS];
     uv_mutex_unlock(&sh->tables_lock);
     return yes;
+}
+
+static void table_forget(struct key_table *t, uint32_t h)
+{
+    if (t->hash[h % KEY_SLOTS] == h)
+        t->until[h % KEY_SLOTS] = 0;
 }
 
 /* ---- lifetime ---- */
@@ -318,6 +325,7 @@ void gw_shared_note_write(struct gw_shared *sh, const char *key, uint64_t now_ms
     uint32_t h = key_hash(key);
     uv_mutex_lock(&sh->tables_lock);
     table_mark(&sh->recent, h, now_ms + GW_RECENT_MS);
+    table_forget(&sh->uncacheable, h);
     uv_mutex_unlock(&sh->tables_lock);
     if (sh->cache != NULL)
         gw_cache_invalidate(sh->cache, key);
@@ -326,4 +334,17 @@ void gw_shared_note_write(struct gw_shared *sh, const char *key, uint64_t now_ms
 int gw_shared_recent_write(struct gw_shared *sh, const char *key, uint64_t now_ms)
 {
     return table_lookup(sh, &sh->recent, key, now_ms);
+}
+
+void gw_shared_note_uncacheable(struct gw_shared *sh, const char *key, uint64_t now_ms)
+{
+    uint32_t h = key_hash(key);
+    uv_mutex_lock(&sh->tables_lock);
+    table_mark(&sh->uncacheable, h, now_ms + GW_UNCACHEABLE_MS);
+    uv_mutex_unlock(&sh->tables_lock);
+}
+
+int gw_shared_uncacheable(struct gw_shared *sh, const char *key, uint64_t now_ms)
+{
+    return table_lookup(sh, &sh->uncacheable, key, now_ms);
 }

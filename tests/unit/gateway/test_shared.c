@@ -1,6 +1,6 @@
 /* Process-wide gateway state: --cache-rules / --lifecycle validation and parsing, --cache-size 0
- * turning the cache off, the recent-writes table that sends reads to the leader, and the read
- * counters summed over every loop's metrics slot. */
+ * turning the cache off, the recent-writes table that sends reads to the leader, the table of
+ * keys found not cacheable, and the read counters summed over every loop's metrics slot. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +19,17 @@ static void base(struct gw_config *cfg)
     cfg->threads = 1;
     cfg->max_object_size = 1;
     cfg->log_level = "info";
+}
+
+/* Shared state with a 1 MiB cache (cfg: the caller's, it must outlive the state). */
+static struct gw_shared *with_cache(struct gw_config *cfg)
+{
+    struct gw_shared *sh = NULL;
+    char err[256];
+    base(cfg);
+    cfg->cache_size = 1 << 20;
+    cr_assert_eq(gw_shared_new(cfg, &sh, err, sizeof(err)), 0, "%s", err);
+    return sh;
 }
 
 Test(shared, validate_rules)
@@ -79,15 +90,28 @@ Test(shared, bad_rules_name_the_option)
     cr_assert_null(sh);
 }
 
+/* A key found too large or not cacheable is read directly for GW_UNCACHEABLE_MS, unless this
+ * gateway writes it meanwhile (the new version may be cacheable). */
+Test(shared, uncacheable_keys)
+{
+    struct gw_config cfg;
+    struct gw_shared *sh = with_cache(&cfg);
+    cr_assert(!gw_shared_uncacheable(sh, "/vod/big.mp4", 5000));
+    gw_shared_note_uncacheable(sh, "/vod/big.mp4", 5000);
+    cr_assert(gw_shared_uncacheable(sh, "/vod/big.mp4", 5000 + GW_UNCACHEABLE_MS - 1));
+    cr_assert(!gw_shared_uncacheable(sh, "/vod/big.mp4", 5000 + GW_UNCACHEABLE_MS));
+    cr_assert(!gw_shared_uncacheable(sh, "/vod/other.mp4", 5001));
+    gw_shared_note_write(sh, "/vod/big.mp4", 6000);
+    cr_assert(!gw_shared_uncacheable(sh, "/vod/big.mp4", 6001), "a write here forgets it");
+    cr_assert(gw_shared_recent_write(sh, "/vod/big.mp4", 6001));
+    gw_shared_unref(sh);
+}
+
 /* /status "reads" sums every loop's counters; a write here drops the cached copy. */
 Test(shared, reads_json_sums_loops_and_writes_invalidate)
 {
     struct gw_config cfg;
-    struct gw_shared *sh = NULL;
-    char err[256];
-    base(&cfg);
-    cfg.cache_size = 1 << 20;
-    cr_assert_eq(gw_shared_new(&cfg, &sh, err, sizeof(err)), 0, "%s", err);
+    struct gw_shared *sh = with_cache(&cfg);
     struct gw_metrics *m1 = gw_shared_metrics(sh), *m2 = gw_shared_metrics(sh);
     cr_assert_neq(m1, m2);
     GW_METRIC_ADD(m1, cache_hits, 2);
