@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "answer.h"
 #include "cluster.h"
 #include "shared.h"
 
@@ -40,19 +41,17 @@ void gw_admin_route(void *arg, struct gw_conn *c, struct gw_http_req *req)
         struct cm_sbuf s;
         cm_sbuf_init(&s);
         gw_shared_metrics_render(ctx->shared, &s);
-        if (s.oom)
-            gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
-        else
-            gw_conn_respond(c, 200, "text/plain; version=0.0.4", NULL, s.p, s.len);
+        gw_answer_doc(c, 200, "text/plain; version=0.0.4", NULL, &s);
         cm_sbuf_free(&s);
     } else if (path_is(req, "/status")) {
-        struct cm_sbuf s;
+        struct cm_sbuf reads, s;
+        cm_sbuf_init(&reads);
         cm_sbuf_init(&s);
-        gw_cluster_status_json(ctx->cluster, &s);
-        if (s.oom)
-            gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
-        else
-            gw_conn_respond(c, 200, "application/json", NULL, s.p, s.len);
+        gw_shared_reads_json(ctx->shared, &reads);
+        gw_cluster_status_json(ctx->cluster, reads.p, &s);
+        s.oom = s.oom || reads.oom; /* a part missing: answer 500 */
+        gw_answer_doc(c, 200, "application/json", NULL, &s);
+        cm_sbuf_free(&reads);
         cm_sbuf_free(&s);
     } else {
         gw_conn_error(c, 404, "not_found", "unknown admin endpoint", GW_COMMITTED_OMIT);

@@ -12,11 +12,9 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "cache.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
-#include "reads.h"
 #include "timeutil.h"
 
 struct shard_view {
@@ -519,29 +517,7 @@ static void node_json(const struct gw_cluster *c, struct cm_sbuf *o, uint32_t id
     cm_sbuf_printf(o, ",\"reachable\":%s}", t && t->reachable ? "true" : "false");
 }
 
-/* Process-wide read counters (every loop of this gateway). */
-static void reads_json(const struct gw_cluster *c, struct cm_sbuf *o)
-{
-    struct gw_reads *r = c->cfg != NULL ? c->cfg->reads : NULL;
-    if (r == NULL)
-        return;
-    struct gw_read_counters n;
-    struct gw_cache_stats cs;
-    memset(&cs, 0, sizeof(cs));
-    gw_reads_counters(r, &n);
-    if (r->cache != NULL)
-        gw_cache_stats(r->cache, &cs);
-    cm_sbuf_printf(o,
-                   ",\"reads\":{\"cache_hits\":%llu,\"cache_misses\":%llu,\"coalesced\":%llu,"
-                   "\"node_reads\":%llu,\"cache_bytes\":%llu,\"cache_entries\":%llu,"
-                   "\"cache_capacity\":%llu,\"cache_evictions\":%llu}",
-                   (unsigned long long)n.cache_hits, (unsigned long long)n.cache_misses,
-                   (unsigned long long)n.coalesced, (unsigned long long)n.node_reads,
-                   (unsigned long long)cs.used, (unsigned long long)cs.entries,
-                   (unsigned long long)cs.capacity, (unsigned long long)cs.evictions);
-}
-
-void gw_cluster_status_json(const struct gw_cluster *c, struct cm_sbuf *o)
+void gw_cluster_status_json(const struct gw_cluster *c, const char *more, struct cm_sbuf *o)
 {
     /* A leader this gateway cannot reach is reported as unknown (null). */
     uint32_t leader = gw_cluster_leader(c, 0);
@@ -572,6 +548,7 @@ void gw_cluster_status_json(const struct gw_cluster *c, struct cm_sbuf *o)
         }
     }
     cm_sbuf_puts(o, "]");
-    reads_json(c, o);
+    if (more != NULL)
+        cm_sbuf_puts(o, more);
     cm_sbuf_puts(o, "}\n");
 }

@@ -45,7 +45,8 @@ void gw_cluster_note_latency(struct gw_cluster *c, uint32_t node_id, uint64_t ms
 double gw_cluster_latency(const struct gw_cluster *c, uint32_t node_id);
 /* A leader is known for shard 0 and is reachable, and a majority of nodes is reachable. */
 int gw_cluster_ready(const struct gw_cluster *c);
-/* The admin /status document (docs/internals.md). */
-void gw_cluster_status_json(const struct gw_cluster *c, struct cm_sbuf *out);
+/* The admin /status document (docs/internals.md); more (NULL = none): members the caller adds
+ * at the end (`,"reads":{...}`). */
+void gw_cluster_status_json(const struct gw_cluster *c, const char *more, struct cm_sbuf *out);
 
 #endif

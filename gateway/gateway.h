@@ -29,7 +29,7 @@ struct gw_ctx {
     struct gw_server *data;
     struct gw_server *admin;
     struct gw_server *tls;      /* --tls-listen */
-    struct gw_shared *shared;   /* ref: TLS context, keys, connection count, metrics slots */
+    struct gw_shared *shared;   /* ref: process-wide state (shared.h): TLS, keys, cache, ... */
     struct gw_metrics *metrics; /* this loop's counters: GW_METRIC_ADD(ctx->metrics, f, n) */
     struct gw_keyset *keys;     /* ref: this loop's keys snapshot */
     uint64_t keys_gen;
@@ -45,7 +45,7 @@ struct gw_ctx {
 int gw_ctx_start(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_config *cfg, unsigned flags,
                  char *errmsg, size_t errlen);
 /* The same with the gateway-wide shared state (workers: one struct for every loop; takes a ref).
- * gw_ctx_start makes a private one from cfg (loads the TLS certificate and the keys file). */
+ * gw_ctx_start makes a private one from cfg (rules, cache, TLS certificate, keys file). */
 int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_config *cfg,
                         struct gw_shared *sh, unsigned flags, char *errmsg, size_t errlen);
 /* The current access keys (NULL = no keys file: everything open). Borrowed until the next call

@@ -2,14 +2,18 @@
  *
  * Happy path, cache hit: the fresh cached object answers at once (status and headers from
  *   objresp.c, the body as one slice of the cached buffer: no copy, no node contacted).
- * Happy path, miss (GET without Range, cache on): gw_cache_get -> FILL: read the whole object
- *   from a replica, copying the DATA payloads into one buffer (at most cache-size/8 bytes), ->
- *   publish it (gw_cache_fill_end) and answer from it like a hit; or WAIT: another request of
- *   this process reads it; its outcome arrives on this loop through the cache port.
- * Direct (HEAD, Range, cache off, object too large or not cacheable, coalescing declined):
+ * Happy path, miss (cache on; GET, HEAD or Range alike): gw_cache_get -> FILL: read the whole
+ *   object from a replica with GET, copying the DATA payloads into one buffer (at most
+ *   cache-size/8 bytes), -> publish it (gw_cache_fill_end) and answer from it like a hit (a HEAD
+ *   gets GET's headers, a Range its slice); or WAIT: another request of this process reads it;
+ *   its outcome arrives on this loop through the cache port.
+ * Direct (cache off, a key lately found not cacheable, coalescing declined or not possible):
  *   candidates -> acquire -> GET {offset, length} / HEAD -> first frame: plan from its meta
  *   (200/206/304/412/416) -> the part of every DATA payload inside the planned range is written
- *   to the client as a slice of the node connection's buffer (no copy) -> done.
+ *   to the client as a slice of the node connection's buffer (no copy) -> done. A filler whose
+ *   object turns out too large or not cacheable continues as a direct read of the stream it
+ *   has (waiters read for themselves), except a HEAD, answered from the first frame's meta, and
+ *   a plain "bytes=a-b" / "a-" Range not starting at 0, which asks the node again for its range.
  * Back-pressure (direct): client write queue over GW_CONN_HIGH_WATER -> pause the node
  *   connection; resume on the client's drain. A fill reads at node speed into its bounded
  *   buffer; the client is only written once the object is complete.
@@ -28,6 +32,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "answer.h"
 #include "cache.h"
 #include "cluster.h"
 #include "err.h"
@@ -38,7 +43,7 @@
 #include "log.h"
 #include "objresp.h"
 #include "range.h"
-#include "reads.h"
+#include "shared.h"
 #include "timeutil.h"
 #include "upstream.h"
 
@@ -47,12 +52,14 @@
 
 struct gw_get {
     struct gw_ctx *ctx;
+    struct gw_shared *sh;          /* borrowed: the server holds a ref until it is freed */
+    struct gw_cache *cache;        /* NULL: --cache-size 0 */
     struct gw_conn *conn;          /* NULL once answered or aborted */
     const struct gw_http_req *req; /* borrowed until answered */
-    struct gw_reads *reads;        /* NULL: no cache, default rules */
     const struct gw_rules *rules;
     char key[GW_KEY_MAX + 1];
-    int head;
+    int head;     /* the client asked HEAD */
+    int ask_head; /* this attempt sent HEAD (a fill always reads with GET) */
     int immutable;
     uint32_t shard;
     char cand[GW_GET_CANDIDATES][GW_ADDR_MAX];
@@ -107,22 +114,6 @@ static void objinfo_of_cobj(struct gw_objinfo *o, const struct gw_cobj *c)
     o->expires_ms = c->expires_ms;
 }
 
-static void respond_json_error(struct gw_conn *c, int status, const char *code, const char *msg,
-                               const char *extra)
-{
-    struct cm_sbuf b;
-    cm_sbuf_init(&b);
-    gw_http_error_body(&b, code, msg, GW_COMMITTED_OMIT);
-    gw_conn_respond(c, status, "application/json", extra, b.oom ? "{}" : b.p, b.oom ? 2 : b.len);
-    cm_sbuf_free(&b);
-}
-
-static void respond_not_found(struct gw_conn *c)
-{
-    respond_json_error(c, 404, "not_found", "no such object",
-                       "Cache-Control: " GW_CACHE_CONTROL_MISS "\r\n");
-}
-
 /* Status line and headers for a plan. Returns 1 when the answer is complete (HEAD, 304, 412,
  * 416, empty body), 0 when body bytes must follow. */
 static int answer_head(struct gw_conn *c, const struct gw_objresp *p, const struct gw_objinfo *o,
@@ -133,9 +124,9 @@ static int answer_head(struct gw_conn *c, const struct gw_objresp *p, const stru
     gw_objresp_headers(p, o, rules, &h);
     int complete = 1;
     if (p->status == 412) {
-        respond_json_error(c, 412, "precondition_failed", "a precondition did not hold", h.p);
+        gw_answer_error(c, 412, "precondition_failed", "a precondition did not hold", h.p);
     } else if (p->status == 416) {
-        respond_json_error(c, 416, "range_not_satisfiable", "range outside the object", h.p);
+        gw_answer_error(c, 416, "range_not_satisfiable", "range outside the object", h.p);
     } else {
         gw_conn_write_head(c, p->status, h.p ? h.p : "", h.len);
         if (p->status == 304 || head || p->length == 0)
@@ -173,8 +164,7 @@ static void fill_end(struct gw_get *g, struct gw_cobj *obj, enum gw_cwait_result
 {
     if (g->fill == NULL)
         return;
-    gw_cache_fill_end(g->reads->cache, g->fill, obj, obj ? g->fresh_until : 0, cm_mono_ms(),
-                      result);
+    gw_cache_fill_end(g->cache, g->fill, obj, obj ? g->fresh_until : 0, cm_mono_ms(), result);
     g->fill = NULL;
 }
 
@@ -186,7 +176,7 @@ static void get_end(struct gw_get *g, int reusable)
     fill_end(g, NULL, GW_CWAIT_RETRY);
     if (g->waiting) {
         g->waiting = 0;
-        gw_cache_cancel(g->reads->cache, &g->cw);
+        gw_cache_cancel(g->cache, &g->cw);
     }
     gw_cobj_unref(g->obj);
     g->obj = NULL;
@@ -206,7 +196,7 @@ static void get_fail(struct gw_get *g, int status, const char *code, const char 
     if (c == NULL)
         return;
     if (status == 404)
-        respond_not_found(c);
+        gw_answer_not_found(c);
     else
         gw_conn_error(c, status, code, msg, GW_COMMITTED_OMIT);
 }
@@ -264,19 +254,22 @@ static uint64_t fresh_until(const struct gw_get *g, const struct gw_objinfo *o)
     return g->fill_start + (ms < GW_CACHE_MUTABLE_MAX_MS ? ms : GW_CACHE_MUTABLE_MAX_MS);
 }
 
-/* First frame of a fill: collect the object, or give up coalescing and stream it directly. */
+/* First frame of a fill: collect the object, or give up coalescing (too large or not
+ * cacheable: remembered for a while, so later requests for the key read directly). */
 static void fill_first(struct gw_get *g, const Hw__ObjectMeta *m)
 {
     struct gw_objinfo o;
     objinfo_of_meta(&o, m, g->key);
     g->fresh_until = fresh_until(g, &o);
-    if (g->fresh_until != 0 && m->size <= gw_cache_max_object(g->reads->cache)) {
+    if (g->fresh_until == 0 || m->size > gw_cache_max_object(g->cache)) {
+        gw_shared_note_uncacheable(g->sh, g->key, cm_mono_ms());
+    } else {
         g->obj = gw_cobj_new(g->key, m->version, m->size, o.content_type, o.cache_control,
                              m->created_ms, m->expires_ms);
         if (g->obj != NULL)
             return;
     }
-    fill_end(g, NULL, GW_CWAIT_RETRY); /* too large or not cacheable: waiters read themselves */
+    fill_end(g, NULL, GW_CWAIT_RETRY); /* waiters read for themselves */
 }
 
 static void fill_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice *payload)
@@ -311,6 +304,41 @@ static void fill_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice
 
 /* ---- direct stream ---- */
 
+/* A plain "bytes=a-b" / "bytes=a-" (no If-Range) GET lets the node send only that part. */
+static void range_hint(struct gw_get *g)
+{
+    const struct gw_http_req *r = g->req;
+    uint64_t first = 0, last = 0;
+    const char *v = r->range;
+    if (g->head || v[0] == '\0' || r->if_range[0] != '\0')
+        return;
+    const char *eq = strchr(v, '=');
+    if (eq == NULL || eq[1] < '0' || eq[1] > '9')
+        return; /* suffix ranges need the size first: read it all */
+    /* With an unknown size, "a-" ends at UINT64_MAX - 1: ask for everything from a. */
+    if (gw_range_parse(v, strlen(v), UINT64_MAX, &first, &last) != GW_RANGE_ONE)
+        return;
+    g->node_off = first;
+    g->node_len = last >= UINT64_MAX - 1 ? 0 : last - first + 1;
+}
+
+/* A Range request whose fill was declined (the object will not be cached) is reading the whole
+ * object from 0: when its range starts later, ask the same replica again for just the range, as
+ * a direct read would have. Returns 1 when a new attempt started. */
+static int reread_range(struct gw_get *g)
+{
+    range_hint(g);
+    if (g->node_off == 0) {
+        g->node_len = 0; /* the stream in hand starts at the range */
+        return 0;
+    }
+    gw_up_release(g->uc, 0);
+    g->uc = NULL;
+    g->got_first = 0;
+    get_attempt(g);
+    return 1;
+}
+
 static void direct_first(struct gw_get *g, const Hw__ObjectMeta *m, int eof)
 {
     struct gw_objinfo o;
@@ -324,7 +352,7 @@ static void direct_first(struct gw_get *g, const Hw__ObjectMeta *m, int eof)
     struct gw_conn *c = g->conn;
     if (answer_head(c, &g->plan, &o, g->rules, g->head)) {
         g->conn = NULL;
-        get_end(g, eof || g->head);
+        get_end(g, eof || g->ask_head); /* else the node is still sending: drop it */
     }
 }
 
@@ -370,8 +398,11 @@ static void on_data(struct gw_get *g, const Hw__Envelope *env, const struct cm_s
         }
         g->got_first = 1;
         gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], cm_mono_ms() - g->sent_ms);
-        if (g->fill != NULL)
+        if (g->fill != NULL) {
             fill_first(g, d->meta);
+            if (g->obj == NULL && !d->eof && reread_range(g))
+                return;
+        }
         if (g->obj == NULL) {
             direct_first(g, d->meta, d->eof);
             if (g->done || !g->got_first)
@@ -390,10 +421,10 @@ static void up_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *en
     struct gw_get *g = arg;
     if (env->req_id != g->req_id || g->done)
         return;
-    if (env->type == HW__MSG_TYPE__MSG_DATA && env->data != NULL && !g->head) {
+    if (env->type == HW__MSG_TYPE__MSG_DATA && env->data != NULL && !g->ask_head) {
         on_data(g, env, payload);
     } else if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
-               env->head_ok->meta != NULL && g->head) {
+               env->head_ok->meta != NULL && g->ask_head) {
         gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], cm_mono_ms() - g->sent_ms);
         g->got_first = 1;
         direct_first(g, env->head_ok->meta, 1);
@@ -440,7 +471,8 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
     Hw__Envelope env;
     Hw__Get get = HW__GET__INIT;
     Hw__Head head = HW__HEAD__INIT;
-    if (g->head) {
+    g->ask_head = g->head && g->fill == NULL;
+    if (g->ask_head) {
         cm_env_init(&env, HW__MSG_TYPE__MSG_HEAD, 0, g->shard);
         head.key = g->key;
         env.head = &head;
@@ -451,10 +483,7 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
         get.length = g->node_len;
         env.get = &get;
     }
-    if (g->reads != NULL)
-        gw_count(&g->reads->n.node_reads);
-    if (g->ctx->metrics != NULL)
-        GW_METRIC_ADD(g->ctx->metrics, node_reads, 1);
+    GW_METRIC_ADD(g->ctx->metrics, node_reads, 1);
     g->sent_ms = cm_mono_ms();
     if (gw_up_send(uc, &env, NULL, 0, &g->req_id) != 0)
         attempt_fail(g, "send failed", 0);
@@ -558,8 +587,7 @@ static void get_candidates(struct gw_get *g)
     uint32_t ids[GW_MAX_REPLICAS];
     size_t n = gw_cluster_replicas(cl, g->shard, ids, GW_MAX_REPLICAS);
     uint32_t leader = gw_cluster_leader(cl, g->shard);
-    int leader_first = !g->immutable ||
-                       (g->reads != NULL && gw_reads_recent_write(g->reads, g->key, cm_mono_ms()));
+    int leader_first = !g->immutable || gw_shared_recent_write(g->sh, g->key, cm_mono_ms());
     if (!leader_first)
         add_by_latency(g, ids, n);
     if (leader != 0 && gw_cluster_reachable(cl, leader))
@@ -577,36 +605,33 @@ static void get_candidates(struct gw_get *g)
 
 /* ---- start ---- */
 
-/* A plain "bytes=a-b" / "bytes=a-" (no If-Range) lets the node send only that part. */
-static void range_hint(struct gw_get *g)
+/* Answer from a cached object (a borrowed ref) and end. */
+static void get_serve(struct gw_get *g, const struct gw_cobj *obj)
 {
-    const struct gw_http_req *r = g->req;
-    uint64_t first = 0, last = 0;
-    const char *v = r->range;
-    if (v[0] == '\0' || r->if_range[0] != '\0')
+    struct gw_conn *c = g->conn;
+    g->conn = NULL;
+    serve_obj(c, g->req, g->head, obj, g->rules);
+    get_end(g, 1);
+}
+
+static void get_go(struct gw_get *g)
+{
+    if (g->ncand == 0) {
+        get_fail(g, 503, "unavailable", "no node known");
         return;
-    const char *eq = strchr(v, '=');
-    if (eq == NULL || eq[1] < '0' || eq[1] > '9')
-        return; /* suffix ranges need the size first: read it all */
-    /* With an unknown size, "a-" ends at UINT64_MAX - 1: ask for everything from a. */
-    if (gw_range_parse(v, strlen(v), UINT64_MAX, &first, &last) != GW_RANGE_ONE)
-        return;
-    g->node_off = first;
-    g->node_len = last >= UINT64_MAX - 1 ? 0 : last - first + 1;
+    }
+    get_attempt(g);
 }
 
 static void on_wait_done(struct gw_cwait *w)
 {
     struct gw_get *g = w->arg;
     g->waiting = 0;
-    struct gw_conn *c = g->conn;
     switch (w->result) {
     case GW_CWAIT_OBJ:
-        g->conn = NULL;
-        serve_obj(c, g->req, g->head, w->obj, g->rules);
+        get_serve(g, w->obj);
         gw_cobj_unref(w->obj);
         w->obj = NULL;
-        get_end(g, 1);
         return;
     case GW_CWAIT_NOT_FOUND:
         get_fail(g, 404, "not_found", "no such object");
@@ -617,28 +642,57 @@ static void on_wait_done(struct gw_cwait *w)
     case GW_CWAIT_RETRY:
         break;
     }
-    if (g->ncand == 0) {
-        get_fail(g, 503, "unavailable", "no node known");
-        return;
+    range_hint(g);
+    get_go(g);
+}
+
+/* Every miss of a key the cache may hold (GET, HEAD, Range alike) shares one whole-object read
+ * per process: returns 1 when answered (filled meanwhile) or waiting for another request's read,
+ * 0 to read now (g->fill set: for everyone). */
+static int coalesce(struct gw_get *g)
+{
+    struct gw_ctx *ctx = g->ctx;
+    if (g->cache == NULL)
+        return 0;
+    if (ctx->cport == NULL && !ctx->stopping && gw_cache_port_new(ctx->loop, &ctx->cport) != 0)
+        ctx->cport = NULL; /* no coalescing on this loop, reads still work */
+    g->fill_start = cm_mono_ms();
+    if (ctx->cport == NULL || gw_shared_uncacheable(g->sh, g->key, g->fill_start))
+        return 0;
+    struct gw_cobj *hit = NULL;
+    g->cw.cb = on_wait_done;
+    g->cw.arg = g;
+    switch (gw_cache_get(g->cache, g->key, g->fill_start, cm_wall_ms(), ctx->cport, &g->cw, &hit,
+                         &g->fill)) {
+    case GW_CACHE_HIT: /* filled in between */
+        gw_conn_note_cache(g->conn, GW_NOTE_HIT);
+        get_serve(g, hit);
+        gw_cobj_unref(hit);
+        return 1;
+    case GW_CACHE_WAIT:
+        GW_METRIC_ADD(ctx->metrics, coalesced, 1);
+        gw_conn_note_cache(g->conn, GW_NOTE_COALESCED);
+        g->waiting = 1;
+        return 1;
+    case GW_CACHE_FILL:
+    case GW_CACHE_MISS:
+        break;
     }
-    get_attempt(g);
+    return 0;
 }
 
 /* Cache hit served at once, without a gw_get. */
 static int try_hit(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
                    const char *key)
 {
-    struct gw_reads *r = ctx->cfg->reads;
+    struct gw_cache *cache = gw_shared_cache(ctx->shared);
     struct gw_cobj *hit = NULL;
-    if (r == NULL || r->cache == NULL ||
-        gw_cache_get(r->cache, key, cm_mono_ms(), cm_wall_ms(), NULL, NULL, &hit, NULL) !=
-            GW_CACHE_HIT)
+    if (cache == NULL || gw_cache_get(cache, key, cm_mono_ms(), cm_wall_ms(), NULL, NULL, &hit,
+                                      NULL) != GW_CACHE_HIT)
         return 0;
-    gw_count(&r->n.cache_hits);
     gw_conn_note_cache(c, GW_NOTE_HIT);
-    if (ctx->metrics != NULL)
-        GW_METRIC_ADD(ctx->metrics, cache_hits, 1);
-    serve_obj(c, req, req->method == HTTP_HEAD, hit, &r->cache_rules);
+    GW_METRIC_ADD(ctx->metrics, cache_hits, 1);
+    serve_obj(c, req, req->method == HTTP_HEAD, hit, gw_shared_cache_rules(ctx->shared));
     gw_cobj_unref(hit);
     return 1;
 }
@@ -660,10 +714,11 @@ void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
         return;
     }
     g->ctx = ctx;
+    g->sh = ctx->shared;
+    g->cache = gw_shared_cache(g->sh);
     g->conn = c;
     g->req = req;
-    g->reads = ctx->cfg->reads;
-    g->rules = g->reads ? &g->reads->cache_rules : NULL;
+    g->rules = gw_shared_cache_rules(g->sh);
     g->head = req->method == HTTP_HEAD;
     memcpy(g->key, key, keylen);
     g->key[keylen] = '\0';
@@ -673,55 +728,22 @@ void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     g->timer.data = g;
     get_candidates(g);
     gw_conn_set_handler(c, &get_ops, g);
-    struct gw_cache *cache = g->reads ? g->reads->cache : NULL;
-    if (cache != NULL) {
-        gw_count(&g->reads->n.cache_misses);
+    if (g->cache != NULL) {
         gw_conn_note_cache(c, GW_NOTE_MISS);
-        if (ctx->metrics != NULL)
-            GW_METRIC_ADD(ctx->metrics, cache_misses, 1);
+        GW_METRIC_ADD(ctx->metrics, cache_misses, 1);
     }
-    if (cache != NULL && ctx->cport == NULL && !ctx->stopping &&
-        gw_cache_port_new(ctx->loop, &ctx->cport) != 0)
-        ctx->cport = NULL; /* no coalescing on this loop, reads still work */
-    if (cache != NULL && !g->head && req->range[0] == '\0' && ctx->cport != NULL) {
-        struct gw_cobj *hit = NULL;
-        g->cw.cb = on_wait_done;
-        g->cw.arg = g;
-        g->fill_start = cm_mono_ms();
-        switch (gw_cache_get(cache, g->key, g->fill_start, cm_wall_ms(), ctx->cport, &g->cw, &hit,
-                             &g->fill)) {
-        case GW_CACHE_HIT: /* filled in between */
-            gw_conn_note_cache(c, GW_NOTE_HIT);
-            g->conn = NULL;
-            serve_obj(c, req, 0, hit, g->rules);
-            gw_cobj_unref(hit);
-            get_end(g, 1);
-            return;
-        case GW_CACHE_WAIT:
-            gw_count(&g->reads->n.coalesced);
-            gw_conn_note_cache(c, GW_NOTE_COALESCED);
-            g->waiting = 1;
-            return;
-        case GW_CACHE_FILL:
-        case GW_CACHE_MISS:
-            break;
-        }
-    } else if (!g->head) {
-        range_hint(g);
-    }
-    if (g->ncand == 0) {
-        get_fail(g, 503, "unavailable", "no node known");
+    if (coalesce(g))
         return;
-    }
-    get_attempt(g);
+    if (g->fill == NULL)
+        range_hint(g);
+    get_go(g);
 }
 
 /* ---- DELETE ---- */
 
 struct gw_del {
-    struct gw_ctx *ctx;
-    struct gw_conn *conn;
-    struct gw_lreq *lreq;
+    struct gw_lcall call;
+    struct gw_shared *sh; /* borrowed: the server holds a ref until it is freed */
     char key[GW_KEY_MAX + 1];
     Hw__Delete msg;
 };
@@ -732,23 +754,18 @@ static void del_build(void *arg, Hw__Envelope *env)
     env->delete_ = &d->msg;
 }
 
-/* Reads of key go to the leader for a while, and this process's cached copy is dropped. */
-static void forget_key(struct gw_ctx *ctx, const char *key)
+/* Reads of the key go to the leader for a while; this process's cached copy is dropped. Done
+ * before the DELETE and again once it ended (a read in between may have cached the old bytes). */
+static void del_forget(struct gw_del *d)
 {
-    struct gw_reads *r = ctx->cfg->reads;
-    if (r == NULL)
-        return;
-    gw_reads_note_write(r, key, cm_mono_ms());
-    if (r->cache != NULL)
-        gw_cache_invalidate(r->cache, key);
+    gw_shared_note_write(d->sh, d->key, cm_mono_ms());
 }
 
-static void del_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelope *env)
+static void del_answer(void *arg, struct gw_conn *c, enum gw_lreq_outcome outcome,
+                       const Hw__Envelope *env)
 {
     struct gw_del *d = arg;
-    struct gw_conn *c = d->conn;
-    d->lreq = NULL;
-    forget_key(d->ctx, d->key);
+    del_forget(d);
     if (outcome == GW_LREQ_TIMEOUT_UNSENT)
         gw_conn_error(c, 503, "no_quorum", "no shard leader reachable", GW_COMMITTED_FALSE);
     else if (outcome == GW_LREQ_TIMEOUT_SENT)
@@ -757,30 +774,21 @@ static void del_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelope
              env->delete_ok->found)
         gw_conn_respond(c, 204, NULL, NULL, NULL, 0);
     else if (env->type == HW__MSG_TYPE__MSG_DELETE_OK)
-        respond_not_found(c);
+        gw_answer_not_found(c);
     else
         gw_conn_error(c, 500, "internal", env->message ? env->message : "delete refused",
                       GW_COMMITTED_FALSE);
     cm_free(d);
 }
 
-static void d_body(void *h, const struct cm_slice *piece)
+static void del_gone(void *arg)
 {
-}
-
-static void d_nop(void *h)
-{
-}
-
-static void d_abort(void *h)
-{
-    struct gw_del *d = h;
-    gw_lreq_cancel(d->lreq);
-    forget_key(d->ctx, d->key);
+    struct gw_del *d = arg;
+    del_forget(d);
     cm_free(d);
 }
 
-static const struct gw_handler_ops del_ops = {d_body, d_nop, d_nop, d_nop, d_abort};
+static const struct gw_lcall_ops del_ops = {del_build, del_answer, del_gone};
 
 void gw_delete_start(struct gw_ctx *ctx, struct gw_conn *c, const char *key, size_t keylen)
 {
@@ -789,19 +797,16 @@ void gw_delete_start(struct gw_ctx *ctx, struct gw_conn *c, const char *key, siz
         gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_FALSE);
         return;
     }
-    d->ctx = ctx;
-    d->conn = c;
+    d->sh = ctx->shared;
     memcpy(d->key, key, keylen);
     d->key[keylen] = '\0';
     hw__delete__init(&d->msg);
     d->msg.key = d->key;
-    forget_key(ctx, d->key);
+    del_forget(d);
     uint32_t shard = gw_key_shard(key, keylen, gw_cluster_shard_count(ctx->cluster));
-    if (gw_lreq_start(ctx, HW__MSG_TYPE__MSG_DELETE, shard, cm_mono_ms() + GW_DELETE_DEADLINE_MS,
-                      del_build, del_done, d, &d->lreq) != 0) {
+    if (gw_lcall_start(&d->call, ctx, c, HW__MSG_TYPE__MSG_DELETE, shard,
+                       cm_mono_ms() + GW_DELETE_DEADLINE_MS, &del_ops, d) != 0) {
         cm_free(d);
         gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_FALSE);
-        return;
     }
-    gw_conn_set_handler(c, &del_ops, d);
 }

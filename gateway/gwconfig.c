@@ -178,7 +178,7 @@ static int split_nodes(struct gw_config *cfg, char *errmsg, size_t errlen)
     return 0;
 }
 
-/* Syntax only: the rules are parsed again (and kept) by gw_reads_new. */
+/* Syntax only: the rules are parsed again (and kept) by gw_shared_new. */
 static int check_rules(const struct gw_config *cfg, char *errmsg, size_t errlen)
 {
     struct gw_rules r;

@@ -19,7 +19,7 @@ struct gw_config {
     uint64_t threads;
     uint64_t max_object_size;
     const char *log_level;
-    /* read semantics (get.c, put.c, cache.c) */
+    /* read semantics (get.c, put.c, cache.c; parsed and held by shared.c) */
     uint64_t cache_size;     /* hot-object cache bytes, 0 = off */
     const char *cache_rules; /* --cache-rules /PREFIX=CACHE-CONTROL,... */
     const char *lifecycle;   /* --lifecycle /PREFIX=TTL_SECONDS,... */
@@ -43,9 +43,6 @@ struct gw_config {
     size_t nseeds;
     char seeds[GW_MAX_SEEDS][GW_ADDR_MAX];
     int level; /* enum cm_log_level */
-    /* Process-wide read state (cache, parsed rules, read counters; reads.h) shared by every
-     * loop: set by main.c (gw_reads_new) before any loop starts; NULL = no cache, no rules. */
-    struct gw_reads *reads;
 };
 
 /* Parse argv/env into cfg (zeroed first). Returns 0, CM_EHELP or CM_EINVAL (errmsg set). */

@@ -5,7 +5,7 @@
 #include "crc32c.h"
 #include "err.h"
 
-static int hexval(char c)
+int gw_key_hexdigit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -83,8 +83,8 @@ int gw_key_normalize(const char *target, size_t len, char *out, size_t outcap, s
     for (size_t i = s; i < e; i++) {
         char c = target[i];
         if (c == '%') {
-            int hi = i + 2 < e ? hexval(target[i + 1]) : -1;
-            int lo = i + 2 < e ? hexval(target[i + 2]) : -1;
+            int hi = i + 2 < e ? gw_key_hexdigit(target[i + 1]) : -1;
+            int lo = i + 2 < e ? gw_key_hexdigit(target[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 *why = "malformed percent-escape";
                 return CM_EINVAL;

@@ -9,7 +9,9 @@
  *   no definitive answer (connection lost, no answer, LEADERSHIP_LOST). NOT_LEADER / NO_LEADER
  *   / UNAVAILABLE are refusals: the request was not proposed.
  * Close: finish/cancel release the connection (reusable only when it answered), cancel a
- *   pending acquire and close the timer; memory is freed in the timer's close callback. */
+ *   pending acquire and close the timer; memory is freed in the timer's close callback.
+ * A client-bound call (gw_lcall) is the connection's handler: the leader request's outcome
+ *   goes to ops->answer with the connection; an abort cancels it and calls ops->gone. */
 #include "leader.h"
 
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "err.h"
 #include "frame.h"
 #include "log.h"
+#include "server.h"
 #include "timeutil.h"
 #include "upstream.h"
 
@@ -229,4 +232,51 @@ void gw_lreq_cancel(struct gw_lreq *r)
         return;
     lreq_drop_conn(r, 0);
     lreq_end(r);
+}
+
+/* ---- client-bound ---- */
+
+static void lcall_build(void *arg, Hw__Envelope *env)
+{
+    struct gw_lcall *lc = arg;
+    lc->ops->build(lc->arg, env);
+}
+
+static void lcall_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelope *env)
+{
+    struct gw_lcall *lc = arg;
+    lc->lreq = NULL;
+    lc->ops->answer(lc->arg, lc->conn, outcome, env); /* may free lc */
+}
+
+static void lcall_body(void *h, const struct cm_slice *piece)
+{
+}
+
+static void lcall_nop(void *h)
+{
+}
+
+static void lcall_abort(void *h)
+{
+    struct gw_lcall *lc = h;
+    gw_lreq_cancel(lc->lreq);
+    lc->lreq = NULL;
+    lc->ops->gone(lc->arg); /* may free lc */
+}
+
+static const struct gw_handler_ops lcall_handler = {lcall_body, lcall_nop, lcall_nop, lcall_nop,
+                                                    lcall_abort};
+
+int gw_lcall_start(struct gw_lcall *lc, struct gw_ctx *ctx, struct gw_conn *c, Hw__MsgType type,
+                   uint32_t shard, uint64_t deadline_ms, const struct gw_lcall_ops *ops, void *arg)
+{
+    lc->conn = c;
+    lc->ops = ops;
+    lc->arg = arg;
+    int rv = gw_lreq_start(ctx, type, shard, deadline_ms, lcall_build, lcall_done, lc, &lc->lreq);
+    if (rv != 0)
+        return rv;
+    gw_conn_set_handler(c, &lcall_handler, lc);
+    return 0;
 }

@@ -1,4 +1,4 @@
-/* One request to a shard leader (COMMIT, DELETE), retried until it gets a final answer or its
+/* One request to a shard leader (COMMIT, DELETE, LIST), retried until it gets a final answer or its
  * deadline passes: NOT_LEADER -> retry at the named leader (Envelope.leader_address) or the one
  * the cluster view knows; NO_LEADER, UNAVAILABLE, LEADERSHIP_LOST, a connection failure or no
  * answer within GW_LREQ_ATTEMPT_MS -> retry after GW_LREQ_RETRY_MS. The request must be
@@ -35,5 +35,30 @@ typedef void (*gw_lreq_cb)(void *arg, enum gw_lreq_outcome outcome, const Hw__En
 int gw_lreq_start(struct gw_ctx *ctx, Hw__MsgType type, uint32_t shard, uint64_t deadline_ms,
                   gw_lreq_build_fn build, gw_lreq_cb cb, void *arg, struct gw_lreq **out);
 void gw_lreq_cancel(struct gw_lreq *r);
+
+/* ---- a client request answered by one leader request (DELETE, LIST) ---- */
+
+struct gw_lcall_ops {
+    gw_lreq_build_fn build; /* called with the caller's arg */
+    /* The leader request ended: answer c, then release arg. */
+    void (*answer)(void *arg, struct gw_conn *c, enum gw_lreq_outcome outcome,
+                   const Hw__Envelope *env);
+    /* The client went away first (the leader request was cancelled): release arg. */
+    void (*gone)(void *arg);
+};
+
+/* Caller storage, e.g. inside arg; private fields. */
+struct gw_lcall {
+    struct gw_conn *conn;
+    struct gw_lreq *lreq;
+    const struct gw_lcall_ops *ops;
+    void *arg;
+};
+
+/* Start the leader request for c's request (its body, if any, is ignored) and become c's
+ * handler. 0: exactly one of ops->answer / ops->gone runs, once, later. Else CM_ENOMEM, nothing
+ * started: the caller answers c. */
+int gw_lcall_start(struct gw_lcall *lc, struct gw_ctx *ctx, struct gw_conn *c, Hw__MsgType type,
+                   uint32_t shard, uint64_t deadline_ms, const struct gw_lcall_ops *ops, void *arg);
 
 #endif

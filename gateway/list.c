@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "answer.h"
 #include "cluster.h"
 #include "etag.h"
 #include "httpdate.h"
@@ -20,26 +21,15 @@
 #include "objresp.h"
 #include "timeutil.h"
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 static int decode(const char *s, size_t len, char *out, size_t outcap)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];
         if (ch == '%') {
-            if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+            if (i + 2 >= len || gw_key_hexdigit(s[i + 1]) < 0 || gw_key_hexdigit(s[i + 2]) < 0)
                 return -1;
-            ch = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            ch = (char)(gw_key_hexdigit(s[i + 1]) * 16 + gw_key_hexdigit(s[i + 2]));
             i += 2;
             if (ch == '\0')
                 return -1;
@@ -111,9 +101,7 @@ void gw_list_json(struct cm_sbuf *o, const char *prefix, Hw__ObjectMeta *const *
 }
 
 struct gw_list {
-    struct gw_ctx *ctx;
-    struct gw_conn *conn;
-    struct gw_lreq *lreq;
+    struct gw_lcall call;
     char prefix[GW_KEY_MAX + 1];
     char cursor[GW_KEY_MAX + 1];
     Hw__List msg;
@@ -125,11 +113,10 @@ static void list_build(void *arg, Hw__Envelope *env)
     env->list = &l->msg;
 }
 
-static void list_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelope *env)
+static void list_answer(void *arg, struct gw_conn *c, enum gw_lreq_outcome outcome,
+                        const Hw__Envelope *env)
 {
     struct gw_list *l = arg;
-    struct gw_conn *c = l->conn;
-    l->lreq = NULL;
     if (outcome != GW_LREQ_ANSWER) {
         gw_conn_error(c, 503, "unavailable", "no shard leader answered the listing",
                       GW_COMMITTED_OMIT);
@@ -138,10 +125,7 @@ static void list_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelop
         cm_sbuf_init(&b);
         gw_list_json(&b, l->prefix, env->list_ok->objects, env->list_ok->n_objects,
                      env->list_ok->next_cursor);
-        if (b.oom)
-            gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
-        else
-            gw_conn_respond(c, 200, "application/json", "Cache-Control: no-store\r\n", b.p, b.len);
+        gw_answer_doc(c, 200, "application/json", "Cache-Control: no-store\r\n", &b);
         cm_sbuf_free(&b);
     } else {
         char msg[160];
@@ -152,22 +136,7 @@ static void list_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelop
     cm_free(l);
 }
 
-static void l_body(void *h, const struct cm_slice *piece)
-{
-}
-
-static void l_nop(void *h)
-{
-}
-
-static void l_abort(void *h)
-{
-    struct gw_list *l = h;
-    gw_lreq_cancel(l->lreq);
-    cm_free(l);
-}
-
-static const struct gw_handler_ops list_ops = {l_body, l_nop, l_nop, l_nop, l_abort};
+static const struct gw_lcall_ops list_ops = {list_build, list_answer, cm_free};
 
 void gw_list_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
                    const char *prefix, size_t prefixlen)
@@ -195,8 +164,6 @@ void gw_list_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_r
         gw_conn_error(c, 400, "bad_request", "malformed cursor", GW_COMMITTED_OMIT);
         return;
     }
-    l->ctx = ctx;
-    l->conn = c;
     memcpy(l->prefix, prefix, prefixlen);
     l->prefix[prefixlen] = '\0';
     hw__list__init(&l->msg);
@@ -204,11 +171,9 @@ void gw_list_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_r
     l->msg.cursor = l->cursor;
     l->msg.limit = (uint32_t)limit;
     /* shard_count is 1 today: everything is on shard 0 (list.h says how more shards merge). */
-    if (gw_lreq_start(ctx, HW__MSG_TYPE__MSG_LIST, 0, cm_mono_ms() + GW_LIST_DEADLINE_MS,
-                      list_build, list_done, l, &l->lreq) != 0) {
+    if (gw_lcall_start(&l->call, ctx, c, HW__MSG_TYPE__MSG_LIST, 0,
+                       cm_mono_ms() + GW_LIST_DEADLINE_MS, &list_ops, l) != 0) {
         cm_free(l);
         gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
-        return;
     }
-    gw_conn_set_handler(c, &list_ops, l);
 }

@@ -1,4 +1,5 @@
-/* headwater-gateway: flags -> config -> shared state (TLS, keys) -> context(s) -> loop.
+/* headwater-gateway: flags -> config -> shared state (rules, cache, TLS, keys) -> context(s) ->
+ * loop.
  * SIGINT/SIGTERM stop it cleanly; SIGHUP reloads the keys file (off the loop; a bad file keeps
  * the old keys). */
 #include <signal.h>
@@ -11,7 +12,6 @@
 #include "gateway.h"
 #include "gwconfig.h"
 #include "log.h"
-#include "reads.h"
 #include "shared.h"
 #include "workers.h"
 
@@ -107,11 +107,6 @@ int main(int argc, char **argv)
     cm_log_init("gateway", (enum cm_log_level)cfg.level);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
-    /* Cache, rules and read counters shared by every loop (reads.h); freed after they ended. */
-    if (gw_reads_new(&cfg, &cfg.reads, err, sizeof(err)) != 0) {
-        CM_ERROR("msg=\"cannot start\" err=\"%s\"", err);
-        return 1;
-    }
 
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -131,7 +126,6 @@ int main(int argc, char **argv)
         CM_ERROR("msg=\"cannot start\" err=\"%s\"", err);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
-        gw_reads_free(cfg.reads);
         if (a.shared != NULL)
             gw_shared_unref(a.shared);
         return 1;
@@ -151,8 +145,7 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     int workers_rv = a.workers != NULL ? gw_workers_join(a.workers) : 0;
     rv = uv_loop_close(&loop);
-    gw_reads_free(cfg.reads);
-    gw_shared_unref(a.shared);
+    gw_shared_unref(a.shared); /* every loop ended: the last ref (cache, rules, keys, TLS) */
     if (rv != 0 || workers_rv != 0) {
         CM_ERROR("msg=\"loop did not close cleanly\"");
         return 1;

@@ -22,17 +22,18 @@ enum gw_metric_method gw_metric_method(unsigned m)
     }
 }
 
-static uint64_t sum(const _Atomic uint64_t *first, size_t stride, size_t n)
+uint64_t gw_metrics_sum(const _Atomic uint64_t *first, size_t n)
 {
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++) {
-        const _Atomic uint64_t *p = (const _Atomic uint64_t *)((const char *)first + i * stride);
+        const _Atomic uint64_t *p =
+            (const _Atomic uint64_t *)((const char *)first + i * sizeof(struct gw_metrics));
         v += atomic_load_explicit(p, memory_order_relaxed);
     }
     return v;
 }
 
-#define SUM(field) sum(&m[0].field, sizeof(struct gw_metrics), n)
+#define SUM(field) GW_METRIC_SUM(m, n, field)
 
 static void counter(struct cm_sbuf *out, const char *name, const char *help, uint64_t v)
 {
@@ -75,6 +76,8 @@ void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns
             SUM(cache_hits));
     counter(out, "headwater_gateway_cache_misses_total", "cacheable reads not in the cache",
             SUM(cache_misses));
+    counter(out, "headwater_gateway_cache_coalesced_total",
+            "cache misses that waited for another request's node read", SUM(coalesced));
     counter(out, "headwater_gateway_node_reads_total", "GET/HEAD requests sent to nodes",
             SUM(node_reads));
     cm_sbuf_printf(out,

@@ -33,13 +33,18 @@ struct gw_metrics {
     _Atomic uint64_t conns_rejected; /* over --max-connections */
     _Atomic uint64_t tls_handshake_failures;
     _Atomic uint64_t cache_hits;   /* read cache (get.c / cache code) */
-    _Atomic uint64_t cache_misses; /* read cache */
+    _Atomic uint64_t cache_misses; /* read cache: needed a node read (own or coalesced) */
+    _Atomic uint64_t coalesced;    /* misses that waited for another request's node read */
     _Atomic uint64_t node_reads;   /* GET/HEAD requests sent to nodes */
     char pad[64];                  /* keep loops' structs on separate cache lines */
 };
 
 #define GW_METRIC_ADD(m, field, n)                                                                 \
     atomic_fetch_add_explicit(&(m)->field, (uint64_t)(n), memory_order_relaxed)
+
+/* One counter summed over n structs: GW_METRIC_SUM(m, n, cache_hits). */
+#define GW_METRIC_SUM(m, n, field) gw_metrics_sum(&(m)[0].field, (n))
+uint64_t gw_metrics_sum(const _Atomic uint64_t *first, size_t n);
 
 enum gw_metric_method gw_metric_method(unsigned http_method);
 /* Prometheus text for the sum of n structs (+ the open connection gauge). */

@@ -33,7 +33,7 @@
 #include "leader.h"
 #include "list.h"
 #include "log.h"
-#include "reads.h"
+#include "shared.h"
 #include "timeutil.h"
 #include "upstream.h"
 
@@ -175,12 +175,8 @@ static void put_succeed(struct gw_put *p, const Hw__CommitOk *ok)
             (unsigned long long)p->total, (unsigned long long)ok->version, (int)ok->created,
             p->nholders);
     put_end(p);
-    struct gw_reads *r = p->ctx->cfg->reads;
-    if (r != NULL) { /* read-your-writes on this gateway: leader reads, no stale cached copy */
-        gw_reads_note_write(r, p->key, cm_mono_ms());
-        if (r->cache != NULL)
-            gw_cache_invalidate(r->cache, p->key);
-    }
+    /* read-your-writes on this gateway: leader reads, no stale cached copy */
+    gw_shared_note_write(p->ctx->shared, p->key, cm_mono_ms());
     if (c == NULL)
         return;
     char etag[CM_ETAG_MAX], extra[64];
@@ -676,11 +672,10 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     }
     int64_t ttl = 0;
     const char *why = "";
-    struct gw_reads *reads = ctx->cfg->reads;
     char keyz[GW_KEY_MAX + 1];
     memcpy(keyz, key, keylen);
     keyz[keylen] = '\0';
-    if (gw_put_ttl(req, reads ? &reads->lifecycle : NULL, keyz, &ttl, &why) != 0) {
+    if (gw_put_ttl(req, gw_shared_lifecycle(ctx->shared), keyz, &ttl, &why) != 0) {
         gw_conn_error(c, 400, "bad_request", why, GW_COMMITTED_FALSE);
         return;
     }

@@ -2,8 +2,9 @@
 """Issue 3 object semantics over real daemons (3 nodes + a gateway with 4 worker loops, a hot
 cache, --cache-rules and --lifecycle): Range edge cases, the 304/412 matrix, HEAD == GET,
 Cache-Control defaults and overrides, Expires and TTL expiry, lifecycle rules, listing
-pagination, request coalescing (64 concurrent GETs -> one node read), playlist freshness
-across gateways and overwrite/delete visibility."""
+pagination, request coalescing (64 concurrent GETs, Range GETs or HEADs of a fresh segment -> one
+node read; uncacheable objects keep direct ranged reads), playlist freshness across gateways and
+overwrite/delete visibility."""
 import http.client
 import json
 import os
@@ -16,6 +17,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hwtest  # noqa: E402
 from cluster import HOST, Cluster, Proc, free_ports, request  # noqa: E402
+from nodeproto import NodeClient, one  # noqa: E402
 
 TESTS = []
 test = hwtest.collector(TESTS)
@@ -78,7 +80,7 @@ def check_ranges(cl, key, body):
 def range_edge_cases(cl):
     body = os.urandom(1000)
     ok_put(cl, "/sem/r/cold.ts", body)
-    check_ranges(cl, "/sem/r/cold.ts", body)  # misses: ranged node reads
+    check_ranges(cl, "/sem/r/cold.ts", body)  # the first miss fills the cache, then hits
     ok_put(cl, "/sem/r/hot.ts", body)
     assert cl.get("/sem/r/hot.ts").body == body
     check_ranges(cl, "/sem/r/hot.ts", body)  # hits: slices of the cached copy
@@ -355,6 +357,140 @@ def coalescing_one_node_read(cl):
     assert node_reads(cl) - before == 1, f"node reads: {node_reads(cl) - before}"
     assert cl.get("/sem/co/seg_1.m4s").body == body
     assert node_reads(cl) - before == 1, "a hit contacted a node"
+
+
+# ---- Range and HEAD misses share the one node read ------------------------------------------
+
+HERD = 64
+IGNORE = {"date", "connection", "keep-alive"}
+
+
+def gw_metric(cl, name):
+    """A counter of the gateway's /metrics (summed over its loops)."""
+    for line in cl.admin("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError(f"{name} missing from /metrics")
+
+
+def node_gets(cl):
+    """GET requests the nodes served (their STATUS), independent of the gateway's counters."""
+    total = 0
+    for n in cl.nodes.values():
+        c = NodeClient(n.address)
+        try:
+            total += one(c.status(), 11)
+        finally:
+            c.close()
+    return total
+
+
+def reads_now(cl):
+    return gw_metric(cl, "headwater_gateway_node_reads_total"), node_gets(cl)
+
+
+def herd(cl, method, path, headers_of):
+    """HERD clients connect, then all send their request at once; [(status, headers, body)]."""
+    barrier = threading.Barrier(HERD)
+    results = [None] * HERD
+
+    def worker(i):
+        conn = http.client.HTTPConnection(HOST, cl.gw_port, timeout=30)
+        try:
+            conn.connect()
+            barrier.wait()
+            conn.request(method, path, headers=headers_of(i))
+            r = conn.getresponse()
+            results[i] = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(HERD)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(r is not None for r in results), "a client got no answer"
+    return results
+
+
+def herd_ranges(size):
+    """A range per client: closed, open-ended and suffix ranges spread over the object."""
+    out = []
+    for i in range(HERD):
+        a = (i * 7919) % size
+        if i % 3 == 0:
+            b = min(size - 1, a + 1 + (i * 131) % 50000)
+            out.append((f"bytes={a}-{b}", a, b))
+        elif i % 3 == 1:
+            out.append((f"bytes={a}-", a, size - 1))
+        else:
+            n = 1 + (i * 977) % 40000
+            out.append((f"bytes=-{n}", size - n, size - 1))
+    return out
+
+
+@test
+def range_misses_coalesce(cl):
+    key, body = "/sem/co/range_1.m4s", os.urandom(700 * 1024)
+    ok_put(cl, key, body)
+    ranges = herd_ranges(len(body))
+    gw0, node0 = reads_now(cl)
+    res = herd(cl, "GET", key, lambda i: {"Range": ranges[i][0]})
+    gw1, node1 = reads_now(cl)
+    for (status, hdrs, data), (value, a, b) in zip(res, ranges):
+        assert status == 206, f"Range {value}: {status}"
+        assert data == body[a:b + 1], f"Range {value}: wrong bytes"
+        assert hdrs.get("content-range") == f"bytes {a}-{b}/{len(body)}", (value, hdrs)
+        assert hdrs.get("content-length") == str(b - a + 1), (value, hdrs)
+    assert gw1 - gw0 == 1, f"gateway node reads for {HERD} Range misses: {gw1 - gw0}"
+    assert node1 - node0 == 1, f"node GETs for {HERD} Range misses: {node1 - node0}"
+    assert cl.get(key).body == body
+    assert reads_now(cl) == (gw1, node1), "a hit contacted a node"
+
+
+@test
+def head_misses_coalesce(cl):
+    key, body = "/sem/co/head_1.m4s", os.urandom(300 * 1024)
+    ok_put(cl, key, body)
+    gw0, node0 = reads_now(cl)
+    res = herd(cl, "HEAD", key, lambda i: {})
+    gw1, node1 = reads_now(cl)
+    assert gw1 - gw0 == 1, f"gateway node reads for {HERD} HEAD misses: {gw1 - gw0}"
+    assert node1 - node0 == 1, f"node GETs for {HERD} HEAD misses: {node1 - node0}"
+    g = cl.get(key)
+    assert g.status == 200 and g.body == body, g
+    want = {k: v for k, v in g.headers.items() if k not in IGNORE}
+    for status, hdrs, data in res:
+        assert status == 200 and data == b"", (status, data[:100])
+        got = {k: v for k, v in hdrs.items() if k not in IGNORE}
+        assert got == want, f"HEAD {got} != GET {want}"
+    assert reads_now(cl) == (gw1, node1), "the GET after the HEADs contacted a node"
+
+
+@test
+def ranges_of_uncacheable_objects_read_directly(cl):
+    # --cache-size 64M: objects over 8 MiB are never cached; a playlist is cached for 1 s
+    big, body = "/sem/co/big.mp4", os.urandom(9 * 1024 * 1024)
+    ok_put(cl, big, body)
+    gw0, _ = reads_now(cl)
+    for i, (a, b) in enumerate([(8_000_000, 8_000_099), (100, 199), (9_000_000, 9_437_183)]):
+        r = cl.get(big, {"Range": f"bytes={a}-{b}"})
+        assert r.status == 206 and r.body == body[a:b + 1], f"{a}-{b}: {r}"
+        assert r.header("content-range") == f"bytes {a}-{b}/{len(body)}", r.headers
+    h = cl.http("HEAD", big)
+    assert h.status == 200 and h.header("content-length") == str(len(body)), h
+    gw1, _ = reads_now(cl)
+    # the first Range found out (a given-up whole read + its range), then one read each
+    assert gw1 - gw0 <= 5, f"node reads: {gw1 - gw0}"
+    pl = "/sem/co/index.m3u8"
+    ok_put(cl, pl, b"#EXTM3U v1\n")
+    r = cl.get(pl, {"Range": "bytes=0-6"})
+    assert r.status == 206 and r.body == b"#EXTM3U", r
+    assert r.header("cache-control") == "max-age=1", r.headers
+    ok_put(cl, pl, b"#EXTM3U v2\n")  # this gateway's write drops its cached copy at once
+    r = cl.get(pl, {"Range": "bytes=8-"})
+    assert r.status == 206 and r.body == b"v2\n", r
 
 
 @test

@@ -220,6 +220,9 @@ static void fill_meta(Hw__ObjectMeta *m, struct fc_object *o)
 static void on_get(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelope *env, int head)
 {
     n->gets++;
+    n->last_head = head;
+    n->last_off = head ? 0 : env->get->offset;
+    n->last_len = head ? 0 : env->get->length;
     if (n->get_unavailable) {
         cm_rpc_send_error(c, env->req_id, 0, HW__CODE__CODE_UNAVAILABLE, "not here");
         return;
@@ -240,21 +243,26 @@ static void on_get(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelope 
         cm_rpc_send(c, &out, NULL, 0);
         return;
     }
+    /* like node/read.c: from offset (clamped to the size), length bytes (0 = to the end) */
     struct cm_buf *b = cm_buf_copy(o->data.p ? o->data.p : "", o->data.len);
-    size_t off = 0;
+    size_t start = env->get->offset < o->data.len ? (size_t)env->get->offset : o->data.len;
+    size_t end = env->get->length > 0 && env->get->length < o->data.len - start
+                     ? start + (size_t)env->get->length
+                     : o->data.len;
+    size_t off = start;
     do {
-        size_t len = o->data.len - off > 1024 * 1024 ? 1024 * 1024 : o->data.len - off;
+        size_t len = end - off > 1024 * 1024 ? 1024 * 1024 : end - off;
         Hw__Data d = HW__DATA__INIT;
-        d.meta = off == 0 ? &meta : NULL;
+        d.meta = off == start ? &meta : NULL;
         d.offset = off;
-        d.eof = off + len == o->data.len;
+        d.eof = off + len == end;
         cm_env_init(&out, HW__MSG_TYPE__MSG_DATA, env->req_id, 0);
         out.data = &d;
         struct cm_slice s = cm_slice_ref(b, off, len);
         cm_rpc_send(c, &out, &s, 1);
         cm_slice_release(&s);
         off += len;
-    } while (off < o->data.len);
+    } while (off < end);
     cm_buf_unref(b);
 }
 

@@ -41,8 +41,11 @@ struct fc_node {
     char addr[64];
     struct cm_rpc_server *srv;
     int silent;
-    int get_unavailable; /* answer GET/HEAD with UNAVAILABLE */
-    int stages, finishes, commits, gets;
+    int get_unavailable;                 /* answer GET/HEAD with UNAVAILABLE */
+    int stages, finishes, commits, gets; /* gets: GET and HEAD requests */
+    /* the last GET/HEAD: HEAD or GET {offset, length} (length 0 = to the end) */
+    int last_head;
+    uint64_t last_off, last_len;
     struct fc_upload up[FC_UPLOADS];
 };
 
