@@ -4,8 +4,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "alloc.h"
 
@@ -17,37 +15,7 @@ struct cm_buf *cm_buf_new(size_t cap)
     b->refs = 1;
     b->cap = cap;
     b->len = 0;
-    b->fd = -1;
-    b->data = (char *)(b + 1);
     return b;
-}
-
-struct cm_buf *cm_buf_new_mapped(size_t cap)
-{
-    assert(cap > 0);
-    struct cm_buf *b = cm_malloc(sizeof(*b));
-    if (b == NULL)
-        return NULL;
-    int fd = memfd_create("headwater-buf", MFD_CLOEXEC);
-    if (fd < 0)
-        goto err;
-    if (ftruncate(fd, (off_t)cap) != 0)
-        goto err_fd;
-    /* populated now: the creator is about to fill every page anyway */
-    void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (p == MAP_FAILED)
-        goto err_fd;
-    b->refs = 1;
-    b->cap = cap;
-    b->len = 0;
-    b->fd = fd;
-    b->data = p;
-    return b;
-err_fd:
-    close(fd);
-err:
-    cm_free(b);
-    return NULL;
 }
 
 struct cm_buf *cm_buf_copy(const void *data, size_t len)
@@ -77,13 +45,8 @@ void cm_buf_unref(struct cm_buf *b)
         return;
     unsigned long prev = __atomic_fetch_sub(&b->refs, 1, __ATOMIC_ACQ_REL);
     assert(prev > 0);
-    if (prev != 1)
-        return;
-    if (b->fd >= 0) {
-        munmap(b->data, b->cap);
-        close(b->fd);
-    }
-    cm_free(b);
+    if (prev == 1)
+        cm_free(b);
 }
 
 struct cm_slice cm_slice_take(struct cm_buf *b, size_t off, size_t len)

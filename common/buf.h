@@ -14,8 +14,7 @@ struct cm_buf {
     unsigned long refs;
     size_t cap; /* bytes allocated in data */
     size_t len; /* bytes filled */
-    int fd;     /* >= 0: data is a shared mapping of this memory file (cm_buf_new_mapped) */
-    char *data;
+    char data[];
 };
 
 struct cm_slice {
@@ -26,10 +25,6 @@ struct cm_slice {
 
 /* New buffer with refs = 1, len = 0; NULL when out of memory. */
 struct cm_buf *cm_buf_new(size_t cap);
-/* New buffer of cap > 0 bytes whose memory is a memory file (memfd) mapped shared, so its
- * bytes can also be sent by sendfile(2) from fd without a copy; NULL when the system refuses
- * (out of descriptors or memory): callers fall back to cm_buf_new. */
-struct cm_buf *cm_buf_new_mapped(size_t cap);
 /* New buffer holding a copy of data. */
 struct cm_buf *cm_buf_copy(const void *data, size_t len);
 struct cm_buf *cm_buf_ref(struct cm_buf *b);

@@ -62,9 +62,7 @@ struct gw_cobj *gw_cobj_new(const char *key, uint64_t version, uint64_t size, co
     o->key = dup_str(key);
     o->content_type = dup_str(ctype);
     o->cache_control = dup_str(cache_control);
-    if (size >= GW_CACHE_MAPPED_MIN) /* sendfile-able: plain answers cost no copy */
-        o->body = cm_buf_new_mapped((size_t)size);
-    if (size > 0 && o->body == NULL)
+    if (size > 0)
         o->body = cm_buf_new((size_t)size);
     if (o->key == NULL || o->content_type == NULL || o->cache_control == NULL ||
         (size > 0 && o->body == NULL)) {

@@ -27,10 +27,6 @@
 
 #include "buf.h"
 
-/* Bodies of this size and up live in a memory file (cm_buf_new_mapped): plain connections send
- * them with sendfile(2), no copy through user space. */
-#define GW_CACHE_MAPPED_MIN (64u * 1024u)
-
 struct gw_cobj {
     unsigned long refs; /* atomic */
     char *key;          /* owned */

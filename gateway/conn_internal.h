@@ -17,7 +17,6 @@
 #define GW_TLS_AHEAD (256u * 1024u) /* ciphertext in flight before we encrypt more */
 #define GW_TLS_RECORD (16u * 1024u)
 #define GW_LINGER_MS 1000
-#define GW_SF_MIN (16u * 1024u) /* smaller mapped slices are copied like any other */
 
 enum conn_state { CS_OPEN, CS_LINGER, CS_CLOSING };
 
@@ -83,17 +82,9 @@ struct gw_conn {
     struct cm_slice *tq;
     size_t tq_head, tq_n, tq_cap, tq_off, tq_bytes;
     int shutdown_deferred; /* LINGER: uv_shutdown once tq is encrypted and queued */
-    /* Plain: a write carrying a mapped buffer (cm_buf_new_mapped) of GW_SF_MIN bytes or more is
-     * written by us, with sendfile(2) from its memory file: no copy through user space. Such a
-     * write and every write after it wait in this FIFO; its head goes out only once libuv's own
-     * queue is empty, so bytes keep their order. */
-    struct wr *sf_head, *sf_tail;
-    size_t sf_slice, sf_off; /* progress in sf_head */
-    size_t sf_unsent;        /* FIFO bytes not yet in the kernel */
-    uv_poll_t poll;          /* on poll_fd, a dup of the socket: writable while the FIFO waits */
-    int poll_fd;             /* -1: no poll handle (made at the first EAGAIN) */
-    int poll_on;
-    int sf_pumping;
+    /* Plain: the answer's head waits here for the first body bytes (or gw_conn_done), so head
+     * and body leave in one write: one syscall, no lone head packet. */
+    struct cm_slice head_pend;
 };
 
 struct gw_server {
@@ -121,9 +112,6 @@ struct gw_server {
 struct wr {
     uv_write_t req;
     struct gw_conn *c;
-    struct wr *next; /* in the sendfile FIFO */
-    int file;        /* carries a sendfile-able slice */
-    int written;     /* FIFO: every byte is in the kernel; completion not yet reported */
     size_t bytes;
     unsigned answers; /* answers that end with this write */
     size_t n;
@@ -145,7 +133,5 @@ int gwc_req_has_body(const struct gw_http_req *r);
 int gwc_tls_flush(struct gw_conn *c);
 void gwc_tls_pump(struct gw_conn *c);
 void gwc_on_write(uv_write_t *req, int status);
-size_t gwc_unsent(struct gw_conn *c);
-void gwc_sf_release(struct gw_conn *c);
 
 #endif

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,30 +18,19 @@
 #include "conn_internal.h"
 /* ---- writing ---- */
 
-static void sf_pump(struct gw_conn *c, int may_complete);
-
-size_t gwc_unsent(struct gw_conn *c)
+void gwc_on_write(uv_write_t *req, int status)
 {
-    return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->sf_unsent;
-}
-
-static void wr_free(struct wr *w)
-{
-    for (size_t i = 0; i < w->n; i++)
-        cm_slice_release(&w->s[i]);
-    cm_free(w);
-}
-
-/* Every byte of w is in the kernel (status 0), or never will be. */
-static void wr_complete(struct gw_conn *c, struct wr *w, int status)
-{
+    struct wr *w = (struct wr *)req;
+    struct gw_conn *c = w->c;
     c->queued -= w->bytes;
     c->answers_queued -= w->answers;
     if (c->last_wr == w)
         c->last_wr = NULL;
     if (status == 0 && c->srv->metrics != NULL)
         GW_METRIC_ADD(c->srv->metrics, bytes_out, w->bytes);
-    wr_free(w);
+    for (size_t i = 0; i < w->n; i++)
+        cm_slice_release(&w->s[i]);
+    cm_free(w);
     if (status != 0) {
         if (status != UV_ECANCELED)
             gwc_close(c);
@@ -50,11 +38,9 @@ static void wr_complete(struct gw_conn *c, struct wr *w, int status)
     }
     if (c->tls != NULL && c->state != CS_CLOSING)
         gwc_tls_pump(c);
-    else if (c->sf_head != NULL && c->state != CS_CLOSING)
-        sf_pump(c, 1);
     if (c->state == CS_CLOSING)
         return;
-    c->wq_mark = gwc_unsent(c);
+    c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
     if (c->state == CS_LINGER && c->queued > 0) /* progress: restart the send timeout */
         uv_timer_start(&c->timer, gwc_on_timer, c->srv->send_ms, 0);
     if (c->state != CS_OPEN)
@@ -70,224 +56,54 @@ static void wr_complete(struct gw_conn *c, struct wr *w, int status)
         gwc_advance(c);
 }
 
-void gwc_on_write(uv_write_t *req, int status)
-{
-    struct wr *w = (struct wr *)req;
-    wr_complete(w->c, w, status);
-}
-
-/* Hand w to libuv (it writes what the socket takes now, the rest when writable). */
-static int wr_submit(struct gw_conn *c, struct wr *w)
-{
-    uv_buf_t stackbufs[8] = {{NULL, 0}};
-    uv_buf_t *bufs = w->n <= 8 ? stackbufs : cm_malloc(w->n * sizeof(uv_buf_t));
-    if (bufs == NULL) {
-        wr_free(w);
-        gwc_close(c);
-        return CM_ENOMEM;
-    }
-    for (size_t i = 0; i < w->n; i++)
-        bufs[i] = uv_buf_init((char *)cm_slice_ptr(&w->s[i]), (unsigned)w->s[i].len);
-    int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)w->n, gwc_on_write);
-    if (bufs != stackbufs)
-        cm_free(bufs);
-    if (rv != 0) {
-        wr_free(w);
-        gwc_close(c);
-        return CM_EIO;
-    }
-    return 0;
-}
-
-/* ---- plain: sendfile(2) from mapped buffers ---- */
-
-static int sf_able(const struct cm_slice *s)
-{
-    return s->buf != NULL && s->buf->fd >= 0 && s->len >= GW_SF_MIN;
-}
-
-static void sf_on_poll(uv_poll_t *p, int status, int events)
-{
-    struct gw_conn *c = p->data;
-    (void)events;
-    if (status < 0) {
-        gwc_close(c);
-        return;
-    }
-    sf_pump(c, 1);
-}
-
-/* Wake up when the socket is writable. The poll watches a dup of the socket's descriptor:
- * libuv allows one watcher per descriptor, and the uv_tcp_t keeps reading through its own. */
-static int sf_wait(struct gw_conn *c)
-{
-    if (c->poll_on)
-        return 0;
-    if (c->poll_fd < 0) {
-        uv_os_fd_t fd;
-        int dfd = -1;
-        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || (dfd = dup(fd)) < 0 ||
-            uv_poll_init(c->srv->loop, &c->poll, dfd) != 0) {
-            CM_WARN("msg=\"cannot poll the connection: closing\" conn=%llu errno=%d",
-                    (unsigned long long)c->id, errno);
-            if (dfd >= 0)
-                close(dfd);
-            return CM_EIO;
-        }
-        c->poll_fd = dfd;
-        c->poll.data = c;
-        c->handles_open++;
-    }
-    if (uv_poll_start(&c->poll, UV_WRITABLE, sf_on_poll) != 0)
-        return CM_EIO;
-    c->poll_on = 1;
-    return 0;
-}
-
-/* Write the rest of the FIFO's head: sendfile for mapped slices, send for the others.
- * 0 = all of it is in the kernel, UV_EAGAIN = the socket is full, else an error. */
-static int sf_send(struct gw_conn *c, struct wr *w)
-{
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
-        return UV_EBADF;
-    while (c->sf_slice < w->n) {
-        const struct cm_slice *s = &w->s[c->sf_slice];
-        size_t left = s->len - c->sf_off;
-        ssize_t n;
-        if (sf_able(s)) {
-            off_t off = (off_t)(s->off + c->sf_off);
-            n = sendfile(fd, s->buf->fd, &off, left);
-        } else {
-            n = send(fd, cm_slice_ptr(s) + c->sf_off, left, MSG_NOSIGNAL);
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN
-                                                           : uv_translate_sys_error(errno);
-        if (n == 0)
-            return UV_EIO; /* the memory file is shorter than its buffer: cannot happen */
-        if (sf_able(s) && c->srv->metrics != NULL)
-            GW_METRIC_ADD(c->srv->metrics, bytes_sendfile, n);
-        c->sf_off += (size_t)n;
-        c->sf_unsent -= (size_t)n;
-        if (c->sf_off == s->len) {
-            c->sf_slice++;
-            c->sf_off = 0;
-        }
-    }
-    c->sf_slice = 0;
-    return 0;
-}
-
-static struct wr *sf_pop(struct gw_conn *c)
-{
-    struct wr *w = c->sf_head;
-    c->sf_head = w->next;
-    if (c->sf_head == NULL)
-        c->sf_tail = NULL;
-    w->next = NULL;
-    return w;
-}
-
-/* Move the FIFO along. Completions are reported only when may_complete (from the loop: a
- * poll or write callback), never from inside a handler's own write call. */
-static void sf_pump(struct gw_conn *c, int may_complete)
-{
-    if (c->sf_pumping)
-        return; /* an outer pump goes on with the FIFO */
-    c->sf_pumping = 1;
-    int wait = 0;
-    struct wr *w;
-    while (c->state != CS_CLOSING && (w = c->sf_head) != NULL) {
-        if (w->written) {
-            if (!may_complete) {
-                wait = 1;
-                break;
-            }
-            wr_complete(c, sf_pop(c), 0);
-            continue;
-        }
-        if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
-            break; /* libuv's bytes go first; gwc_on_write pumps again */
-        if (!w->file) {
-            c->sf_unsent -= w->bytes;
-            wr_submit(c, sf_pop(c));
-            continue;
-        }
-        int rv = sf_send(c, w);
-        if (rv == UV_EAGAIN) {
-            wait = 1;
-            break;
-        }
-        if (rv != 0) {
-            CM_DEBUG("msg=\"sendfile failed: closing\" conn=%llu error=%s",
-                     (unsigned long long)c->id, uv_strerror(rv));
-            gwc_close(c);
-            break;
-        }
-        w->written = 1;
-    }
-    c->sf_pumping = 0;
-    if (c->state == CS_CLOSING)
-        return;
-    if (wait) {
-        if (sf_wait(c) != 0)
-            gwc_close(c);
-        return;
-    }
-    if (c->poll_on) {
-        uv_poll_stop(&c->poll);
-        c->poll_on = 0;
-    }
-    if (c->sf_head == NULL && c->shutdown_deferred && c->tq_bytes == 0)
-        gwc_shutdown(c);
-}
-
-void gwc_sf_release(struct gw_conn *c)
-{
-    while (c->sf_head != NULL)
-        wr_free(sf_pop(c));
-}
-
 /* Queue bytes for the socket as they are (plaintext or ciphertext). */
 int gwc_write_raw(struct gw_conn *c, const struct cm_slice *s, size_t n)
 {
     if (c->state == CS_CLOSING)
         return CM_ECLOSED;
-    struct wr *w = cm_calloc(1, sizeof(*w) + n * sizeof(struct cm_slice));
-    if (w == NULL) {
+    struct wr *w = cm_malloc(sizeof(*w) + n * sizeof(struct cm_slice));
+    uv_buf_t stackbufs[8];
+    uv_buf_t *bufs = n <= 8 ? stackbufs : cm_malloc(n * sizeof(uv_buf_t));
+    if (w == NULL || bufs == NULL) {
+        cm_free(w);
+        if (bufs != stackbufs)
+            cm_free(bufs);
         gwc_close(c);
         return CM_ENOMEM;
     }
     w->c = c;
+    w->n = 0;
+    w->bytes = 0;
+    w->answers = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i].len == 0)
             continue;
         w->s[w->n] = cm_slice_dup(&s[i]);
+        bufs[w->n] = uv_buf_init((char *)cm_slice_ptr(&s[i]), (unsigned)s[i].len);
         w->bytes += s[i].len;
-        w->file |= c->tls == NULL && sf_able(&s[i]);
         w->n++;
     }
     if (w->n == 0) {
         cm_free(w);
+        if (bufs != stackbufs)
+            cm_free(bufs);
         return 0;
     }
-    int fifo = w->file || c->sf_head != NULL;
-    if (fifo) {
-        if (c->sf_tail != NULL)
-            c->sf_tail->next = w;
-        else
-            c->sf_head = w;
-        c->sf_tail = w;
-        c->sf_unsent += w->bytes;
-    } else if (wr_submit(c, w) != 0) {
+    int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)w->n, gwc_on_write);
+    if (bufs != stackbufs)
+        cm_free(bufs);
+    if (rv != 0) {
+        for (size_t i = 0; i < w->n; i++)
+            cm_slice_release(&w->s[i]);
+        cm_free(w);
+        gwc_close(c);
         return CM_EIO;
     }
+    if (c->srv->metrics != NULL)
+        GW_METRIC_ADD(c->srv->metrics, socket_writes, 1);
     if (c->queued == 0) {
         c->write_deadline = uv_now(c->srv->loop) + c->srv->send_ms;
-        c->wq_mark = gwc_unsent(c);
+        c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
         gwc_arm(c);
     } else {
         c->wq_mark += w->bytes; /* not progress: more to write */
@@ -296,9 +112,7 @@ int gwc_write_raw(struct gw_conn *c, const struct cm_slice *s, size_t n)
     c->last_wr = w;
     if (gw_conn_write_queue(c) > GW_CONN_HIGH_WATER)
         c->above_high = 1;
-    if (fifo)
-        sf_pump(c, 0);
-    return c->state == CS_CLOSING ? CM_ECLOSED : 0;
+    return 0;
 }
 
 static int tq_push(struct gw_conn *c, const struct cm_slice *sl)
@@ -355,6 +169,22 @@ void gwc_tls_pump(struct gw_conn *c)
  * ciphertext goes out as one buffer. */
 static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
 {
+    if (c->tls == NULL && c->head_pend.buf != NULL) {
+        struct cm_slice stack[4];
+        struct cm_slice *all = n < 4 ? stack : cm_malloc((n + 1) * sizeof(*all));
+        if (all == NULL) {
+            gwc_close(c);
+            return CM_ENOMEM;
+        }
+        all[0] = c->head_pend;
+        if (n > 0)
+            memcpy(all + 1, s, n * sizeof(*s));
+        int rv = gwc_write_raw(c, all, n + 1);
+        cm_slice_release(&c->head_pend);
+        if (all != stack)
+            cm_free(all);
+        return rv;
+    }
     if (c->tls == NULL)
         return gwc_write_raw(c, s, n);
     if (c->state != CS_OPEN)
@@ -450,10 +280,20 @@ int gw_conn_write_head(struct gw_conn *c, int status, const char *headers, size_
     gw_conn_add_cors(c, &sb);
     cm_sbuf_puts(&sb, "\r\n");
     int rv = CM_ENOMEM;
-    if (!sb.oom)
-        rv = conn_write_copy(c, sb.p, sb.len);
-    else
+    if (sb.oom) {
         gwc_close(c);
+    } else if (c->tls == NULL && c->state != CS_CLOSING) {
+        struct cm_buf *b = cm_buf_copy(sb.p, sb.len);
+        if (b != NULL) {
+            cm_slice_release(&c->head_pend);
+            c->head_pend = cm_slice_take(b, 0, sb.len); /* goes out with the body */
+            rv = 0;
+        } else {
+            gwc_close(c);
+        }
+    } else {
+        rv = conn_write_copy(c, sb.p, sb.len); /* TLS: plaintext is batched before encryption */
+    }
     cm_sbuf_free(&sb);
     c->head_sent = 1;
     c->status = status;
@@ -479,6 +319,12 @@ void gw_conn_done(struct gw_conn *c)
     c->responded = 1;
     c->ops = NULL;
     c->h = NULL;
+    if (c->head_pend.buf != NULL) /* a bodiless answer's head */
+        conn_write(c, NULL, 0);
+    if (c->state != CS_OPEN) {
+        gwc_request_end(c, c->status);
+        return;
+    }
     if (c->last_wr != NULL) { /* the answer is complete once its last write is */
         c->last_wr->answers++;
         c->answers_queued++;

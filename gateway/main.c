@@ -83,8 +83,8 @@ static int parse_config(struct gw_config *cfg, int argc, char **argv)
     return rv;
 }
 
-/* Every client connection, node connection and cached segment (a memory file) holds a
- * descriptor: take the hard limit, not the soft default of 1024. */
+/* Every client and node connection holds a descriptor: take the hard limit, not the soft
+ * default of 1024, so --max-connections is what bounds clients. */
 static void raise_nofile(void)
 {
     struct rlimit rl;

@@ -63,9 +63,9 @@ void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns
     counter(out, "headwater_gateway_received_bytes_total", "bytes read from clients",
             SUM(bytes_in));
     counter(out, "headwater_gateway_sent_bytes_total", "bytes written to clients", SUM(bytes_out));
-    counter(out, "headwater_gateway_sendfile_bytes_total",
-            "bytes written to clients by sendfile from cached segments (no copy)",
-            SUM(bytes_sendfile));
+    counter(out, "headwater_gateway_socket_writes_total",
+            "writes handed to client sockets (an answer's head and body go out as one)",
+            SUM(socket_writes));
     counter(out, "headwater_gateway_connections_total", "client connections accepted",
             SUM(conns_accepted));
     counter(out, "headwater_gateway_connections_rejected_total",

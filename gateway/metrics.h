@@ -28,7 +28,7 @@ struct gw_metrics {
     _Atomic uint64_t requests[GW_M_METHODS][6]; /* [method][status / 100], 0 = no answer */
     _Atomic uint64_t bytes_in;                  /* bytes read from clients (wire) */
     _Atomic uint64_t bytes_out;                 /* bytes written to clients (wire) */
-    _Atomic uint64_t bytes_sendfile;            /* of those, sent by sendfile (no copy) */
+    _Atomic uint64_t socket_writes;             /* uv_writes to clients (head + body = one) */
     _Atomic uint64_t conns_accepted;
     _Atomic uint64_t conns_rejected; /* over --max-connections */
     _Atomic uint64_t tls_handshake_failures;

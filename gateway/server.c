@@ -71,7 +71,7 @@ static void on_conn_handle_closed(uv_handle_t *hd)
     for (size_t i = c->tq_head; i < c->tq_n; i++)
         cm_slice_release(&c->tq[i]);
     cm_free(c->tq);
-    gwc_sf_release(c);
+    cm_slice_release(&c->head_pend);
     gw_tls_free(c->tls);
     gw_http_in_close(&c->in);
     cm_buf_unref(c->rbuf);
@@ -133,11 +133,6 @@ void gwc_close(struct gw_conn *c)
         return;
     conn_abort_handler(c, 1);
     conn_set(c, CS_CLOSING);
-    if (c->poll_fd >= 0) { /* first: the socket only closes when its last descriptor does */
-        uv_close((uv_handle_t *)&c->poll, on_conn_handle_closed);
-        close(c->poll_fd);
-        c->poll_fd = -1;
-    }
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
@@ -190,8 +185,8 @@ void gwc_on_timer(uv_timer_t *t)
     uint64_t now = uv_now(c->srv->loop);
     int linger_send = c->state == CS_LINGER && c->queued > 0;
     if (linger_send || (c->write_deadline != 0 && now >= c->write_deadline)) {
-        /* One write may carry a whole cached object: progress inside it counts too. */
-        size_t wq = gwc_unsent(c);
+        /* One uv_write may carry a whole cached object: progress inside it counts too. */
+        size_t wq = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
         if (wq < c->wq_mark) {
             c->wq_mark = wq;
             if (linger_send) {
@@ -290,11 +285,11 @@ void gwc_finish_and_close(struct gw_conn *c)
     c->read_deadline = c->write_deadline = 0;
     uv_timer_stop(&c->timer);
     if (c->queued > 0) { /* the shutdown waits for the writes: the send timeout still applies */
-        c->wq_mark = gwc_unsent(c);
+        c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
         uv_timer_start(&c->timer, gwc_on_timer, c->srv->send_ms, 0);
     }
-    if (c->tq_bytes > 0 || c->sf_head != NULL)
-        c->shutdown_deferred = 1; /* once the plaintext is encrypted / the sendfiles are done */
+    if (c->tq_bytes > 0)
+        c->shutdown_deferred = 1; /* gwc_tls_pump shuts down once the plaintext is encrypted */
     else
         gwc_shutdown(c);
     if (c->state == CS_LINGER && !c->reading &&
@@ -639,7 +634,6 @@ static void on_connection(uv_stream_t *ls, int status)
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
-    c->poll_fd = -1;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;

@@ -1,6 +1,5 @@
 #include <criterion/criterion.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -41,23 +40,4 @@ Test(buf, sbuf_out_of_memory_is_sticky)
     cm_sbuf_puts(&s, "y");
     cr_assert_eq(s.len, 0);
     cm_sbuf_free(&s);
-}
-
-/* A mapped buffer's bytes are the memory file's bytes (what sendfile sends), and a slice keeps
- * both alive after the creator lets go. */
-Test(buf, mapped_buffer_is_its_file)
-{
-    struct cm_buf *b = cm_buf_new_mapped(70000);
-    cr_assert_not_null(b);
-    cr_assert_geq(b->fd, 0);
-    for (size_t i = 0; i < b->cap; i++)
-        b->data[i] = (char)(i * 7);
-    b->len = b->cap;
-    struct cm_slice s = cm_slice_ref(b, 65536, 4464);
-    cm_buf_unref(b);
-    char got[4464];
-    cr_assert_eq(pread(s.buf->fd, got, sizeof(got), (off_t)s.off), (ssize_t)sizeof(got));
-    cr_assert_eq(memcmp(got, cm_slice_ptr(&s), sizeof(got)), 0);
-    cr_assert_eq(got[0], (char)(65536 * 7));
-    cm_slice_release(&s);
 }
