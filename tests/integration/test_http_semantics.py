@@ -177,21 +177,19 @@ def conditional_put(cl):
     assert cl.get("/sem/cp/absent.m4s").status == 404
 
 
-def racing_puts(cl, key, headers, n=8, size=256 * 1024):
-    """n concurrent PUTs of distinct bodies to key, all with headers; -> [(status, body)]. The
-    bodies are big enough that every upload is still streaming when the first one commits."""
-    bodies = [bytes([i]) * size for i in range(n)]
+def all_at_once(cl, n, method, path, headers_of, body_of=lambda i: None, timeout=60):
+    """n clients connect, then all send their request at once; [(status, headers, body)]."""
     barrier = threading.Barrier(n)
     results = [None] * n
 
     def worker(i):
-        conn = http.client.HTTPConnection(HOST, cl.gw_port, timeout=60)
+        conn = http.client.HTTPConnection(HOST, cl.gw_port, timeout=timeout)
         try:
             conn.connect()
             barrier.wait()
-            conn.request("PUT", key, body=bodies[i], headers=headers)
+            conn.request(method, path, body=body_of(i), headers=headers_of(i))
             r = conn.getresponse()
-            results[i] = (r.status, r.read())
+            results[i] = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
         finally:
             conn.close()
 
@@ -199,9 +197,17 @@ def racing_puts(cl, key, headers, n=8, size=256 * 1024):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(90)
-    assert all(r is not None for r in results), results
-    return list(zip([r[0] for r in results], [r[1] for r in results], bodies))
+        t.join(timeout + 30)
+    assert all(r is not None for r in results), "a client got no answer"
+    return results
+
+
+def racing_puts(cl, key, headers, n=8, size=256 * 1024):
+    """n concurrent PUTs of distinct bodies to key, all with headers; -> [(status, answer, body)].
+    The bodies are big enough that every upload is still streaming when the first one commits."""
+    bodies = [bytes([i]) * size for i in range(n)]
+    res = all_at_once(cl, n, "PUT", key, lambda i: headers, lambda i: bodies[i], timeout=60)
+    return [(st, answer, bodies[i]) for i, (st, _, answer) in enumerate(res)]
 
 
 def one_winner(cl, key, results, win_status):
@@ -391,27 +397,7 @@ def reads_now(cl):
 
 def herd(cl, method, path, headers_of):
     """HERD clients connect, then all send their request at once; [(status, headers, body)]."""
-    barrier = threading.Barrier(HERD)
-    results = [None] * HERD
-
-    def worker(i):
-        conn = http.client.HTTPConnection(HOST, cl.gw_port, timeout=30)
-        try:
-            conn.connect()
-            barrier.wait()
-            conn.request(method, path, headers=headers_of(i))
-            r = conn.getresponse()
-            results[i] = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(HERD)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert all(r is not None for r in results), "a client got no answer"
-    return results
+    return all_at_once(cl, HERD, method, path, headers_of, timeout=30)
 
 
 def herd_ranges(size):
