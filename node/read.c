@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "call.h"
+#include "crc32c.h"
 #include "err.h"
 #include "log.h"
 #include "server.h"
@@ -38,6 +39,8 @@ struct read_op {
     /* streaming */
     rocksdb_iterator_t *it;
     uint64_t pos, end;
+    int whole;    /* the read covers the object: checked against its crc32c, not by RocksDB */
+    uint32_t crc; /* of the bytes read so far (whole reads) */
     int sent_first;
     struct cm_slice chunks[READ_MAX_CHUNKS];
     uint64_t chunk_pos[READ_MAX_CHUNKS];
@@ -266,7 +269,9 @@ static void read_fn(void *arg)
     size_t got = 0;
     op->rv = 0;
     if (op->it == NULL) {
-        op->it = rocksdb_create_iterator(op->n->store.db, op->n->store.ro);
+        op->whole = op->pos == 0 && op->end == op->meta->size;
+        op->it = rocksdb_create_iterator(op->n->store.db,
+                                         op->whole ? op->n->store.ro_unverified : op->n->store.ro);
         nd_skey_chunk(&k, up, op->pos);
         rocksdb_iter_seek_for_prev(op->it, k.b, k.len);
     }
@@ -297,12 +302,19 @@ static void read_fn(void *arg)
             op->rv = CM_ENOMEM;
             return;
         }
+        if (op->whole)
+            op->crc = cm_crc32c(op->crc, b->data, take);
         op->chunk_pos[op->nchunks] = op->pos;
         op->chunks[op->nchunks++] = cm_slice_take(b, 0, take);
         op->pos += take;
         got += take;
         rocksdb_iter_next(op->it);
     }
+    /* The last round is checked before any of it is sent: a stream never completes with wrong
+     * bytes (and an object that fits one round fails before its first byte, so the gateway
+     * reads another replica). */
+    if (op->whole && op->pos == op->end && op->crc != op->meta->checksum)
+        op->rv = CM_ECHECKSUM;
 }
 
 static void send_data(struct read_op *op, uint64_t pos, const struct cm_slice *pl, int eof)
@@ -325,6 +337,9 @@ static void read_done(void *arg, int status)
 {
     struct read_op *op = arg;
     if (status != 0 || op->rv != 0) {
+        if (op->rv == CM_ECHECKSUM)
+            CM_ERROR("msg=\"stored bytes fail their checksum: not served\" key=\"%s\" size=%llu",
+                     op->key, (unsigned long long)op->meta->size);
         op_fail(op, HW__CODE__CODE_UNAVAILABLE, "stored bytes unreadable");
         return;
     }

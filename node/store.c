@@ -118,6 +118,8 @@ int nd_store_open(const char *dir, struct nd_store *s, char *errmsg, size_t errl
     s->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wo_sync, 1);
     s->ro = rocksdb_readoptions_create();
+    s->ro_unverified = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(s->ro_unverified, 0);
     return 0;
 }
 
@@ -129,6 +131,7 @@ void nd_store_close(struct nd_store *s)
     rocksdb_writeoptions_destroy(s->wo_nosync);
     rocksdb_writeoptions_destroy(s->wo_sync);
     rocksdb_readoptions_destroy(s->ro);
+    rocksdb_readoptions_destroy(s->ro_unverified);
     rocksdb_options_destroy(s->opts);
     s->db = NULL;
 }

@@ -221,6 +221,55 @@ def a_replica_that_missed_the_fanout_serves_and_repairs(cl):
     assert body == data and one(meta, 10) == 1, "bytes now local"
 
 
+def blob_files(node):
+    out = []
+    for root, _, files in os.walk(node.data_dir):
+        out += [os.path.join(root, f) for f in files if f.endswith(".blob")]
+    return out
+
+
+def find_in_blobs(node, needle):
+    for path in blob_files(node):
+        with open(path, "rb") as f:
+            at = f.read().find(needle)
+        if at >= 0:
+            return path, at
+    return None, -1
+
+
+@test
+def a_replica_never_serves_bytes_that_fail_their_checksum(cl):
+    """Whole-object reads skip RocksDB's (software) blob checksum and check the object's crc32c
+    instead: a flipped byte in a blob file makes that replica refuse the read (UNAVAILABLE,
+    before any byte), while the other replicas still serve the object."""
+    leader = cl.leader()
+    victim = next(n for n in cl.nodes if n != leader)
+    key, data = "/t/crc/seg.ts", os.urandom(3_000_000)
+    up = stage_all(cl, cl.nodes, key, data)
+    assert one(cl.client(leader).commit(key, up, data, [1, 2, 3]), 1) == T["COMMIT_OK"]
+    # Fill the victim's memtable (64 MiB) with staged uploads so RocksDB flushes the object's
+    # bytes into a blob file; then flip one byte of it there.
+    c = cl.client(victim)
+    for i in range(10):
+        c.put(f"/t/crc/filler{i}.bin", os.urandom(8 << 20), commit=False)
+    c.close()
+    needle = data[1_500_000:1_500_064]
+    path = cl.wait_for(lambda: find_in_blobs(cl.nodes[victim], needle)[0], 60.0,
+                       "the object's bytes flushed into a blob file")
+    _, at = find_in_blobs(cl.nodes[victim], needle)
+    with open(path, "r+b") as f:
+        f.seek(at + 10)
+        b = f.read(1)
+        f.seek(at + 10)
+        f.write(bytes([b[0] ^ 0x5A]))
+    env, meta, body = cl.client(victim).get(key)
+    assert body is None and one(env, 1) == T["ERROR"], "a corrupted replica served the object"
+    for nid in cl.nodes:
+        if nid != victim:
+            _, _, good = cl.client(nid).get(key)
+            assert good == data, f"node {nid} did not serve the intact object"
+
+
 @test
 def listing_pages_through_keys_in_order(cl):
     leader = cl.leader()
