@@ -8,11 +8,15 @@ machine, same objects (100 x 1 MB segments + a playlist):
   herd  256 clients GET a segment that was just written, at once: node reads counted through
         the nodes' STATUS (coalescing: 1 per gateway)
 
+nginx, hot and cold take turns for BENCH_ROUNDS rounds (3); each metric reported is the median
+of its rounds, and every round's hot/nginx ratios are listed (run-to-run spread is ~5% here).
+
 Run through tests/bench/bench.sh --reads (release build). Prints a markdown section."""
 import http.client
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,7 @@ from nodeproto import NodeClient, dec, one  # noqa: E402
 SEGMENTS = 100
 SEG_SIZE = 1 << 20
 HERD = 256
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 LUA = """\
 request = function()
@@ -105,6 +110,19 @@ def herd(port, path):
     return codes
 
 
+def combine(runs):
+    """One wrk result from several: medians of the figures, errors of all of them."""
+    out = {}
+    for key, v in runs[0].items():
+        if key == "non2xx":
+            out[key] = sum(r[key] for r in runs)
+        elif isinstance(v, str):
+            out[key] = " ".join(r[key] for r in runs if r[key])
+        else:
+            out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="hw-bench-reads-")
     script = os.path.join(tmp, "segments.lua")
@@ -138,10 +156,14 @@ def main():
         warm(cl.gw_port)
         warm(ng.port)
         warm(gp)
-        res = {}
-        for name, port in (("nginx", ng.port), ("hot", cl.gw_port), ("cold", gp)):
-            log(f"{name}: wrk -t{WRK_T} -c{WRK_C} -d{WRK_D} random 1 MB segments")
-            res[name] = wrk(port, script)
+        rounds = []
+        for k in range(ROUNDS):
+            one_round = {}
+            for name, port in (("nginx", ng.port), ("hot", cl.gw_port), ("cold", gp)):
+                log(f"round {k + 1}/{ROUNDS} {name}: wrk -t{WRK_T} -c{WRK_C} -d{WRK_D}")
+                one_round[name] = wrk(port, script)
+            rounds.append(one_round)
+        res = {name: combine([r[name] for r in rounds]) for name in rounds[0]}
         herd_res = {}
         for name, port in (("cached gateway", cl.gw_port), ("cache disabled", gp)):
             path = f"/bench/live/fresh_{name[:4]}.ts"
@@ -151,7 +173,7 @@ def main():
             before = node_reads(cl)
             codes = herd(port, path)
             herd_res[name] = (node_reads(cl) - before, codes.count(200), len(codes))
-        report(res, herd_res)
+        report(res, herd_res, rounds)
         for r in res.values():
             if r["non2xx"] or r["sockerr"]:
                 rc = 1
@@ -172,11 +194,11 @@ def main():
     return rc
 
 
-def report(r, herd_res):
+def report(r, herd_res, rounds):
     n, h, c = r["nginx"], r["hot"], r["cold"]
     print(f"### Issue 3 reads — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"commit {commit()}\n")
-    print(f"Machine: {machine()}. One run: 3 `headwater-node` + `headwater-gateway` "
+    print(f"Machine: {machine()}. One run (medians of its rounds): 3 `headwater-node` + `headwater-gateway` "
           f"(release build, default `--threads`, default `--cache-size`, `--access-log=false` like nginx's `access_log off`) and a second gateway "
           f"with `--cache-size 0`, vs nginx {nginx_version()} (`sendfile on`), same {SEGMENTS} x 1 MB "
           f"segments.\n")
@@ -189,6 +211,10 @@ def report(r, herd_res):
     print(f"\n`wrk -t{WRK_T} -c{WRK_C} -d{WRK_D} --latency -s segments.lua` (random segment of "
           f"{SEGMENTS} per request); errors: nginx {n['non2xx']}, hot {h['non2xx']}, cold "
           f"{c['non2xx']} non-2xx.\n")
+    print(f"Medians of {len(rounds)} rounds (nginx, hot and cold take turns). Hot/nginx per "
+          "round: " + "; ".join(
+              f"{ratio(x['hot']['rps'], x['nginx']['rps'])} req/s, "
+              f"p99 {ratio(x['hot']['p99'], x['nginx']['p99'])}" for x in rounds) + ".\n")
     print(f"Herd: {HERD} clients GET one segment written just before, all at once:\n")
     print("| gateway | node reads | 200 answers |")
     print("| --- | ---: | ---: |")
