@@ -56,7 +56,8 @@ struct map_node {
 
 struct latency {
     uint32_t id;
-    double ewma_ms;
+    double ewma_us;    /* 0 = never measured */
+    unsigned inflight; /* reads of this loop the node is serving */
 };
 
 struct gw_cluster {
@@ -146,11 +147,15 @@ static void map_update(struct gw_cluster *c, const Hw__StatusOk *st)
             if (c->map[k].id == ni->id)
                 m = &c->map[k];
         }
-        if (m == NULL)
+        if (m == NULL) {
             m = &c->map[c->nmap++];
+            m->zone[0] = '\0';
+        }
         m->id = ni->id;
         snprintf(m->addr, sizeof(m->addr), "%s", ni->rpc_address);
-        snprintf(m->zone, sizeof(m->zone), "%s", ni->zone ? ni->zone : "");
+        /* A node reports only its own zone (peers' are ""): never blank a known one. */
+        if (ni->zone != NULL && ni->zone[0] != '\0')
+            snprintf(m->zone, sizeof(m->zone), "%s", ni->zone);
         struct target *t = target_add(c, m->addr, 0);
         if (t != NULL && t->node_id == 0)
             t->node_id = m->id;
@@ -305,35 +310,64 @@ void gw_cluster_close(struct gw_cluster *c)
     uv_close((uv_handle_t *)&c->tick, on_tick_closed);
 }
 
-/* ---- read latency ---- */
+/* ---- read latency and load ---- */
 
 #define GW_EWMA_ALPHA 0.2
 
-void gw_cluster_note_latency(struct gw_cluster *c, uint32_t node_id, uint64_t ms)
+static struct latency *lat_of(struct gw_cluster *c, uint32_t node_id)
 {
-    struct latency *l = NULL;
     for (size_t i = 0; i < c->nlat; i++) {
         if (c->lat[i].id == node_id)
-            l = &c->lat[i];
+            return &c->lat[i];
     }
-    if (l == NULL) {
-        if (c->nlat == GW_MAX_NODES)
-            return;
-        l = &c->lat[c->nlat++];
-        l->id = node_id;
-        l->ewma_ms = (double)ms;
-        return;
-    }
-    l->ewma_ms += GW_EWMA_ALPHA * ((double)ms - l->ewma_ms);
+    if (c->nlat == GW_MAX_NODES)
+        return NULL;
+    struct latency *l = &c->lat[c->nlat++];
+    memset(l, 0, sizeof(*l));
+    l->id = node_id;
+    return l;
 }
 
-double gw_cluster_latency(const struct gw_cluster *c, uint32_t node_id)
+static const struct latency *lat_find(const struct gw_cluster *c, uint32_t node_id)
 {
     for (size_t i = 0; i < c->nlat; i++) {
         if (c->lat[i].id == node_id)
-            return c->lat[i].ewma_ms;
+            return &c->lat[i];
     }
-    return 0.0;
+    return NULL;
+}
+
+void gw_cluster_note_latency(struct gw_cluster *c, uint32_t node_id, uint64_t us)
+{
+    struct latency *l = lat_of(c, node_id);
+    if (l == NULL)
+        return;
+    if (l->ewma_us == 0.0)
+        l->ewma_us = (double)us + 1.0; /* measured: never 0 again */
+    else
+        l->ewma_us += GW_EWMA_ALPHA * ((double)us - l->ewma_us);
+}
+
+void gw_cluster_read_begin(struct gw_cluster *c, uint32_t node_id)
+{
+    struct latency *l = lat_of(c, node_id);
+    if (l != NULL)
+        l->inflight++;
+}
+
+void gw_cluster_read_end(struct gw_cluster *c, uint32_t node_id)
+{
+    struct latency *l = lat_of(c, node_id);
+    if (l != NULL && l->inflight > 0)
+        l->inflight--;
+}
+
+void gw_cluster_read_load(const struct gw_cluster *c, uint32_t node_id, double *ewma_us,
+                          unsigned *inflight)
+{
+    const struct latency *l = lat_find(c, node_id);
+    *ewma_us = l != NULL ? l->ewma_us : 0.0;
+    *inflight = l != NULL ? l->inflight : 0;
 }
 
 /* ---- queries ---- */
@@ -437,8 +471,12 @@ int gw_cluster_reachable(const struct gw_cluster *c, uint32_t node_id)
     return t != NULL && t->reachable;
 }
 
+/* The zone a node reports in its own STATUS, else what another node's map said. */
 const char *gw_cluster_zone(const struct gw_cluster *c, uint32_t node_id)
 {
+    const struct target *t = target_of(c, node_id);
+    if (t != NULL && t->answered)
+        return t->zone;
     for (size_t i = 0; i < c->nmap; i++) {
         if (c->map[i].id == node_id)
             return c->map[i].zone;
@@ -537,7 +575,7 @@ void gw_cluster_status_json(const struct gw_cluster *c, const char *more, struct
             const struct map_node *m = &c->map[i];
             if (i > 0)
                 cm_sbuf_puts(o, ",");
-            node_json(c, o, m->id, m->addr, m->zone, target_of(c, m->id), lv);
+            node_json(c, o, m->id, m->addr, gw_cluster_zone(c, m->id), target_of(c, m->id), lv);
         }
     } else {
         for (size_t i = 0; i < c->nt; i++) {

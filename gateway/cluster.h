@@ -39,10 +39,14 @@ int gw_cluster_reachable(const struct gw_cluster *c, uint32_t node_id);
 const char *gw_cluster_zone(const struct gw_cluster *c, uint32_t node_id);
 /* Any address to try when no node id is known yet (seeds), i-th of n; NULL past the end. */
 const char *gw_cluster_seed(const struct gw_cluster *c, size_t i);
-/* Read latency per node (time to the first answer frame of a GET), as an EWMA in ms; 0 when
- * never measured. */
-void gw_cluster_note_latency(struct gw_cluster *c, uint32_t node_id, uint64_t ms);
-double gw_cluster_latency(const struct gw_cluster *c, uint32_t node_id);
+/* Read load per node, for choosing replicas (pick.h): the time to the first answer frame of
+ * a read as an EWMA in µs (0 = never measured), and the reads of this loop it is serving
+ * (begin when a request is sent, end when its stream is done or abandoned). */
+void gw_cluster_note_latency(struct gw_cluster *c, uint32_t node_id, uint64_t us);
+void gw_cluster_read_begin(struct gw_cluster *c, uint32_t node_id);
+void gw_cluster_read_end(struct gw_cluster *c, uint32_t node_id);
+void gw_cluster_read_load(const struct gw_cluster *c, uint32_t node_id, double *ewma_us,
+                          unsigned *inflight);
 /* A leader is known for shard 0 and is reachable, and a majority of nodes is reachable. */
 int gw_cluster_ready(const struct gw_cluster *c);
 /* The admin /status document (docs/internals.md); more (NULL = none): members the caller adds

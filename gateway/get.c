@@ -19,9 +19,10 @@
  *   buffer; the client is only written once the object is complete.
  * Replica order: the shard leader first for mutable kinds (playlists, manifests, unknown kinds)
  *   and for keys this gateway wrote or deleted within GW_RECENT_MS (read-your-writes); for
- *   immutable kinds reachable replicas in --zone first, then by lowest read latency (EWMA),
- *   then the rest. Failures: NOT_FOUND -> 404 (final: the node did the read-index). Other
- *   errors, a lost connection or no frame within GW_GET_FIRST_MS -> next candidate; none left
+ *   immutable kinds reachable replicas in --zone first, then by lowest expected wait (EWMA of
+ *   the time to first frame, scaled by the reads each already serves: pick.h), then the rest.
+ * Failures: NOT_FOUND -> 404 (final: the node did the read-index). Other errors, a lost connection
+ * or no frame within GW_GET_FIRST_MS -> next candidate; none left
  *   -> 503. After the headers went out a failure can only cut the client connection.
  * Close: get_end ends a fill (waiters then read for themselves), cancels a wait, releases the
  *   node connection (reusable only after a complete answer), cancels a pending acquire and
@@ -42,6 +43,7 @@
 #include "list.h"
 #include "log.h"
 #include "objresp.h"
+#include "pick.h"
 #include "range.h"
 #include "shared.h"
 #include "timeutil.h"
@@ -68,7 +70,8 @@ struct gw_get {
     struct gw_up_wait wait;
     struct gw_up_conn *uc;
     uint64_t req_id;
-    uint64_t sent_ms;
+    uint64_t sent_us;
+    uint32_t busy_id; /* the node counted as serving this read (gw_cluster_read_begin), 0 = none */
     uv_timer_t timer;
     int done;
     int paused;
@@ -168,11 +171,29 @@ static void fill_end(struct gw_get *g, struct gw_cobj *obj, enum gw_cwait_result
     g->fill = NULL;
 }
 
+/* The replica being read is done with this request (answered, failed, or given up). */
+static void busy_end(struct gw_get *g)
+{
+    if (g->busy_id != 0)
+        gw_cluster_read_end(g->ctx->cluster, g->busy_id);
+    g->busy_id = 0;
+}
+
+static void note_first_frame(struct gw_get *g)
+{
+    if (g->cand_id[g->idx] == 0)
+        return; /* a seed address: no node id to charge */
+    uint64_t now = uv_hrtime() / 1000;
+    gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx],
+                            now > g->sent_us ? now - g->sent_us : 0);
+}
+
 static void get_end(struct gw_get *g, int reusable)
 {
     if (g->done)
         return;
     g->done = 1;
+    busy_end(g);
     fill_end(g, NULL, GW_CWAIT_RETRY);
     if (g->waiting) {
         g->waiting = 0;
@@ -222,6 +243,7 @@ static void attempt_fail(struct gw_get *g, const char *why, int reusable)
     gw_cobj_unref(g->obj);
     g->obj = NULL;
     g->got_first = 0;
+    busy_end(g);
     if (g->uc != NULL)
         gw_up_release(g->uc, reusable);
     g->uc = NULL;
@@ -332,6 +354,7 @@ static int reread_range(struct gw_get *g)
         g->node_len = 0; /* the stream in hand starts at the range */
         return 0;
     }
+    busy_end(g);
     gw_up_release(g->uc, 0);
     g->uc = NULL;
     g->got_first = 0;
@@ -397,7 +420,7 @@ static void on_data(struct gw_get *g, const Hw__Envelope *env, const struct cm_s
             return;
         }
         g->got_first = 1;
-        gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], cm_mono_ms() - g->sent_ms);
+        note_first_frame(g);
         if (g->fill != NULL) {
             fill_first(g, d->meta);
             if (g->obj == NULL && !d->eof && reread_range(g))
@@ -425,7 +448,7 @@ static void up_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *en
         on_data(g, env, payload);
     } else if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
                env->head_ok->meta != NULL && g->ask_head) {
-        gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], cm_mono_ms() - g->sent_ms);
+        note_first_frame(g);
         g->got_first = 1;
         direct_first(g, env->head_ok->meta, 1);
     } else if (env->type == HW__MSG_TYPE__MSG_ERROR && env->code == HW__CODE__CODE_NOT_FOUND &&
@@ -484,13 +507,18 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
         env.get = &get;
     }
     GW_METRIC_ADD(g->ctx->metrics, node_reads, 1);
-    g->sent_ms = cm_mono_ms();
+    g->sent_us = uv_hrtime() / 1000;
     if (gw_up_send(uc, &env, NULL, 0, &g->req_id) != 0)
         attempt_fail(g, "send failed", 0);
 }
 
 static void get_attempt(struct gw_get *g)
 {
+    /* counted from now, so the next request's choice (maybe in the same loop turn) sees it */
+    busy_end(g);
+    g->busy_id = g->cand_id[g->idx];
+    if (g->busy_id != 0)
+        gw_cluster_read_begin(g->ctx->cluster, g->busy_id);
     uv_timer_start(&g->timer, on_timer, GW_GET_FIRST_MS, 0);
     if (gw_up_acquire(g->ctx->up, g->cand[g->idx], &g->wait, on_acquired, g) != 0) {
         uv_timer_stop(&g->timer);
@@ -549,37 +577,30 @@ static int same_zone(const struct gw_get *g, uint32_t id)
     return zone != NULL && zone[0] != '\0' && z != NULL && strcmp(z, zone) == 0;
 }
 
-/* Reachable replicas for an immutable kind: same zone first, then lowest read latency. */
-static void add_by_latency(struct gw_get *g, const uint32_t *ids, size_t n)
+/* Reachable replicas for an immutable kind, in pick.h's order: same zone first, then the
+ * lowest expected wait (recent latency scaled by the reads each is already serving). */
+static void add_by_load(struct gw_get *g, const uint32_t *ids, size_t n)
 {
     struct gw_cluster *cl = g->ctx->cluster;
-    uint32_t order[GW_MAX_REPLICAS];
+    struct gw_pick order[GW_MAX_REPLICAS];
     size_t m = 0;
     for (size_t i = 0; i < n && m < GW_MAX_REPLICAS; i++) {
-        if (gw_cluster_reachable(cl, ids[i]))
-            order[m++] = ids[i];
+        if (!gw_cluster_reachable(cl, ids[i]))
+            continue;
+        struct gw_pick *p = &order[m++];
+        p->id = ids[i];
+        p->same_zone = same_zone(g, ids[i]);
+        gw_cluster_read_load(cl, ids[i], &p->ewma_us, &p->inflight);
     }
-    for (size_t i = 1; i < m; i++) { /* insertion sort: a handful of replicas */
-        uint32_t x = order[i];
-        size_t j = i;
-        while (j > 0) {
-            uint32_t y = order[j - 1];
-            int zx = same_zone(g, x), zy = same_zone(g, y);
-            if (zx < zy || (zx == zy && gw_cluster_latency(cl, x) >= gw_cluster_latency(cl, y)))
-                break;
-            order[j] = y;
-            j--;
-        }
-        order[j] = x;
-    }
+    gw_pick_order(order, m);
     for (size_t i = 0; i < m; i++)
-        add_candidate(g, order[i], gw_cluster_addr(cl, order[i]));
+        add_candidate(g, order[i].id, gw_cluster_addr(cl, order[i].id));
 }
 
 /* Mutable kinds and keys written here lately: the shard leader first (it applied every write
  * this gateway acknowledged, so a client reads its own writes and deletes), then reachable
  * replicas in this gateway's zone, other reachable ones, then the rest (the last poll may be
- * stale). Immutable kinds: by zone and latency (add_by_latency), then the rest. Seeds when no
+ * stale). Immutable kinds: by zone and load (add_by_load), then the rest. Seeds when no
  * map is known yet. */
 static void get_candidates(struct gw_get *g)
 {
@@ -589,7 +610,7 @@ static void get_candidates(struct gw_get *g)
     uint32_t leader = gw_cluster_leader(cl, g->shard);
     int leader_first = !g->immutable || gw_shared_recent_write(g->sh, g->key, cm_mono_ms());
     if (!leader_first)
-        add_by_latency(g, ids, n);
+        add_by_load(g, ids, n);
     if (leader != 0 && gw_cluster_reachable(cl, leader))
         add_candidate(g, leader, gw_cluster_addr(cl, leader));
     for (int pass = 0; pass < 3; pass++) {

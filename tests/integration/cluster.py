@@ -158,6 +158,7 @@ class Node(Proc):
 
 class Cluster:
     def __init__(self, nodes=3, gateway_args=(), node_args=(), name="hw"):
+        """node_args: extra flags for every node, or a function node id -> flags."""
         self.node_bin = _bin("HW_NODE_BIN")
         self.gateway_bin = _bin("HW_GATEWAY_BIN")
         self.ctl_bin = os.environ.get("HW_CTL_BIN")
@@ -175,7 +176,7 @@ class Cluster:
             os.makedirs(ddir, exist_ok=True)
             argv = [self.node_bin, "--id", str(nid), "--data-dir", ddir,
                     "--listen", f"{HOST}:{rpc}", "--raft-listen", f"{HOST}:{raft}",
-                    "--peers", peers] + list(node_args)
+                    "--peers", peers] + list(node_args(nid) if callable(node_args) else node_args)
             self.nodes[nid] = Node(nid, rpc, raft, ddir, os.path.join(self.tmp, f"node{nid}.log"),
                                    argv, env)
         gw_argv = [self.gateway_bin, "--listen", f"{HOST}:{self.gw_port}",

@@ -177,17 +177,19 @@ def conditional_put(cl):
     assert cl.get("/sem/cp/absent.m4s").status == 404
 
 
-def all_at_once(cl, n, method, path, headers_of, body_of=lambda i: None, timeout=60):
-    """n clients connect, then all send their request at once; [(status, headers, body)]."""
+def all_at_once(cl, n, method, path, headers_of, body_of=lambda i: None, timeout=60, port=None):
+    """n clients connect, then all send their request at once; [(status, headers, body)].
+    path: one path, or a function i -> path."""
     barrier = threading.Barrier(n)
     results = [None] * n
 
     def worker(i):
-        conn = http.client.HTTPConnection(HOST, cl.gw_port, timeout=timeout)
+        conn = http.client.HTTPConnection(HOST, port or cl.gw_port, timeout=timeout)
         try:
             conn.connect()
             barrier.wait()
-            conn.request(method, path, body=body_of(i), headers=headers_of(i))
+            conn.request(method, path(i) if callable(path) else path, body=body_of(i),
+                         headers=headers_of(i))
             r = conn.getresponse()
             results[i] = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
         finally:
@@ -519,6 +521,65 @@ def playlist_never_staler_than_max_age(cl):
         gw2.wait(10)
 
 
+def node_reads_each(cl):
+    """{node id: GET requests it served} from every node's STATUS."""
+    out = {}
+    for nid, n in cl.nodes.items():
+        c = NodeClient(n.address)
+        try:
+            out[nid] = one(c.status(), 11)
+        finally:
+            c.close()
+    return out
+
+
+def extra_gateway(cl, name, args):
+    port, admin = free_ports(2)
+    argv = [cl.gateway_bin, "--listen", f"{HOST}:{port}", "--admin-listen", f"{HOST}:{admin}",
+            "--nodes", ",".join(n.address for n in cl.nodes.values()), "--threads", "1",
+            "--cache-size", "0"] + args
+    gw = Proc(name, argv, os.path.join(cl.tmp, f"{name}.log"), dict(os.environ))
+    gw.start()
+    # ready, and its map knows every node's zone (the fixture gives node N zone zN)
+    cl.wait_for(lambda: all(f'"zone":"z{nid}"' in request(admin, "GET", "/status").body.decode()
+                            for nid in cl.nodes), 30, f"{name} ready with the zone map")
+    return gw, port
+
+
+@test
+def cold_reads_prefer_the_zone_then_spread_by_load(cl):
+    """Replica choice for segments (gateways with the cache off, so every GET reads a node):
+    with --zone z2 every read goes to node 2, the replica in the gateway's zone; with no zone,
+    24 concurrent reads spread over all three replicas instead of piling onto one."""
+    keys = [f"/sem/pick/seg{i:02d}.ts" for i in range(24)]
+    bodies = {k: os.urandom(150_000) for k in keys}
+    for k in keys:
+        ok_put(cl, k, bodies[k])
+    gw, port = extra_gateway(cl, "gateway-z2", ["--zone", "z2"])
+    try:
+        before = node_reads_each(cl)
+        for k in keys[:12]:
+            r = request(port, "GET", k)
+            assert r.status == 200 and r.body == bodies[k], r
+        served = {nid: v - before[nid] for nid, v in node_reads_each(cl).items()}
+        assert served == {1: 0, 2: 12, 3: 0}, f"reads per node with --zone z2: {served}"
+    finally:
+        gw.signal(15)
+        gw.wait(10)
+    gw, port = extra_gateway(cl, "gateway-nozone", [])
+    try:
+        before = node_reads_each(cl)
+        res = all_at_once(cl, len(keys), "GET", lambda i: keys[i], lambda i: {}, port=port)
+        for i, (st, _, body) in enumerate(res):
+            assert st == 200 and body == bodies[keys[i]], (i, st)
+        served = {nid: v - before[nid] for nid, v in node_reads_each(cl).items()}
+        assert sum(served.values()) == len(keys), served
+        assert all(v >= 3 for v in served.values()), f"24 concurrent reads per node: {served}"
+    finally:
+        gw.signal(15)
+        gw.wait(10)
+
+
 # ---- failover mid-upload (last: kills nodes) ------------------------------------------------
 
 def slow_upload_killing(cl, key, victim_of):
@@ -570,6 +631,6 @@ def upload_survives_leader_death(cl):
 
 if __name__ == "__main__":
     hwtest.main(TESTS, fixture=lambda: Cluster(
-        nodes=3, name="hw-sem",
+        nodes=3, name="hw-sem", node_args=lambda nid: ["--zone", f"z{nid}"],
         gateway_args=["--threads", "4", "--cache-size", "64M",
                       "--cache-rules", "/rules/=max-age=2", "--lifecycle", "/life/=2"]))

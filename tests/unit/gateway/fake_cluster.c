@@ -51,7 +51,7 @@ static void send_status(struct fc_node *n, struct cm_rpc_conn *c, uint64_t req)
         hw__node_info__init(&ni[i]);
         ni[i].id = fc->n[i].id;
         ni[i].rpc_address = fc->n[i].addr;
-        ni[i].zone = (char *)"z1";
+        ni[i].zone = (char *)(fc->n[i].id == n->id ? "z1" : ""); /* like a node: its own only */
         nip[i] = &ni[i];
         reps[i] = fc->n[i].id;
     }
@@ -66,6 +66,7 @@ static void send_status(struct fc_node *n, struct cm_rpc_conn *c, uint64_t req)
     si.last_index = fc->index;
     st.node_id = n->id;
     st.rpc_address = n->addr;
+    st.zone = (char *)"z1";
     st.epoch = 1;
     st.nodes = nip;
     st.n_nodes = FC_NODES;
