@@ -45,6 +45,13 @@ int cm_etag_list_match(const char *list, size_t len, const char *etag, int weak)
     return 0;
 }
 
+int cm_precond_unmodified_ok(int has_if_match, int64_t since_s, int64_t last_modified_ms)
+{
+    if (has_if_match || last_modified_ms < 0)
+        return 1; /* If-Match takes precedence; nothing to compare with */
+    return last_modified_ms / 1000 <= since_s;
+}
+
 int cm_precond_write_ok(const char *if_match, const char *if_none_match, const char *etag)
 {
     if (if_match != NULL && !cm_etag_list_match(if_match, strlen(if_match), etag, 0))

@@ -26,4 +26,9 @@ int cm_etag_list_match(const char *list, size_t len, const char *etag, int weak)
  * if_none_match = header absent. 1 = proceed, 0 = 412. */
 int cm_precond_write_ok(const char *if_match, const char *if_none_match, const char *etag);
 
+/* If-Unmodified-Since of a write (§13.1.4, evaluated per §13.2.2 only without If-Match): does
+ * the target, last modified at last_modified_ms (unix ms; < 0 = it does not exist), satisfy
+ * "not modified after since_s" (unix s)? HTTP dates have one-second resolution. 1 = proceed. */
+int cm_precond_unmodified_ok(int has_if_match, int64_t since_s, int64_t last_modified_ms);
+
 #endif

@@ -29,6 +29,7 @@
 #include "err.h"
 #include "etag.h"
 #include "frame.h"
+#include "httpdate.h"
 #include "key.h"
 #include "leader.h"
 #include "list.h"
@@ -572,12 +573,18 @@ static const struct gw_handler_ops put_ops = {h_body, h_read_done, h_body_end, h
 
 /* ---- conditional write ---- */
 
-/* Keep the request's If-Match / If-None-Match for the COMMIT: the FSM evaluates them. */
+/* Keep the request's If-Match / If-None-Match / If-Unmodified-Since for the COMMIT: the FSM
+ * evaluates them. An If-Unmodified-Since that is not a valid HTTP-date is ignored (§13.1.4). */
 static void put_keep_precondition(struct gw_put *p, const struct gw_http_req *req)
 {
-    if (!req->has_if_match && !req->has_if_none_match)
+    int64_t since = 0;
+    const char *ius = req->if_unmodified_since;
+    int has_ius = ius[0] != '\0' && gw_httpdate_parse(ius, strlen(ius), &since) == 0;
+    if (!req->has_if_match && !req->has_if_none_match && !has_ius)
         return;
     hw__precondition__init(&p->precond_msg);
+    p->precond_msg.has_if_unmodified_since = has_ius;
+    p->precond_msg.if_unmodified_since_s = since;
     snprintf(p->if_match, sizeof(p->if_match), "%s", req->if_match);
     snprintf(p->if_none_match, sizeof(p->if_none_match), "%s", req->if_none_match);
     p->precond_msg.has_if_match = req->has_if_match;

@@ -109,6 +109,10 @@ static int precondition_holds(const Hw__Precondition *pc, const Hw__ObjectMeta *
         return 1;
     if (live)
         cm_etag_format(old->version, etag);
+    if (pc->has_if_unmodified_since &&
+        !cm_precond_unmodified_ok(pc->has_if_match, pc->if_unmodified_since_s,
+                                  live ? old->created_ms : -1))
+        return 0;
     return cm_precond_write_ok(pc->has_if_match ? pc->if_match : NULL,
                                pc->has_if_none_match ? pc->if_none_match : NULL,
                                live ? etag : NULL);

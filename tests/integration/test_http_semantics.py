@@ -175,6 +175,21 @@ def conditional_put(cl):
     assert r.header("etag") == cl.get(key).header("etag") != etag
     assert cl.put("/sem/cp/absent.m4s", b"x", {"If-Match": "*"}).status == 412
     assert cl.get("/sem/cp/absent.m4s").status == 404
+    # If-Unmodified-Since, decided in the commit too (RFC 9110 §13.1.4, §13.2.2)
+    long_ago, later = http_date(784111777), http_date(time.time() + 86400)
+    r = cl.put(key, b"fifth", {"If-Unmodified-Since": long_ago})
+    assert r.status == 412 and r.json()["committed"] is False, r
+    assert cl.get(key).body == b"fourth"
+    same = http_date(lm_of(cl.get(key)))
+    assert cl.put(key, b"fifth", {"If-Unmodified-Since": same}).status == 204
+    assert cl.put(key, b"sixth", {"If-Unmodified-Since": later}).status == 204
+    now_etag = cl.get(key).header("etag")
+    r = cl.put(key, b"seventh", {"If-Match": now_etag, "If-Unmodified-Since": long_ago})
+    assert r.status == 204, "If-Match takes precedence over If-Unmodified-Since"
+    assert cl.put(key, b"eighth", {"If-Unmodified-Since": "not a date"}).status == 204, "ignored"
+    assert cl.get(key).body == b"eighth"
+    r = cl.put("/sem/cp/new.m4s", b"x", {"If-Unmodified-Since": long_ago})
+    assert r.status == 201, "no object: nothing was modified after the date"
 
 
 def all_at_once(cl, n, method, path, headers_of, body_of=lambda i: None, timeout=60, port=None):

@@ -65,3 +65,13 @@ Test(precond, both_must_hold)
     cr_assert(!cm_precond_write_ok("\"2a\"", "\"2a\"", "\"2a\""));
     cr_assert(!cm_precond_write_ok("\"1\"", "\"2a\"", "\"2a\""));
 }
+
+/* If-Unmodified-Since has one-second resolution, yields to If-Match, needs an object. */
+Test(precond, if_unmodified_since)
+{
+    cr_assert(cm_precond_unmodified_ok(0, 1000, 1000999), "modified within that second");
+    cr_assert(cm_precond_unmodified_ok(0, 1000, 999000), "modified before");
+    cr_assert(!cm_precond_unmodified_ok(0, 1000, 1001000), "modified after");
+    cr_assert(cm_precond_unmodified_ok(1, 1000, 1001000), "If-Match decides instead");
+    cr_assert(cm_precond_unmodified_ok(0, 1000, -1), "no object: nothing to compare");
+}

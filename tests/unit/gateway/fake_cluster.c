@@ -150,6 +150,10 @@ static int precondition_holds(const Hw__Precondition *pc, const struct fc_object
         return 1;
     if (o != NULL)
         cm_etag_format(o->version, etag);
+    if (pc->has_if_unmodified_since &&
+        !cm_precond_unmodified_ok(pc->has_if_match, pc->if_unmodified_since_s,
+                                  o != NULL ? FC_CREATED_MS : -1))
+        return 0;
     return cm_precond_write_ok(pc->has_if_match ? pc->if_match : NULL,
                                pc->has_if_none_match ? pc->if_none_match : NULL,
                                o != NULL ? etag : NULL);
@@ -214,7 +218,7 @@ static void fill_meta(Hw__ObjectMeta *m, struct fc_object *o)
     m->content_type = o->ctype;
     m->cache_control = o->cache_control;
     m->version = o->version;
-    m->created_ms = 784111777000LL;
+    m->created_ms = FC_CREATED_MS;
     m->local = 1;
 }
 

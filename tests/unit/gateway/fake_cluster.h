@@ -24,6 +24,9 @@ struct fc_upload {
     struct cm_sbuf data;
 };
 
+/* Every fake object was created at this unix ms (Sun, 06 Nov 1994 08:49:37 GMT). */
+#define FC_CREATED_MS 784111777000LL
+
 struct fc_object {
     int used;
     char key[1100];
