@@ -13,7 +13,9 @@
 #include "buf.h"
 #include "headwater.pb-c.h"
 
-#define CM_PROTO_VERSION 1
+/* 2: COMMIT and Raft PUT entries carry a Precondition, which a version-1 replica would ignore
+ * (applying a failed conditional write): versions never mix, upgrade every process at once. */
+#define CM_PROTO_VERSION 2
 #define CM_FRAME_PREFIX 8u
 #define CM_FRAME_HEADER_MAX (64u * 1024u)
 #define CM_FRAME_PAYLOAD_MAX (4u * 1024u * 1024u)

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "frame.h"
 #include "log.h"
+#include "pick.h"
 #include "timeutil.h"
 
 struct shard_view {
@@ -57,6 +58,7 @@ struct map_node {
 struct latency {
     uint32_t id;
     double ewma_us;    /* 0 = never measured */
+    uint64_t at_ms;    /* loop time of the last sample */
     unsigned inflight; /* reads of this loop the node is serving */
 };
 
@@ -342,10 +344,15 @@ void gw_cluster_note_latency(struct gw_cluster *c, uint32_t node_id, uint64_t us
     struct latency *l = lat_of(c, node_id);
     if (l == NULL)
         return;
+    uint64_t now = uv_now(c->loop);
+    double cur = gw_pick_decayed(l->ewma_us, now - l->at_ms);
     if (l->ewma_us == 0.0)
         l->ewma_us = (double)us + 1.0; /* measured: never 0 again */
     else
-        l->ewma_us += GW_EWMA_ALPHA * ((double)us - l->ewma_us);
+        l->ewma_us = cur + GW_EWMA_ALPHA * ((double)us - cur);
+    if (l->ewma_us < 1.0)
+        l->ewma_us = 1.0;
+    l->at_ms = now;
 }
 
 void gw_cluster_read_begin(struct gw_cluster *c, uint32_t node_id)
@@ -366,7 +373,7 @@ void gw_cluster_read_load(const struct gw_cluster *c, uint32_t node_id, double *
                           unsigned *inflight)
 {
     const struct latency *l = lat_find(c, node_id);
-    *ewma_us = l != NULL ? l->ewma_us : 0.0;
+    *ewma_us = l != NULL ? gw_pick_decayed(l->ewma_us, uv_now(c->loop) - l->at_ms) : 0.0;
     *inflight = l != NULL ? l->inflight : 0;
 }
 

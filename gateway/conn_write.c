@@ -372,6 +372,12 @@ void gw_conn_error(struct gw_conn *c, int status, const char *code, const char *
                      c->req ? http_method_str((enum http_method)c->req->method) : "-", target,
                      status, code, message);
     }
+    if (c->head_sent && c->head_pend.buf != NULL) {
+        /* The head never left (it waits for body bytes): the answer can still be this error. */
+        cm_slice_release(&c->head_pend);
+        c->head_sent = 0;
+        c->cors_added = 0;
+    }
     if (c->head_sent) {
         /* Too late for an error answer: cut the connection so the client sees a short body. */
         if (!c->responded) {

@@ -231,9 +231,12 @@ static void get_complete(struct gw_get *g, int reusable)
         gw_conn_done(c);
 }
 
-/* This replica did not answer usefully: try the next one (or give up). */
+/* This replica did not answer usefully: try the next one (or give up). The failure counts as a
+ * slow sample, so a replica that answers STATUS but not reads stops coming first. */
 static void attempt_fail(struct gw_get *g, const char *why, int reusable)
 {
+    if (g->cand_id[g->idx] != 0)
+        gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], GW_PICK_FAIL_US);
     snprintf(g->last_err, sizeof(g->last_err), "%s: %s", g->cand[g->idx], why);
     CM_DEBUG("msg=\"read attempt failed\" key=\"%s\" %s", g->key, g->last_err);
     if (g->got_first && g->obj == NULL) {

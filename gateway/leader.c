@@ -246,6 +246,8 @@ static void lcall_done(void *arg, enum gw_lreq_outcome outcome, const Hw__Envelo
 {
     struct gw_lcall *lc = arg;
     lc->lreq = NULL;
+    /* answering may fail and close the connection: its abort must not free lc a second time */
+    gw_conn_set_handler(lc->conn, NULL, NULL);
     lc->ops->answer(lc->arg, lc->conn, outcome, env); /* may free lc */
 }
 

@@ -5,6 +5,13 @@ double gw_pick_cost(const struct gw_pick *p)
     return (p->ewma_us + GW_PICK_BASE_US) * (double)(p->inflight + 1);
 }
 
+double gw_pick_decayed(double ewma_us, uint64_t age_ms)
+{
+    for (uint64_t t = GW_PICK_HALF_LIFE_MS; t <= age_ms && ewma_us > 1.0; t += GW_PICK_HALF_LIFE_MS)
+        ewma_us /= 2.0;
+    return ewma_us;
+}
+
 /* Is a strictly better than b? */
 static int better(const struct gw_pick *a, const struct gw_pick *b)
 {

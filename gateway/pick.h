@@ -13,6 +13,11 @@
 #include <stdint.h>
 
 #define GW_PICK_BASE_US 200.0
+/* A failed read (error, lost connection, no first frame in time) counts as a sample this slow. */
+#define GW_PICK_FAIL_US 100000u
+/* An estimate halves every this many ms without a new sample, so a replica priced out by a bad
+ * spell gets tried again instead of being avoided forever. */
+#define GW_PICK_HALF_LIFE_MS 5000u
 
 struct gw_pick {
     uint32_t id;
@@ -22,6 +27,8 @@ struct gw_pick {
 };
 
 double gw_pick_cost(const struct gw_pick *p);
+/* ewma_us as it stands age_ms after its last sample. */
+double gw_pick_decayed(double ewma_us, uint64_t age_ms);
 /* Sort c[0..n) best first (stable). */
 void gw_pick_order(struct gw_pick *c, size_t n);
 

@@ -39,7 +39,8 @@ struct read_op {
     /* streaming */
     rocksdb_iterator_t *it;
     uint64_t pos, end;
-    int whole;    /* the read covers the object: checked against its crc32c, not by RocksDB */
+    int whole;    /* the object in one round: checked against its crc32c, not by RocksDB */
+    int checked;  /* read with RocksDB's checks (the object did not fit one round) */
     uint32_t crc; /* of the bytes read so far (whole reads) */
     int sent_first;
     struct cm_slice chunks[READ_MAX_CHUNKS];
@@ -268,8 +269,10 @@ static void read_fn(void *arg)
     const uint8_t *up = op->meta->upload_id.data;
     size_t got = 0;
     op->rv = 0;
+restart:
     if (op->it == NULL) {
-        op->whole = op->pos == 0 && op->end == op->meta->size;
+        op->whole =
+            !op->checked && op->pos == 0 && op->end == op->meta->size && op->end <= READ_ROUND;
         op->it = rocksdb_create_iterator(op->n->store.db,
                                          op->whole ? op->n->store.ro_unverified : op->n->store.ro);
         nd_skey_chunk(&k, up, op->pos);
@@ -310,10 +313,23 @@ static void read_fn(void *arg)
         got += take;
         rocksdb_iter_next(op->it);
     }
-    /* The last round is checked before any of it is sent: a stream never completes with wrong
-     * bytes (and an object that fits one round fails before its first byte, so the gateway
-     * reads another replica). */
-    if (op->whole && op->pos == op->end && op->crc != op->meta->checksum)
+    if (op->whole && op->pos < op->end) {
+        /* More chunks than one round holds: nothing unchecked may be sent, so read it again
+         * with RocksDB's own checks. */
+        for (size_t i = 0; i < op->nchunks; i++)
+            cm_slice_release(&op->chunks[i]);
+        op->nchunks = 0;
+        rocksdb_iter_destroy(op->it);
+        op->it = NULL;
+        op->pos = 0;
+        op->crc = 0;
+        op->checked = 1;
+        got = 0;
+        goto restart;
+    }
+    /* The whole object is checked before any of it is sent: a corrupted replica fails before
+     * its first byte, and the gateway reads another one. */
+    if (op->whole && op->crc != op->meta->checksum)
         op->rv = CM_ECHECKSUM;
 }
 

@@ -120,6 +120,8 @@ int nd_store_open(const char *dir, struct nd_store *s, char *errmsg, size_t errl
     s->ro = rocksdb_readoptions_create();
     s->ro_unverified = rocksdb_readoptions_create();
     rocksdb_readoptions_set_verify_checksums(s->ro_unverified, 0);
+    /* unchecked blocks must not land in the block cache, where checked reads would trust them */
+    rocksdb_readoptions_set_fill_cache(s->ro_unverified, 0);
     return 0;
 }
 

@@ -4,6 +4,7 @@ import os
 import socket
 import struct
 
+PROTO_VERSION = 2  # common/frame.h CM_PROTO_VERSION
 T = dict(HELLO=1, HELLO_OK=2, STAGE=3, STAGE_OK=4, FINISH=5, FINISH_OK=6, COMMIT=7,
          COMMIT_OK=8, GET=9, DATA=10, HEAD=11, HEAD_OK=12, DELETE=13, DELETE_OK=14, FETCH=15,
          STATUS=17, STATUS_OK=18, READ_INDEX=19, READ_INDEX_OK=20, ERROR=21, LIST=22,
@@ -101,7 +102,7 @@ class NodeClient:
         host, port = addr.rsplit(":", 1)
         self.s = socket.create_connection((host, int(port)), timeout=timeout)
         self.req = 0
-        self.send(T["HELLO"], 10, [(1, 1), (2, 0)])
+        self.send(T["HELLO"], 10, [(1, PROTO_VERSION), (2, 0)])
         env, _ = self.recv()
         assert one(env, 1) == T["HELLO_OK"], env
 

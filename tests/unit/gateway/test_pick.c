@@ -58,3 +58,16 @@ Test(pick, never_measured_is_probed_and_ties_keep_order)
     cr_assert_eq(ids[1], 3);
     cr_assert_eq(ids[2], 1);
 }
+
+/* An estimate fades without new samples: a replica priced out by a bad spell is tried again. */
+Test(pick, estimates_decay_without_samples)
+{
+    cr_assert_float_eq(gw_pick_decayed(100000.0, 0), 100000.0, 0.001);
+    cr_assert_float_eq(gw_pick_decayed(100000.0, GW_PICK_HALF_LIFE_MS - 1), 100000.0, 0.001);
+    cr_assert_float_eq(gw_pick_decayed(100000.0, GW_PICK_HALF_LIFE_MS), 50000.0, 0.001);
+    cr_assert_float_eq(gw_pick_decayed(100000.0, 3 * GW_PICK_HALF_LIFE_MS), 12500.0, 0.001);
+    cr_assert_eq(gw_pick_decayed(0.0, 60000), 0.0, "never measured stays unmeasured");
+    struct gw_pick c[] = {{1, 0, gw_pick_decayed(GW_PICK_FAIL_US, 40000), 0}, {2, 0, 2000, 0}};
+    gw_pick_order(c, 2);
+    cr_assert_eq(c[0].id, 1, "a failure 40 s ago no longer outweighs a 2 ms replica");
+}
