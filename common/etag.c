@@ -60,3 +60,20 @@ int cm_precond_write_ok(const char *if_match, const char *if_none_match, const c
         return 0;
     return 1;
 }
+
+int cm_precond_commit_ok(const Hw__Precondition *pc, int exists, uint64_t version,
+                         int64_t created_ms)
+{
+    char etag[CM_ETAG_MAX];
+    if (pc == NULL)
+        return 1;
+    if (exists)
+        cm_etag_format(version, etag);
+    if (pc->has_if_unmodified_since &&
+        !cm_precond_unmodified_ok(pc->has_if_match, pc->if_unmodified_since_s,
+                                  exists ? created_ms : -1))
+        return 0;
+    return cm_precond_write_ok(pc->has_if_match ? pc->if_match : NULL,
+                               pc->has_if_none_match ? pc->if_none_match : NULL,
+                               exists ? etag : NULL);
+}

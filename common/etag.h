@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "headwater.pb-c.h"
+
 #define CM_ETAG_MAX 24
 /* Longest If-Match / If-None-Match value a COMMIT may carry. */
 #define CM_PRECOND_VALUE_MAX 1024
@@ -30,5 +32,10 @@ int cm_precond_write_ok(const char *if_match, const char *if_none_match, const c
  * the target, last modified at last_modified_ms (unix ms; < 0 = it does not exist), satisfy
  * "not modified after since_s" (unix s)? HTTP dates have one-second resolution. 1 = proceed. */
 int cm_precond_unmodified_ok(int has_if_match, int64_t since_s, int64_t last_modified_ms);
+
+/* A COMMIT's Precondition (NULL = none) against the key's live object: its version and
+ * created_ms, or exists = 0. Every rule above, in RFC 9110 §13.2.2 order. 1 = proceed. */
+int cm_precond_commit_ok(const Hw__Precondition *pc, int exists, uint64_t version,
+                         int64_t created_ms);
 
 #endif

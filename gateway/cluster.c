@@ -316,20 +316,6 @@ void gw_cluster_close(struct gw_cluster *c)
 
 #define GW_EWMA_ALPHA 0.2
 
-static struct latency *lat_of(struct gw_cluster *c, uint32_t node_id)
-{
-    for (size_t i = 0; i < c->nlat; i++) {
-        if (c->lat[i].id == node_id)
-            return &c->lat[i];
-    }
-    if (c->nlat == GW_MAX_NODES)
-        return NULL;
-    struct latency *l = &c->lat[c->nlat++];
-    memset(l, 0, sizeof(*l));
-    l->id = node_id;
-    return l;
-}
-
 static const struct latency *lat_find(const struct gw_cluster *c, uint32_t node_id)
 {
     for (size_t i = 0; i < c->nlat; i++) {
@@ -337,6 +323,18 @@ static const struct latency *lat_find(const struct gw_cluster *c, uint32_t node_
             return &c->lat[i];
     }
     return NULL;
+}
+
+/* node_id's slot, made on first use (NULL when the table is full). */
+static struct latency *lat_of(struct gw_cluster *c, uint32_t node_id)
+{
+    struct latency *l = (struct latency *)lat_find(c, node_id);
+    if (l != NULL || c->nlat == GW_MAX_NODES)
+        return l;
+    l = &c->lat[c->nlat++];
+    memset(l, 0, sizeof(*l));
+    l->id = node_id;
+    return l;
 }
 
 void gw_cluster_note_latency(struct gw_cluster *c, uint32_t node_id, uint64_t us)

@@ -179,13 +179,17 @@ static void busy_end(struct gw_get *g)
     g->busy_id = 0;
 }
 
+/* A latency sample for the replica of this attempt (pick.h). */
+static void note_sample(struct gw_get *g, uint64_t us)
+{
+    if (g->cand_id[g->idx] != 0) /* 0: a seed address, no node id to charge */
+        gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], us);
+}
+
 static void note_first_frame(struct gw_get *g)
 {
-    if (g->cand_id[g->idx] == 0)
-        return; /* a seed address: no node id to charge */
     uint64_t now = uv_hrtime() / 1000;
-    gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx],
-                            now > g->sent_us ? now - g->sent_us : 0);
+    note_sample(g, now > g->sent_us ? now - g->sent_us : 0);
 }
 
 static void get_end(struct gw_get *g, int reusable)
@@ -235,8 +239,7 @@ static void get_complete(struct gw_get *g, int reusable)
  * slow sample, so a replica that answers STATUS but not reads stops coming first. */
 static void attempt_fail(struct gw_get *g, const char *why, int reusable)
 {
-    if (g->cand_id[g->idx] != 0)
-        gw_cluster_note_latency(g->ctx->cluster, g->cand_id[g->idx], GW_PICK_FAIL_US);
+    note_sample(g, GW_PICK_FAIL_US);
     snprintf(g->last_err, sizeof(g->last_err), "%s: %s", g->cand[g->idx], why);
     CM_DEBUG("msg=\"read attempt failed\" key=\"%s\" %s", g->key, g->last_err);
     if (g->got_first && g->obj == NULL) {

@@ -103,19 +103,8 @@ static int take_staged(struct nd_fsm *f, rocksdb_writebatch_t *b, const Hw__Obje
 static int precondition_holds(const Hw__Precondition *pc, const Hw__ObjectMeta *old,
                               const Hw__ObjectMeta *meta)
 {
-    char etag[CM_ETAG_MAX];
     int live = old != NULL && !(old->expires_ms > 0 && meta->created_ms >= old->expires_ms);
-    if (pc == NULL)
-        return 1;
-    if (live)
-        cm_etag_format(old->version, etag);
-    if (pc->has_if_unmodified_since &&
-        !cm_precond_unmodified_ok(pc->has_if_match, pc->if_unmodified_since_s,
-                                  live ? old->created_ms : -1))
-        return 0;
-    return cm_precond_write_ok(pc->has_if_match ? pc->if_match : NULL,
-                               pc->has_if_none_match ? pc->if_none_match : NULL,
-                               live ? etag : NULL);
+    return cm_precond_commit_ok(pc, live, live ? old->version : 0, live ? old->created_ms : 0);
 }
 
 static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,

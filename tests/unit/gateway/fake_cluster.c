@@ -145,18 +145,7 @@ static int not_leader(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelo
 /* As the node's FSM decides it at apply. */
 static int precondition_holds(const Hw__Precondition *pc, const struct fc_object *o)
 {
-    char etag[CM_ETAG_MAX];
-    if (pc == NULL)
-        return 1;
-    if (o != NULL)
-        cm_etag_format(o->version, etag);
-    if (pc->has_if_unmodified_since &&
-        !cm_precond_unmodified_ok(pc->has_if_match, pc->if_unmodified_since_s,
-                                  o != NULL ? FC_CREATED_MS : -1))
-        return 0;
-    return cm_precond_write_ok(pc->has_if_match ? pc->if_match : NULL,
-                               pc->has_if_none_match ? pc->if_none_match : NULL,
-                               o != NULL ? etag : NULL);
+    return cm_precond_commit_ok(pc, o != NULL, o != NULL ? o->version : 0, FC_CREATED_MS);
 }
 
 static void on_commit(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelope *env)
