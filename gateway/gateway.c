@@ -5,60 +5,21 @@
 
 #include <string.h>
 
-#include "admin.h"
-#include "cache.h"
-#include "authkeys.h"
-#include "cluster.h"
-#include "cors.h"
+#include "admin/admin.h"
+#include "object/cache.h"
+#include "cluster/cluster.h"
+#include "http/cors.h"
 #include "err.h"
-#include "get.h"
-#include "key.h"
+#include "object/ctx.h"
+#include "object/delete.h"
+#include "object/get.h"
+#include "object/list.h"
+#include "access/key.h"
 #include "log.h"
-#include "put.h"
-#include "server.h"
-#include "shared.h"
-#include "upstream.h"
-
-const struct gw_keys *gw_ctx_keys(struct gw_ctx *ctx)
-{
-    uint64_t gen = gw_shared_keys_gen(ctx->shared);
-    if (ctx->keys == NULL || gen != ctx->keys_gen) {
-        struct gw_keyset *ks = gw_shared_keys_get(ctx->shared);
-        gw_keyset_unref(ctx->keys);
-        ctx->keys = ks;
-        ctx->keys_gen = gen;
-    }
-    return ctx->keys->keys;
-}
-
-/* The request's key: Authorization: Bearer, else ?token=. */
-static void request_token(const struct gw_http_req *req, const char **tok, size_t *len)
-{
-    *tok = NULL;
-    *len = 0;
-    if (gw_http_bearer(req->authorization, tok, len))
-        return;
-    if (req->url.p != NULL)
-        gw_http_query_param(req->url.p, "token", tok, len);
-}
-
-/* 0 = go ahead; else the 401/403 answer has been given. */
-int gw_ctx_authorize(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
-                     enum gw_access need, const char *path, enum gw_committed committed)
-{
-    const struct gw_keys *k = gw_ctx_keys(ctx);
-    if (k == NULL)
-        return 0;
-    const char *tok;
-    size_t toklen;
-    request_token(req, &tok, &toklen);
-    enum gw_auth a = gw_keys_check(k, need, path, tok, toklen);
-    if (a == GW_AUTH_MISSING)
-        gw_conn_error(c, 401, "unauthorized", "an access key is required", committed);
-    else if (a == GW_AUTH_FORBIDDEN)
-        gw_conn_error(c, 403, "forbidden", "this key does not allow that here", committed);
-    return a == GW_AUTH_OK ? 0 : -1;
-}
+#include "object/put.h"
+#include "http/server.h"
+#include "object/shared.h"
+#include "cluster/upstream.h"
 
 /* OPTIONS: a CORS preflight (Origin + Access-Control-Request-Method) or a plain Allow answer. */
 static void route_options(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req)
@@ -73,6 +34,13 @@ static void route_options(struct gw_ctx *ctx, struct gw_conn *c, const struct gw
     else
         gw_conn_respond(c, 204, NULL, h.p, NULL, 0);
     cm_sbuf_free(&h);
+}
+
+/* GET /prefix/?list is a listing, not a read of the key. */
+static int is_listing(const struct gw_http_req *req)
+{
+    char flag[8];
+    return gw_query_param(req->url.p ? req->url.p : "", "list", flag, sizeof(flag)) != 0;
 }
 
 static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
@@ -106,6 +74,12 @@ static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
         gw_put_start(ctx, c, req, key, keylen);
         return;
     case HTTP_GET:
+        if (is_listing(req)) {
+            gw_list_start(ctx, c, req, key, keylen);
+            return;
+        }
+        gw_get_start(ctx, c, req, key, keylen);
+        return;
     case HTTP_HEAD:
         gw_get_start(ctx, c, req, key, keylen);
         return;

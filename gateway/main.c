@@ -10,9 +10,9 @@
 
 #include "err.h"
 #include "gateway.h"
-#include "gwconfig.h"
+#include "options.h"
 #include "log.h"
-#include "shared.h"
+#include "object/shared.h"
 #include "workers.h"
 
 struct app {

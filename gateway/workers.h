@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "gwconfig.h"
+#include "core/gwconfig.h"
 
 struct gw_workers;
 

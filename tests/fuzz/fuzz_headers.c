@@ -3,13 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "authkeys.h"
-#include "cond.h"
+#include "access/authkeys.h"
+#include "http/cond.h"
 #include "etag.h"
 #include "fuzz.h"
-#include "httpdate.h"
-#include "range.h"
-#include "rules.h"
+#include "http/httpdate.h"
+#include "http/range.h"
+#include "object/rules.h"
 
 const struct hw_fuzz_seed hw_fuzz_seeds[] = {
     HW_SEED("\x00bytes=0-99"),

@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "authkeys.h"
+#include "access/authkeys.h"
 #include "err.h"
 
 static const char *FILE_TEXT = "# keys\n"

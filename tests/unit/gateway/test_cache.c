@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cache.h"
+#include "object/cache.h"
 #include "timeutil.h"
 
 static struct gw_cobj *obj(const char *key, uint64_t version, size_t size)

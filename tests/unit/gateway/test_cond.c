@@ -1,8 +1,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "cond.h"
-#include "httpdate.h"
+#include "http/cond.h"
+#include "http/httpdate.h"
 
 #define S(x) x, strlen(x)
 

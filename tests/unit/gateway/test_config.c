@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "err.h"
-#include "gwconfig.h"
+#include "options.h"
 #include <uv.h>
 
 static int parse(struct gw_config *cfg, int argc, char **argv, char *err)

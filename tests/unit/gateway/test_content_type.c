@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "content_type.h"
+#include "object/content_type.h"
 
 static const char *ct(const char *key, const char *hdr)
 {

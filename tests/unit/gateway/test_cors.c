@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "cors.h"
+#include "http/cors.h"
 #include "err.h"
 
 static const char *headers(const struct gw_cors *c, const char *origin, struct cm_sbuf *s)

@@ -8,10 +8,11 @@
 #include <unistd.h>
 
 #include "alloc.h"
-#include "cluster.h"
+#include "cluster/cluster.h"
 #include "config.h"
 #include "fake_cluster.h"
 #include "gateway.h"
+#include "options.h"
 #include "log.h"
 #include "timeutil.h"
 #include "workers.h"

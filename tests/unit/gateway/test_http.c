@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "http.h"
+#include "http/http.h"
 
 struct rec {
     struct cm_sbuf log;

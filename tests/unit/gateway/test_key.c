@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "crc32c.h"
-#include "key.h"
+#include "access/key.h"
 
 static int norm(const char *in, char *out, const char **why)
 {

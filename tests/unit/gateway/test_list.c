@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "list.h"
-#include "put.h"
+#include "object/list.h"
+#include "object/put.h"
 
 Test(list, query_param)
 {

@@ -3,7 +3,7 @@
 #include <http_parser.h>
 #include <string.h>
 
-#include "metrics.h"
+#include "core/metrics.h"
 
 Test(metrics, render_sums_loops)
 {

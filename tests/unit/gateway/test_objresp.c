@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "objresp.h"
+#include "object/objresp.h"
 
 static struct gw_objinfo info(const char *key, uint64_t size)
 {

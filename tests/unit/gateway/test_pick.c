@@ -1,6 +1,6 @@
 #include <criterion/criterion.h>
 
-#include "pick.h"
+#include "cluster/pick.h"
 
 /* Order c[0..3) and require ids a, b, d in that order. */
 static void order_is(struct gw_pick *c, uint32_t a, uint32_t b, uint32_t d)

@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "range.h"
+#include "http/range.h"
 
 static enum gw_range_kind parse(const char *v, uint64_t size, uint64_t *a, uint64_t *b)
 {

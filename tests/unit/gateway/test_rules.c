@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "err.h"
-#include "rules.h"
+#include "object/rules.h"
 
 Test(rules, longest_prefix_wins)
 {

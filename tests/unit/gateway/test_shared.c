@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "err.h"
-#include "gwconfig.h"
-#include "cache.h"
-#include "shared.h"
+#include "options.h"
+#include "object/cache.h"
+#include "object/shared.h"
 
 static void base(struct gw_config *cfg)
 {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "err.h"
-#include "tls.h"
+#include "http/tls.h"
 
 static char dir[64];
 static char cert[128], key[128];
