@@ -124,7 +124,10 @@ static int answer_head(struct gw_conn *c, const struct gw_objresp *p, const stru
 {
     struct cm_sbuf h;
     cm_sbuf_init(&h);
-    gw_objresp_headers(p, o, rules, &h);
+    if (gw_objresp_headers(p, o, rules, &h) != 0)
+        CM_WARN("msg=\"stored metadata not printable as a header: replaced\" key=\"%s\" "
+                "version=%llu",
+                o->key, (unsigned long long)o->version);
     int complete = 1;
     if (p->status == 412) {
         gw_answer_error(c, 412, "precondition_failed", "a precondition did not hold", h.p);
