@@ -10,6 +10,7 @@
 #include "http/cors.h"
 #include "err.h"
 #include "log.h"
+#include "object/put.h"
 #include "object/rules.h"
 
 static const struct cm_opt gw_opts[] = {
@@ -200,9 +201,10 @@ static int check_rules(const struct gw_config *cfg, char *errmsg, size_t errlen)
     for (size_t i = 0; rv == 0 && i < r.n; i++) {
         char *end;
         long long v = strtoll(r.v[i].value, &end, 10);
-        if (*end != '\0' || v <= 0) {
-            snprintf(err, sizeof(err), "TTL '%s' for %s is not a positive number of seconds",
-                     r.v[i].value, r.v[i].prefix);
+        if (*end != '\0' || v <= 0 || v > GW_TTL_MAX) {
+            snprintf(err, sizeof(err),
+                     "TTL '%s' for %s is not a whole number of seconds from 1 to %d", r.v[i].value,
+                     r.v[i].prefix, GW_TTL_MAX);
             rv = CM_EINVAL;
         }
     }

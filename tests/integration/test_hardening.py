@@ -365,6 +365,19 @@ def ttl_bounds(cl):
     assert r.status == 201, r
     g = cl.get("/hw/ttl/max.ts")
     assert g.status == 200 and g.header("expires") is not None, g
+    # a node refuses a COMMIT whose TTL would overflow the expiry arithmetic (ms)
+    key, data, up = "/hw/ttl/node.ts", b"n", os.urandom(16)
+    for nid in cl.nodes:
+        c = NodeClient(cl.nodes[nid].address)
+        c.put(key, data, upload=up)
+        c.close()
+    for nid in cl.nodes:
+        c = NodeClient(cl.nodes[nid].address)
+        c.send(T["COMMIT"], 16, [(1, key), (2, up), (3, len(data)), (4, crc32c(data)),
+                                 (6, [1, 2, 3]), (7, 1 << 62)])
+        assert one(c.recv()[0], 1) == T["ERROR"], f"node {nid} took a TTL of 2^62 s"
+        c.close()
+    assert cl.get(key).status == 404
 
 
 if __name__ == "__main__":
