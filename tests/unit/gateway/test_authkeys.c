@@ -1,7 +1,9 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "access/authkeys.h"
+#include "access/authz.h"
 #include "err.h"
 
 static const char *FILE_TEXT = "# keys\n"
@@ -98,4 +100,35 @@ Test(authkeys, write_keys_are_known_as_such)
     cr_assert(!gw_keys_is_write(k, NULL, 0));
     cr_assert(!gw_keys_is_write(NULL, T("K1")));
     gw_keys_free(k);
+}
+
+/* The decision for ?token=: a write key there is refused whatever the request needs. */
+Test(authkeys, write_key_in_the_query_is_refused)
+{
+    static const char *text = "write /live K1\nread /p K3\nprivate /p\nwrite /p K4\n";
+    struct gw_keys *k;
+    char err[256];
+    cr_assert_eq(gw_keys_parse(text, strlen(text), &k, err, sizeof(err)), 0, "%s", err);
+    struct gw_authz_token hdr = {"K1", 2, 0}, query = {"K1", 2, 1};
+    cr_assert_eq(gw_authz_check(k, GW_ACCESS_WRITE, "/live/a.ts", &hdr), GW_AUTH_OK);
+    cr_assert_eq(gw_authz_check(k, GW_ACCESS_WRITE, "/live/a.ts", &query), GW_AUTH_FORBIDDEN);
+    cr_assert_eq(gw_authz_check(k, GW_ACCESS_READ, "/live/a.ts", &query), GW_AUTH_FORBIDDEN,
+                 "a write key in a URL is refused for reads as well");
+    struct gw_authz_token rq = {"K3", 2, 1}, wq = {"K4", 2, 1}, wh = {"K4", 2, 0};
+    cr_assert_eq(gw_authz_check(k, GW_ACCESS_READ, "/p/a.ts", &rq), GW_AUTH_OK);
+    cr_assert_eq(gw_authz_check(k, GW_ACCESS_READ, "/p/a.ts", &wq), GW_AUTH_FORBIDDEN);
+    cr_assert_eq(gw_authz_check(k, GW_ACCESS_READ, "/p/a.ts", &wh), GW_AUTH_OK);
+    gw_keys_free(k);
+
+    struct gw_http_req req;
+    memset(&req, 0, sizeof(req));
+    cm_sbuf_init(&req.url);
+    cm_sbuf_puts(&req.url, "/live/a.ts?x=1&token=K1");
+    struct gw_authz_token t;
+    gw_authz_token(&req, &t);
+    cr_assert(t.from_query && t.len == 2 && memcmp(t.p, "K1", 2) == 0);
+    snprintf(req.authorization, sizeof(req.authorization), "Bearer K9");
+    gw_authz_token(&req, &t);
+    cr_assert(!t.from_query && t.len == 2 && memcmp(t.p, "K9", 2) == 0, "the header wins");
+    cm_sbuf_free(&req.url);
 }
