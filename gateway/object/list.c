@@ -4,8 +4,9 @@
  *   retried until GW_LIST_DEADLINE_MS) -> LIST_OK -> each entry filtered by the caller's read
  *   access (the same check as a GET of that key) -> JSON 200.
  * Hidden entries: a page whose node answer ends on an entry the caller may not read is
- *   continued at once from the node's cursor (up to GW_LIST_ROUNDS LISTs), so the cursor handed
- *   out is always the key of an entry shown, or null: it never names a hidden key.
+ *   continued at once from the node's cursor (up to GW_LIST_ROUNDS LISTs, the later ones of
+ *   GW_LIST_MAX entries), so the cursor handed out is always the key of an entry shown, or null:
+ *   it never names a hidden key.
  * Failures: bad cursor/limit -> 400; no leader in time -> 503; any other node error -> 502;
  *   GW_LIST_ROUNDS pages in a row with nothing the caller may read -> 503.
  * Close: the client going away cancels the leader request. */
@@ -157,6 +158,7 @@ static void list_page(struct gw_list *l, struct gw_conn *c, const Hw__ListOk *ok
         return;
     }
     snprintf(l->cursor, sizeof(l->cursor), "%s", next);
+    l->msg.limit = GW_LIST_MAX; /* past a run of hidden entries: bigger node pages */
     if (gw_lcall_start(&l->call, l->ctx, c, HW__MSG_TYPE__MSG_LIST, 0, l->deadline_ms, &list_ops,
                        l) != 0) {
         gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);

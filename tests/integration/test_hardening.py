@@ -208,13 +208,21 @@ def listings_show_only_what_the_caller_may_read(cl):
     keys, cursors = list_all(cl, "/s?list", limit=1)
     assert keys == ["/s/pub/a.ts", "/sz/x.ts"], keys
     assert all("secret" not in c for c in cursors), cursors
+    # a longer run of hidden entries than one page, paged one by one
+    for i in range(25):
+        assert cl.put(f"/secret/run/k{i:02d}.ts", b"r", headers=auth(SWRITE)).status == 201
+    keys, cursors = list_all(cl, "/s?list", limit=1)
+    assert keys == ["/s/pub/a.ts", "/sz/x.ts"], keys
+    assert all("secret" not in c for c in cursors), cursors
+    r = cl.http("GET", "/se?list&limit=1")
+    assert r.status == 200 and r.json() == {"prefix": "/se", "objects": [], "next_cursor": None}, r
     # a cursor pointing into the private prefix reveals nothing either
     r = cl.http("GET", "/s?list&cursor=/secret/a.ts")
     assert r.status == 200 and b"secret/" not in r.body.replace(b'"prefix":"/s"', b""), r
     # with a read key for it, the caller sees everything
     keys, _ = list_all(cl, "/s?list", headers=auth(SREAD), limit=2)
-    assert keys == ["/s/pub/a.ts", "/secret/a.ts", "/secret/b.ts", "/secret/c/d.ts", "/sz/x.ts"], \
-        keys
+    assert keys == ["/s/pub/a.ts", "/secret/a.ts", "/secret/b.ts", "/secret/c/d.ts"] + \
+        [f"/secret/run/k{i:02d}.ts" for i in range(25)] + ["/sz/x.ts"], keys
 
 
 # ---- access keys ----------------------------------------------------------------------------
