@@ -28,7 +28,8 @@ static void route_options(struct gw_ctx *ctx, struct gw_conn *c, const struct gw
     cm_sbuf_init(&h);
     cm_sbuf_puts(&h, "Allow: " GW_CORS_METHODS "\r\n");
     if (req->origin[0] != '\0' && req->acr_method[0] != '\0')
-        gw_cors_preflight(gw_shared_cors(ctx->shared), req->origin, req->acr_headers, &h);
+        gw_cors_preflight(gw_shared_cors(ctx->shared), req->origin, req->acr_headers,
+                          gw_cors_write_ok(gw_shared_cors_write(ctx->shared), req->origin), &h);
     if (h.oom)
         gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
     else
@@ -65,6 +66,14 @@ static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
         return;
     }
     int read = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    /* a page of another origin may not write (a CORS "simple" POST needs no preflight) */
+    if ((is_write || req->method == HTTP_DELETE) &&
+        !gw_cors_write_ok(gw_shared_cors_write(ctx->shared), req->origin)) {
+        gw_conn_error(c, 403, "forbidden",
+                      "cross-origin writes from this Origin are not allowed (--cors-write-origins)",
+                      committed);
+        return;
+    }
     if ((read || is_write || req->method == HTTP_DELETE) &&
         gw_ctx_authorize(ctx, c, req, read ? GW_ACCESS_READ : GW_ACCESS_WRITE, key, committed) != 0)
         return;
@@ -171,7 +180,9 @@ int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_con
     if (rv != 0)
         goto err_after_cluster;
     if (flags & GW_CTX_ADMIN) {
-        struct gw_server_opts o = {.name = "admin", .cfg = cfg};
+        struct gw_server_opts o = {.name = "admin",
+                                   .cfg = gw_shared_admin_cfg(ctx->shared),
+                                   .open_conns = gw_shared_admin_conns(ctx->shared)};
         rv = listen_one(ctx, cfg->admin_listen, &o, gw_admin_route, &ctx->admin, errmsg, errlen);
         if (rv != 0)
             goto err_after_data;

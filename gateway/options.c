@@ -10,6 +10,7 @@
 #include "http/cors.h"
 #include "err.h"
 #include "log.h"
+#include "object/put.h"
 #include "object/rules.h"
 
 static const struct cm_opt gw_opts[] = {
@@ -58,8 +59,13 @@ static const struct cm_opt gw_opts[] = {
      10000000, 0, "N", "open client connections per gateway; beyond: 503 and close"},
     {"max-pipeline", CM_OPT_U64, offsetof(struct gw_config, max_pipeline), "16", 1, 1024, 0, "N",
      "answers in flight per connection before the gateway stops reading it"},
+    {"admin-max-connections", CM_OPT_U64, offsetof(struct gw_config, admin_max_connections), "32",
+     1, 4096, 0, "N", "open admin-port connections; beyond: 503 and close"},
     {"cors-origins", CM_OPT_STR, offsetof(struct gw_config, cors_origins), "*", 0, 0, 0,
      "*|ORIGIN[,...]", "CORS allowed origins (\"\" = CORS off)"},
+    {"cors-write-origins", CM_OPT_STR, offsetof(struct gw_config, cors_write_origins), "", 0, 0, 0,
+     "*|ORIGIN[,...]",
+     "origins whose pages may PUT/POST/DELETE (\"\" = none: cross-origin writes 403)"},
     {"access-log", CM_OPT_BOOL, offsetof(struct gw_config, access_log), "1", 0, 0, 0, "BOOL",
      "one log line per request"},
 };
@@ -87,7 +93,7 @@ static int check_limits(struct gw_config *cfg, char *errmsg, size_t errlen)
     for (size_t i = 0; i < GW_NOPTS; i++) {
         const struct cm_opt *o = &gw_opts[i];
         if (o->offset < offsetof(struct gw_config, max_header_size) ||
-            o->offset > offsetof(struct gw_config, max_pipeline))
+            o->offset > offsetof(struct gw_config, admin_max_connections))
             continue;
         uint64_t *v = (uint64_t *)((char *)cfg + o->offset);
         if (*v == 0 && cm_size_parse(o->def, v) != 0)
@@ -195,9 +201,10 @@ static int check_rules(const struct gw_config *cfg, char *errmsg, size_t errlen)
     for (size_t i = 0; rv == 0 && i < r.n; i++) {
         char *end;
         long long v = strtoll(r.v[i].value, &end, 10);
-        if (*end != '\0' || v <= 0) {
-            snprintf(err, sizeof(err), "TTL '%s' for %s is not a positive number of seconds",
-                     r.v[i].value, r.v[i].prefix);
+        if (*end != '\0' || v <= 0 || v > GW_TTL_MAX) {
+            snprintf(err, sizeof(err),
+                     "TTL '%s' for %s is not a whole number of seconds from 1 to %d", r.v[i].value,
+                     r.v[i].prefix, GW_TTL_MAX);
             rv = CM_EINVAL;
         }
     }
@@ -205,6 +212,39 @@ static int check_rules(const struct gw_config *cfg, char *errmsg, size_t errlen)
         snprintf(errmsg, errlen, "--lifecycle: %s", err);
     gw_rules_free(&r);
     return rv != 0 ? CM_EINVAL : 0;
+}
+
+/* Every write origin must also get CORS answers (else a browser could write and not read). */
+static int check_cors(struct gw_config *cfg, char *errmsg, size_t errlen)
+{
+    struct gw_cors cors, write;
+    if (cfg->cors_origins == NULL)
+        cfg->cors_origins = "*";
+    if (cfg->cors_write_origins == NULL)
+        cfg->cors_write_origins = "";
+    if (gw_cors_parse(cfg->cors_origins, &cors, errmsg, errlen) != 0)
+        return CM_EINVAL;
+    if (gw_cors_parse(cfg->cors_write_origins, &write, errmsg, errlen) != 0) {
+        snprintf(errmsg, errlen,
+                 "--cors-write-origins: want \"*\", \"\" or up to %d origins like "
+                 "https://encoder.example.com, got '%s'",
+                 GW_CORS_MAX_ORIGINS, cfg->cors_write_origins);
+        return CM_EINVAL;
+    }
+    if (cors.mode == GW_CORS_ANY || write.mode == GW_CORS_OFF)
+        return 0;
+    for (size_t i = 0; i < write.n || write.mode == GW_CORS_ANY; i++) {
+        const char *o = write.mode == GW_CORS_ANY ? "*" : write.origin[i];
+        int ok = 0;
+        for (size_t j = 0; j < cors.n && write.mode == GW_CORS_LIST; j++)
+            ok |= strcmp(cors.origin[j], o) == 0;
+        if (!ok) {
+            snprintf(errmsg, errlen, "--cors-write-origins: %s is not allowed by --cors-origins",
+                     o);
+            return CM_EINVAL;
+        }
+    }
+    return 0;
 }
 
 int gw_config_validate(struct gw_config *cfg, char *errmsg, size_t errlen)
@@ -241,10 +281,5 @@ int gw_config_validate(struct gw_config *cfg, char *errmsg, size_t errlen)
         return CM_EINVAL;
     if (cfg->keys != NULL && cfg->keys[0] == '\0')
         cfg->keys = NULL;
-    if (cfg->cors_origins == NULL)
-        cfg->cors_origins = "*";
-    struct gw_cors cors;
-    if (gw_cors_parse(cfg->cors_origins, &cors, errmsg, errlen) != 0)
-        return CM_EINVAL;
-    return 0;
+    return check_cors(cfg, errmsg, errlen);
 }

@@ -116,9 +116,10 @@ void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
     struct nd_node *n = sc->n;
     const Hw__Commit *c = env->commit;
     if (c == NULL || !nd_key_valid(c->key) || c->upload_id.len != ND_UPLOAD_ID_LEN ||
-        c->n_holders == 0 || c->ttl_seconds < 0) {
+        c->n_holders == 0 || c->ttl_seconds < 0 || c->ttl_seconds > CM_TTL_MAX_S) {
         cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "COMMIT needs a key, a 16-byte upload id and holders");
+                          "COMMIT needs a key, a 16-byte upload id, holders and a TTL of at "
+                          "most 315360000 s");
         return;
     }
     if (!precondition_valid(c->precondition)) {

@@ -154,9 +154,16 @@ int gw_keys_load(const char *path, struct gw_keys **out, char *errmsg, size_t er
     return rv;
 }
 
+/* Does prefix cover path, segment by segment? "/live" and "/live/" cover "/live" and
+ * "/live/...", never "/livex"; "/" covers everything. */
 static int under(const char *path, const char *prefix)
 {
-    return strncmp(path, prefix, strlen(prefix)) == 0;
+    size_t n = strlen(prefix);
+    while (n > 0 && prefix[n - 1] == '/')
+        n--;
+    if (n == 0)
+        return 1;
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
 enum gw_auth gw_keys_check(const struct gw_keys *k, enum gw_access need, const char *path,
@@ -189,4 +196,18 @@ enum gw_auth gw_keys_check(const struct gw_keys *k, enum gw_access need, const c
     }
     OPENSSL_cleanse(d, sizeof(d));
     return ok ? GW_AUTH_OK : GW_AUTH_FORBIDDEN;
+}
+
+int gw_keys_is_write(const struct gw_keys *k, const char *token, size_t toklen)
+{
+    if (k == NULL || token == NULL || toklen == 0)
+        return 0;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, toklen, d);
+    int yes = 0;
+    for (size_t i = 0; i < k->n; i++)
+        yes |= (CRYPTO_memcmp(d, k->v[i].digest, sizeof(d)) == 0) &
+               ((k->v[i].scope & SCOPE_WRITE) != 0);
+    OPENSSL_cleanse(d, sizeof(d));
+    return yes;
 }

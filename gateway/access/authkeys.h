@@ -23,8 +23,12 @@ void gw_keys_free(struct gw_keys *k);
 size_t gw_keys_count(const struct gw_keys *k);
 
 /* May a request needing `need` on `path` go ahead with this token (NULL/0 = none presented)?
- * k == NULL means no keys file: everything is open. */
+ * k == NULL means no keys file: everything is open. A rule's prefix covers whole path segments:
+ * "/live" (or "/live/") covers "/live" and "/live/...", never "/livex"; "/" covers every key. */
 enum gw_auth gw_keys_check(const struct gw_keys *k, enum gw_access need, const char *path,
                            const char *token, size_t toklen);
+/* Is this token a write key (for any prefix)? Write keys are refused in `?token=`: a URL ends up
+ * in access logs, proxy caches and Referer headers. Constant time over the rules. */
+int gw_keys_is_write(const struct gw_keys *k, const char *token, size_t toklen);
 
 #endif

@@ -4,15 +4,30 @@
 
 #include "http/server.h"
 
-/* The request's key: Authorization: Bearer, else ?token=. */
-static void request_token(const struct gw_http_req *req, const char **tok, size_t *len)
+void gw_authz_token(const struct gw_http_req *req, struct gw_authz_token *out)
 {
-    *tok = NULL;
-    *len = 0;
-    if (gw_http_bearer(req->authorization, tok, len))
+    out->p = NULL;
+    out->len = 0;
+    out->from_query = 0;
+    if (gw_http_bearer(req->authorization, &out->p, &out->len))
         return;
-    if (req->url.p != NULL)
-        gw_http_query_param(req->url.p, "token", tok, len);
+    if (req->url.p != NULL && gw_http_query_param(req->url.p, "token", &out->p, &out->len))
+        out->from_query = 1;
+}
+
+static int query_write_key(const struct gw_keys *k, const struct gw_authz_token *t)
+{
+    return t->from_query && gw_keys_is_write(k, t->p, t->len);
+}
+
+enum gw_auth gw_authz_check(const struct gw_keys *k, enum gw_access need, const char *path,
+                            const struct gw_authz_token *t)
+{
+    if (k == NULL)
+        return GW_AUTH_OK;
+    if (query_write_key(k, t))
+        return GW_AUTH_FORBIDDEN;
+    return gw_keys_check(k, need, path, t->p, t->len);
 }
 
 int gw_authorize(const struct gw_keys *k, struct gw_conn *c, const struct gw_http_req *req,
@@ -20,10 +35,16 @@ int gw_authorize(const struct gw_keys *k, struct gw_conn *c, const struct gw_htt
 {
     if (k == NULL)
         return 0;
-    const char *tok;
-    size_t toklen;
-    request_token(req, &tok, &toklen);
-    enum gw_auth a = gw_keys_check(k, need, path, tok, toklen);
+    struct gw_authz_token t;
+    gw_authz_token(req, &t);
+    if (query_write_key(k, &t)) {
+        gw_conn_error(c, 403, "forbidden",
+                      "write keys are not accepted in ?token= (URLs end up in logs and caches): "
+                      "send Authorization: Bearer",
+                      committed);
+        return -1;
+    }
+    enum gw_auth a = gw_keys_check(k, need, path, t.p, t.len);
     if (a == GW_AUTH_MISSING)
         gw_conn_error(c, 401, "unauthorized", "an access key is required", committed);
     else if (a == GW_AUTH_FORBIDDEN)

@@ -36,7 +36,9 @@ struct gw_config {
     uint64_t send_timeout_ms;
     uint64_t max_connections;
     uint64_t max_pipeline;
-    const char *cors_origins; /* NULL = "*" */
+    uint64_t admin_max_connections; /* the admin listener's own limit */
+    const char *cors_origins;       /* NULL = "*" */
+    const char *cors_write_origins; /* NULL = "": no cross-origin writes */
     int access_log;
     /* filled by gw_config_validate */
     size_t nseeds;

@@ -100,12 +100,20 @@ static int plain_list(const char *s)
     return 1;
 }
 
+int gw_cors_write_ok(const struct gw_cors *write, const char *origin)
+{
+    if (origin == NULL || origin[0] == '\0' || write->mode == GW_CORS_ANY)
+        return 1;
+    return write->mode == GW_CORS_LIST && listed(write, origin);
+}
+
 void gw_cors_preflight(const struct gw_cors *cors, const char *origin, const char *req_headers,
-                       struct cm_sbuf *out)
+                       int writes, struct cm_sbuf *out)
 {
     if (!allow_origin(cors, origin, out))
         return;
-    cm_sbuf_puts(out, "Access-Control-Allow-Methods: " GW_CORS_METHODS "\r\n");
+    cm_sbuf_puts(out, writes ? "Access-Control-Allow-Methods: " GW_CORS_METHODS "\r\n"
+                             : "Access-Control-Allow-Methods: " GW_CORS_READ_METHODS "\r\n");
     if (req_headers != NULL && plain_list(req_headers))
         cm_sbuf_printf(out, "Access-Control-Allow-Headers: %s\r\n", req_headers);
     cm_sbuf_printf(out, "Access-Control-Max-Age: %d\r\n", GW_CORS_MAX_AGE);

@@ -5,6 +5,11 @@
  *                           Vary: Origin on every answer (so caches keep the variants apart)
  *   ""                      off: no CORS headers; OPTIONS still answers 204 with Allow
  *
+ * Writes (PUT, POST, DELETE) cross-origin only from --cors-write-origins (same syntax, default
+ * "": none): a preflight from any other origin allows only GET, HEAD and OPTIONS, and a write
+ * request carrying such an Origin is refused 403 before anything is stored (a CORS "simple"
+ * POST needs no preflight). A request without Origin is not a browser's cross-origin one.
+ *
  * The server adds these headers to every data-port answer by itself (gw_conn_write_head), so
  * handlers need not call anything; gw_conn_add_cors is for a handler that wants them earlier in
  * its own header block (then the server does not add them again). */
@@ -18,6 +23,7 @@
 #define GW_CORS_MAX_ORIGINS 32
 #define GW_CORS_ORIGIN_MAX 256
 #define GW_CORS_METHODS "GET, HEAD, PUT, POST, DELETE, OPTIONS"
+#define GW_CORS_READ_METHODS "GET, HEAD, OPTIONS"
 #define GW_CORS_EXPOSE "Content-Length, Content-Range, ETag, Last-Modified, Accept-Ranges"
 #define GW_CORS_MAX_AGE 86400
 
@@ -35,9 +41,13 @@ int gw_cors_parse(const char *spec, struct gw_cors *out, char *errmsg, size_t er
 void gw_cors_headers(const struct gw_cors *cors, const char *origin, struct cm_sbuf *out);
 /* Header lines for a preflight (OPTIONS with Access-Control-Request-Method). req_headers is the
  * request's Access-Control-Request-Headers ("" = none): echoed when it is a plain list of
- * header names. */
+ * header names. writes: this origin may write (gw_cors_write_ok); else only GW_CORS_READ_METHODS
+ * are allowed. */
 void gw_cors_preflight(const struct gw_cors *cors, const char *origin, const char *req_headers,
-                       struct cm_sbuf *out);
+                       int writes, struct cm_sbuf *out);
+/* May a write carrying this Origin ("" = none: not a cross-origin browser request) go ahead?
+ * write: the --cors-write-origins rules. */
+int gw_cors_write_ok(const struct gw_cors *write, const char *origin);
 
 struct gw_conn;
 /* Append the CORS lines for c's current request to a handler's header block (once). */

@@ -36,7 +36,11 @@ struct gw_ctx {
     uint64_t keys_gen;
     int stopping;
     struct gw_cache_port *cport; /* this loop's wakeups from the shared cache (cache.h) */
+    uint64_t meta_warn_ms;       /* last "stored metadata not printable" line (get.c) */
+    uint64_t meta_warned;        /* answers with replaced metadata since then */
 };
+
+#define GW_META_WARN_MS 10000u
 
 /* The current access keys (NULL = no keys file: everything open). Borrowed until the next call
  * on this loop. */

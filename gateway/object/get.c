@@ -119,12 +119,28 @@ static void objinfo_of_cobj(struct gw_objinfo *o, const struct gw_cobj *c)
 
 /* Status line and headers for a plan. Returns 1 when the answer is complete (HEAD, 304, 412,
  * 416, empty body), 0 when body bytes must follow. */
-static int answer_head(struct gw_conn *c, const struct gw_objresp *p, const struct gw_objinfo *o,
-                       const struct gw_rules *rules, int head)
+/* Stored metadata that cannot be a header value was replaced (objresp.h): say so, at most once
+ * per GW_META_WARN_MS on this loop, so a bad object read by many does not flood the log. */
+static void warn_bad_meta(struct gw_ctx *ctx, const struct gw_objinfo *o)
+{
+    uint64_t now = cm_mono_ms();
+    ctx->meta_warned++;
+    if (ctx->meta_warn_ms != 0 && now - ctx->meta_warn_ms < GW_META_WARN_MS)
+        return;
+    CM_WARN("msg=\"stored metadata not printable as a header: replaced\" key=\"%s\" "
+            "version=%llu answers=%llu",
+            o->key, (unsigned long long)o->version, (unsigned long long)ctx->meta_warned);
+    ctx->meta_warn_ms = now;
+    ctx->meta_warned = 0;
+}
+
+static int answer_head(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_objresp *p,
+                       const struct gw_objinfo *o, const struct gw_rules *rules, int head)
 {
     struct cm_sbuf h;
     cm_sbuf_init(&h);
-    gw_objresp_headers(p, o, rules, &h);
+    if (gw_objresp_headers(p, o, rules, &h) != 0)
+        warn_bad_meta(ctx, o);
     int complete = 1;
     if (p->status == 412) {
         gw_answer_error(c, 412, "precondition_failed", "a precondition did not hold", h.p);
@@ -142,14 +158,14 @@ static int answer_head(struct gw_conn *c, const struct gw_objresp *p, const stru
 }
 
 /* Answer c's request from a cached object (a borrowed ref). */
-static void serve_obj(struct gw_conn *c, const struct gw_http_req *req, int head,
-                      const struct gw_cobj *obj, const struct gw_rules *rules)
+static void serve_obj(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
+                      int head, const struct gw_cobj *obj, const struct gw_rules *rules)
 {
     struct gw_objinfo o;
     struct gw_objresp p;
     objinfo_of_cobj(&o, obj);
     gw_objresp_plan(req, head, &o, &p);
-    if (answer_head(c, &p, &o, rules, head))
+    if (answer_head(ctx, c, &p, &o, rules, head))
         return;
     struct cm_slice s = {obj->body, (size_t)p.first, (size_t)p.length};
     gw_conn_write_body(c, &s, 1); /* takes its own ref: no copy */
@@ -325,7 +341,7 @@ static void fill_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice
     struct gw_conn *c = g->conn;
     g->conn = NULL;
     if (c != NULL)
-        serve_obj(c, g->req, g->head, o, g->rules);
+        serve_obj(g->ctx, c, g->req, g->head, o, g->rules);
     gw_cobj_unref(o);
     get_end(g, 1);
 }
@@ -379,7 +395,7 @@ static void direct_first(struct gw_get *g, const Hw__ObjectMeta *m, int eof)
         return;
     }
     struct gw_conn *c = g->conn;
-    if (answer_head(c, &g->plan, &o, g->rules, g->head)) {
+    if (answer_head(g->ctx, c, &g->plan, &o, g->rules, g->head)) {
         g->conn = NULL;
         get_end(g, eof || g->ask_head); /* else the node is still sending: drop it */
     }
@@ -637,7 +653,7 @@ static void get_serve(struct gw_get *g, const struct gw_cobj *obj)
 {
     struct gw_conn *c = g->conn;
     g->conn = NULL;
-    serve_obj(c, g->req, g->head, obj, g->rules);
+    serve_obj(g->ctx, c, g->req, g->head, obj, g->rules);
     get_end(g, 1);
 }
 
@@ -719,7 +735,7 @@ static int try_hit(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_r
         return 0;
     gw_conn_note_cache(c, GW_NOTE_HIT);
     GW_METRIC_ADD(ctx->metrics, cache_hits, 1);
-    serve_obj(c, req, req->method == HTTP_HEAD, hit, gw_shared_cache_rules(ctx->shared));
+    serve_obj(ctx, c, req, req->method == HTTP_HEAD, hit, gw_shared_cache_rules(ctx->shared));
     gw_cobj_unref(hit);
     return 1;
 }

@@ -101,21 +101,41 @@ void gw_objresp_plan(const struct gw_http_req *req, int head, const struct gw_ob
     }
 }
 
-void gw_objresp_headers(const struct gw_objresp *r, const struct gw_objinfo *o,
-                        const struct gw_rules *rules, struct cm_sbuf *h)
+int gw_field_value_ok(const char *v)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f || n >= GW_HTTP_VALUE_MAX - 1)
+            return 0;
+    }
+    return 1;
+}
+
+int gw_objresp_headers(const struct gw_objresp *r, const struct gw_objinfo *o,
+                       const struct gw_rules *rules, struct cm_sbuf *h)
 {
     char etag[CM_ETAG_MAX], date[GW_HTTPDATE_LEN];
+    int bad = 0;
     cm_etag_format(o->version, etag);
     if (r->status == 416) {
         cm_sbuf_printf(h, "Content-Range: bytes */%llu\r\nAccept-Ranges: bytes\r\n",
                        (unsigned long long)o->size);
-        return;
+        return 0;
     }
     if (r->status == 412)
-        return;
+        return 0;
+    const char *cc = o->cache_control;
+    if (cc != NULL && !gw_field_value_ok(cc)) {
+        cc = NULL;
+        bad |= GW_OBJRESP_BAD_CC;
+    }
     if (r->status != 304) {
         const char *ct =
             o->content_type && o->content_type[0] ? o->content_type : "application/octet-stream";
+        if (!gw_field_value_ok(ct)) {
+            ct = "application/octet-stream";
+            bad |= GW_OBJRESP_BAD_CTYPE;
+        }
         cm_sbuf_printf(h, "Content-Type: %s\r\nContent-Length: %llu\r\nAccept-Ranges: bytes\r\n",
                        ct, (unsigned long long)r->length);
         if (r->status == 206)
@@ -125,9 +145,10 @@ void gw_objresp_headers(const struct gw_objresp *r, const struct gw_objinfo *o,
     }
     gw_httpdate_format(o->created_ms / 1000, date);
     cm_sbuf_printf(h, "ETag: %s\r\nLast-Modified: %s\r\nCache-Control: %s\r\n", etag, date,
-                   gw_cache_control(rules, o->key, o->cache_control));
+                   gw_cache_control(rules, o->key, cc));
     if (o->expires_ms > 0) {
         gw_httpdate_format(o->expires_ms / 1000, date);
         cm_sbuf_printf(h, "Expires: %s\r\n", date);
     }
+    return bad;
 }

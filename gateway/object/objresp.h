@@ -36,9 +36,17 @@ int gw_key_immutable_kind(const char *key);
 /* head: HEAD (Range is ignored, as RFC 9110 says for methods other than GET). */
 void gw_objresp_plan(const struct gw_http_req *req, int head, const struct gw_objinfo *o,
                      struct gw_objresp *out);
+/* May v (stored or node-supplied) be printed as a header field value? No control byte other
+ * than HTAB, no DEL, at most GW_HTTP_VALUE_MAX - 1 bytes. */
+int gw_field_value_ok(const char *v);
+
+enum { GW_OBJRESP_BAD_CTYPE = 1, GW_OBJRESP_BAD_CC = 2 };
 /* Header lines (each ending in CRLF) for 200/206/304; for 412/416 the lines that go with the
- * error body (416: Content-Range: bytes * /size). rules: --cache-rules (NULL = defaults). */
-void gw_objresp_headers(const struct gw_objresp *r, const struct gw_objinfo *o,
-                        const struct gw_rules *rules, struct cm_sbuf *h);
+ * error body (416: Content-Range: bytes * /size). rules: --cache-rules (NULL = defaults).
+ * Stored values that fail gw_field_value_ok are never printed: a bad Content-Type becomes
+ * application/octet-stream, a bad Cache-Control the default for the key. Returns which were
+ * replaced (GW_OBJRESP_BAD_*), for the caller to log; 0 normally. */
+int gw_objresp_headers(const struct gw_objresp *r, const struct gw_objinfo *o,
+                       const struct gw_rules *rules, struct cm_sbuf *h);
 
 #endif

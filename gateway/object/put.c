@@ -33,6 +33,7 @@
 #include "access/key.h"
 #include "cluster/leader.h"
 #include "object/list.h"
+#include "object/objresp.h"
 #include "log.h"
 #include "object/shared.h"
 #include "timeutil.h"
@@ -684,6 +685,13 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     keyz[keylen] = '\0';
     if (gw_put_ttl(req, gw_shared_lifecycle(ctx->shared), keyz, &ttl, &why) != 0) {
         gw_conn_error(c, 400, "bad_request", why, GW_COMMITTED_FALSE);
+        return;
+    }
+    /* stored values come back as header text on every read: refuse what could not be printed */
+    if (!gw_field_value_ok(req->content_type) || !gw_field_value_ok(req->cache_control)) {
+        gw_conn_error(c, 400, "bad_header",
+                      "Content-Type and Cache-Control must not contain control characters",
+                      GW_COMMITTED_FALSE);
         return;
     }
     uint32_t shard_count = gw_cluster_shard_count(ctx->cluster);

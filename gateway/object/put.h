@@ -5,6 +5,7 @@
 
 #include "object/ctx.h"
 #include "http/http.h"
+#include "timeutil.h"
 #include "object/rules.h"
 #include "http/server.h"
 
@@ -14,7 +15,7 @@
 #define GW_PUT_GRACE_MS 200u                    /* wait for more FINISH_OKs after a quorum */
 #define GW_PUT_STALL_MS 2000u /* a replica with no progress this long is dropped */
 
-#define GW_TTL_MAX 315360000 /* ten years */
+#define GW_TTL_MAX CM_TTL_MAX_S /* ten years */
 
 /* TTL of a write: ?ttl_seconds=N wins over X-Headwater-TTL: N; either one present (0 = never
  * expires) wins over the --lifecycle rule for key. Returns 0 with *ttl (0 = none) or -1 with

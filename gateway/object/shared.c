@@ -28,7 +28,10 @@ struct gw_shared {
     /* connections */
     struct gw_tls_ctx *tls;
     struct gw_cors cors;
+    struct gw_cors cors_write; /* --cors-write-origins */
     atomic_uint_fast64_t open_conns;
+    struct gw_config admin_cfg; /* cfg with the admin listener's own connection limit */
+    atomic_uint_fast64_t admin_conns;
     atomic_uint slots_used;
     struct gw_metrics *metrics; /* GW_METRIC_SLOTS */
     uv_mutex_t keys_lock;
@@ -126,8 +129,13 @@ static int conns_init(struct gw_shared *sh, char *errmsg, size_t errlen)
     const struct gw_config *cfg = sh->cfg;
     struct gw_keys *k = NULL;
     int rv = gw_cors_parse(cfg->cors_origins, &sh->cors, errmsg, errlen);
+    if (rv == 0)
+        rv = gw_cors_parse(cfg->cors_write_origins ? cfg->cors_write_origins : "", &sh->cors_write,
+                           errmsg, errlen);
     if (rv != 0)
         return rv;
+    sh->admin_cfg = *cfg;
+    sh->admin_cfg.max_connections = cfg->admin_max_connections ? cfg->admin_max_connections : 32;
     if (cfg->keys != NULL) {
         rv = gw_keys_load(cfg->keys, &k, errmsg, errlen);
         if (rv != 0)
@@ -225,6 +233,21 @@ const struct gw_cors *gw_shared_cors(const struct gw_shared *sh)
 atomic_uint_fast64_t *gw_shared_open_conns(struct gw_shared *sh)
 {
     return &sh->open_conns;
+}
+
+const struct gw_cors *gw_shared_cors_write(const struct gw_shared *sh)
+{
+    return &sh->cors_write;
+}
+
+const struct gw_config *gw_shared_admin_cfg(const struct gw_shared *sh)
+{
+    return &sh->admin_cfg;
+}
+
+atomic_uint_fast64_t *gw_shared_admin_conns(struct gw_shared *sh)
+{
+    return &sh->admin_conns;
 }
 
 struct gw_metrics *gw_shared_metrics(struct gw_shared *sh)

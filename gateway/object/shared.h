@@ -51,6 +51,12 @@ void gw_shared_unref(struct gw_shared *sh);
 struct gw_tls_ctx *gw_shared_tls(struct gw_shared *sh); /* NULL without --tls-listen */
 const struct gw_cors *gw_shared_cors(const struct gw_shared *sh);
 atomic_uint_fast64_t *gw_shared_open_conns(struct gw_shared *sh);
+/* --cors-write-origins: who may write cross-origin (cors.h gw_cors_write_ok). */
+const struct gw_cors *gw_shared_cors_write(const struct gw_shared *sh);
+/* The admin listener's settings: cfg with max_connections = --admin-max-connections (the same
+ * header / idle timeouts), and its own open-connection counter. */
+const struct gw_config *gw_shared_admin_cfg(const struct gw_shared *sh);
+atomic_uint_fast64_t *gw_shared_admin_conns(struct gw_shared *sh);
 /* A metrics struct of its own for one loop (never NULL: past the slots, loops share the last). */
 struct gw_metrics *gw_shared_metrics(struct gw_shared *sh);
 /* /metrics: every loop's counters summed. */

@@ -71,7 +71,7 @@ class ConnCluster(Cluster):
             "--header-timeout-ms", str(HEADER_MS), "--body-timeout-ms", str(BODY_MS),
             "--idle-timeout-ms", str(IDLE_MS), "--max-pipeline", "4",
             "--send-timeout-ms", str(SEND_MS),
-            "--cors-origins", f"{ORIGIN},http://localhost:3000"])
+            "--cors-origins", f"{ORIGIN},http://localhost:3000", "--cors-write-origins", ORIGIN])
         self.extra = []
 
     def procs(self):
@@ -157,7 +157,13 @@ def keys_and_scopes(cl):
     assert_error(cl.put("/live/k/a.ts", b"x", headers=auth(READ)), 403, "forbidden")
     assert_error(cl.put("/other/a.ts", b"x", headers=auth(WRITE)), 403, "forbidden")
     assert cl.put("/live/k/a.ts", b"abc", headers=auth(WRITE)).status == 201
-    assert cl.http("PUT", f"/live/k/b.ts?token={WRITE}", b"def").status == 201
+    # a write key is refused in ?token= (URLs end up in logs and caches), even for a read
+    r = cl.http("PUT", f"/live/k/b.ts?token={WRITE}", b"def")
+    assert_error(r, 403, "forbidden")
+    assert "Authorization: Bearer" in r.json()["message"], r
+    assert r.json()["committed"] is False, r
+    assert cl.get("/live/k/b.ts").status == 404, "a refused write stored nothing"
+    assert cl.put("/live/k/b.ts", b"def", headers=auth(WRITE)).status == 201
     assert cl.get("/live/k/a.ts").body == b"abc", "reads are open outside private prefixes"
     assert_error(cl.http("DELETE", "/live/k/b.ts"), 401, "unauthorized")
     assert cl.http("DELETE", "/live/k/b.ts", headers=auth(WRITE)).status == 204
@@ -166,7 +172,8 @@ def keys_and_scopes(cl):
     assert_error(cl.get("/private/p/x.ts"), 401, "unauthorized")
     assert_error(cl.get("/private/p/x.ts", headers=auth(WRITE)), 403, "forbidden")
     assert cl.get("/private/p/x.ts", headers=auth(READ)).body == b"secret"
-    assert cl.get(f"/private/p/x.ts?token={PWRITE}").body == b"secret"
+    assert_error(cl.get(f"/private/p/x.ts?token={PWRITE}"), 403, "forbidden")
+    assert cl.get(f"/private/p/x.ts?token={READ}").body == b"secret", "read keys work in ?token="
     assert cl.http("HEAD", "/private/p/x.ts", headers=auth(READ)).status == 200
     assert_error(cl.put("/private/p/y.ts", b"x", headers=auth(READ)), 403, "forbidden")
 
@@ -320,7 +327,7 @@ def cors_preflight_and_headers(cl):
 # ---- access log ---------------------------------------------------------------------------
 @test
 def access_log_lines_without_tokens(cl):
-    cl.get(f"/live/k/a.ts?x=1&token={WRITE}&y=2")
+    cl.get(f"/live/k/a.ts?x=1&token={READ}&y=2")
     cl.get("/live/k/missing.ts")
 
     def logged():

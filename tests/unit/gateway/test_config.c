@@ -210,3 +210,50 @@ Test(config, connection_layer_options)
     cfg.header_timeout_ms = 1;
     expect_invalid(&cfg, "timeout below the minimum");
 }
+
+/* Issue 8 §5: the admin listener's own limit, who may write cross-origin, TTL bounds. */
+Test(config, admin_limit_cors_writes_and_lifecycle_bounds)
+{
+    struct gw_config cfg;
+    char err[256];
+    base(&cfg);
+    cr_assert_eq(gw_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.admin_max_connections, 32, "hand-built configs get the default");
+    cr_assert_str_eq(cfg.cors_write_origins, "", "no cross-origin writes by default");
+    base(&cfg);
+    cfg.admin_max_connections = 100000;
+    expect_invalid(&cfg, "admin limit over the maximum");
+    base(&cfg);
+    cfg.cors_write_origins = "https://enc.example";
+    cr_assert_eq(gw_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    base(&cfg);
+    cfg.cors_write_origins = "enc.example";
+    expect_invalid(&cfg, "a write origin without a scheme");
+    base(&cfg);
+    cfg.cors_origins = "https://player.example";
+    cfg.cors_write_origins = "https://enc.example";
+    expect_invalid(&cfg, "a write origin that gets no CORS answers");
+    base(&cfg);
+    cfg.cors_origins = "https://player.example,https://enc.example";
+    cfg.cors_write_origins = "https://enc.example";
+    cr_assert_eq(gw_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    base(&cfg);
+    cfg.cors_origins = "https://player.example";
+    cfg.cors_write_origins = "*";
+    expect_invalid(&cfg, "any write origin with listed CORS origins");
+    base(&cfg);
+    cfg.lifecycle = "/live/=315360000";
+    cr_assert_eq(gw_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    const char *bad[] = {"/live/=315360001", "/live/=99999999999999999999", "/live/=-1", "/live/=0",
+                         "/live/=1e3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        base(&cfg);
+        cfg.lifecycle = bad[i];
+        expect_invalid(&cfg, bad[i]);
+    }
+    char *argv[] = {"gw", "--nodes=h:1", "--admin-max-connections", "4", "--cors-write-origins",
+                    "*",  NULL};
+    cr_assert_eq(parse(&cfg, 6, argv, err), 0, "%s", err);
+    cr_assert_eq(cfg.admin_max_connections, 4);
+    cr_assert_str_eq(cfg.cors_write_origins, "*");
+}

@@ -63,17 +63,43 @@ Test(cors, preflight)
     struct cm_sbuf s;
     cm_sbuf_init(&s);
     gw_cors_parse("https://a.example", &c, err, sizeof(err));
-    gw_cors_preflight(&c, "https://a.example", "Authorization, Content-Type", &s);
+    gw_cors_preflight(&c, "https://a.example", "Authorization, Content-Type", 1, &s);
     cr_assert(strstr(s.p, "Access-Control-Allow-Origin: https://a.example\r\n") != NULL);
     cr_assert(strstr(s.p, "Access-Control-Allow-Methods: GET, HEAD, PUT, POST, DELETE, "
                           "OPTIONS\r\n") != NULL);
     cr_assert(strstr(s.p, "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"));
     cr_assert(strstr(s.p, "Access-Control-Max-Age: 86400\r\n"));
     cm_sbuf_reset(&s);
-    gw_cors_preflight(&c, "https://a.example", "x\r\nSet-Cookie: a=b", &s);
+    gw_cors_preflight(&c, "https://a.example", "x\r\nSet-Cookie: a=b", 1, &s);
     cr_assert(strstr(s.p, "Allow-Headers") == NULL, "header injection is not echoed: %s", s.p);
     cm_sbuf_reset(&s);
-    gw_cors_preflight(&c, "https://other.example", "", &s);
+    gw_cors_preflight(&c, "https://other.example", "", 1, &s);
     cr_assert_str_eq(s.p, "Vary: Origin\r\n");
+    cm_sbuf_free(&s);
+}
+
+/* Issue 8 §5: cross-origin writes only from --cors-write-origins. */
+Test(cors, writes_only_from_write_origins)
+{
+    struct gw_cors c, w;
+    char err[256];
+    struct cm_sbuf s;
+    cm_sbuf_init(&s);
+    gw_cors_parse("*", &c, err, sizeof(err));
+    gw_cors_parse("", &w, err, sizeof(err));
+    cr_assert(gw_cors_write_ok(&w, ""), "no Origin: not a browser's cross-origin request");
+    cr_assert(!gw_cors_write_ok(&w, "https://evil.example"));
+    cr_assert(!gw_cors_write_ok(&w, "null"));
+    gw_cors_preflight(&c, "https://evil.example", "", gw_cors_write_ok(&w, "https://evil.example"),
+                      &s);
+    cr_assert(strstr(s.p, "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n") != NULL, "%s",
+              s.p);
+    cr_assert(strstr(s.p, "DELETE") == NULL && strstr(s.p, "PUT") == NULL, "%s", s.p);
+    gw_cors_parse("https://enc.example", &w, err, sizeof(err));
+    cr_assert(gw_cors_write_ok(&w, "https://enc.example"));
+    cr_assert(!gw_cors_write_ok(&w, "https://enc.example.evil"));
+    cr_assert(!gw_cors_write_ok(&w, "https://evil.example"));
+    gw_cors_parse("*", &w, err, sizeof(err));
+    cr_assert(gw_cors_write_ok(&w, "https://anyone.example"), "explicitly configured");
     cm_sbuf_free(&s);
 }

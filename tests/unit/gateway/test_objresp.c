@@ -125,3 +125,43 @@ Test(objresp, immutable_kinds)
     cr_assert(!gw_key_immutable_kind("/l/manifest.mpd"));
     cr_assert(!gw_key_immutable_kind("/l/notes.txt"));
 }
+
+/* Issue 8 §5: stored metadata never becomes header text with a control byte in it. */
+Test(objresp, stored_values_with_control_bytes_are_not_emitted)
+{
+    struct gw_objinfo o = info("/live/s.m4s", 3);
+    o.content_type = "text/html\r\nSet-Cookie: a=b";
+    o.cache_control = "max-age=5\r\nSet-Cookie: c=d";
+    struct gw_objresp p = {200, 0, 2, 3};
+    struct cm_sbuf h;
+    cm_sbuf_init(&h);
+    int bad = gw_objresp_headers(&p, &o, NULL, &h);
+    cr_assert_str_eq(h.p, "Content-Type: application/octet-stream\r\nContent-Length: 3\r\n"
+                          "Accept-Ranges: bytes\r\nETag: \"2a\"\r\n"
+                          "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                          "Cache-Control: max-age=31536000, immutable\r\n");
+    cr_assert_eq(bad, GW_OBJRESP_BAD_CTYPE | GW_OBJRESP_BAD_CC);
+    cm_sbuf_reset(&h);
+    o.content_type = "text/plain\x01";
+    o.cache_control = "no-cache\x7f";
+    bad = gw_objresp_headers(&p, &o, NULL, &h);
+    cr_assert(strstr(h.p, "\x01") == NULL && strstr(h.p, "\x7f") == NULL, "%s", h.p);
+    cr_assert_eq(bad, GW_OBJRESP_BAD_CTYPE | GW_OBJRESP_BAD_CC);
+    cm_sbuf_reset(&h);
+    o.content_type = "text/plain;\tcharset=utf-8"; /* HTAB is allowed in a field value */
+    o.cache_control = "max-age=5";
+    cr_assert_eq(gw_objresp_headers(&p, &o, NULL, &h), 0);
+    cr_assert(strstr(h.p, "Content-Type: text/plain;\tcharset=utf-8\r\n") != NULL, "%s", h.p);
+    cr_assert(strstr(h.p, "Cache-Control: max-age=5\r\n") != NULL, "%s", h.p);
+    for (const char *p2 = h.p; *p2; p2++) {
+        if (*p2 == '\r')
+            cr_assert_eq(p2[1], '\n');
+        else if (*p2 == '\n')
+            cr_assert_eq(p2[-1], '\r');
+    }
+    cm_sbuf_free(&h);
+    cr_assert(gw_field_value_ok("text/plain; charset=\"x\""));
+    cr_assert(!gw_field_value_ok("a\nb"));
+    cr_assert(!gw_field_value_ok("a\rb"));
+    cr_assert(!gw_field_value_ok("\x1b[31m"));
+}
