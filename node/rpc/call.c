@@ -3,7 +3,7 @@
  * States: CONNECTING -> OPEN (HELLO and the request sent back to back) -> DONE.
  * The timer bounds connect + every wait for the next frame. Memory is freed once both the
  * connection (if any) and the timer are closed. */
-#include "call.h"
+#include "rpc/call.h"
 
 #include <stdio.h>
 #include <string.h>
