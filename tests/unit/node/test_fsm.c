@@ -213,23 +213,24 @@ struct tlog {
 
 static void build_log(struct tlog *l)
 {
-    static const uint8_t u4[16] = {4}, u5[16] = {5};
+    static const uint8_t u4[16] = {4}, u5[16] = {5}, u6[16] = {6};
     memset(l, 0, sizeof(*l));
     stage(up1, "/d/a.ts", "aaaaa", 1);
     stage(up2, "/d/b.ts", "bbbbb", 1);
     stage(u4, "/d/c.ts", "ccccc", 1);
-    l->len[l->n] = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/d/a.ts", 5, l->buf[l->n]);
-    l->n++;
-    l->len[l->n] = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up2, "/d/b.ts", 5, l->buf[l->n]);
-    l->n++;
-    l->len[l->n] = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up3, "/d/m.ts", 5, l->buf[l->n]);
-    l->n++; /* bytes elsewhere: a repair marker */
-    l->len[l->n] = entry(HW__RAFT_ENTRY__KIND__KIND_DELETE, NULL, "/d/a.ts", 0, l->buf[l->n]);
-    l->n++;
-    l->len[l->n] = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, u4, "/d/b.ts", 5, l->buf[l->n]);
-    l->n++; /* overwrite: b's first version's bytes go */
-    l->len[l->n] = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, u5, "/d/n.ts", 5, l->buf[l->n]);
-    l->n++;
+    stage(u6, "/d/a.ts", "AAAAA", 1);
+#define ADD(expr) (l->len[l->n] = (expr), l->n++)
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/d/a.ts", 5, l->buf[l->n]));
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up2, "/d/b.ts", 5, l->buf[l->n]));
+    /* bytes elsewhere: a repair marker */
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up3, "/d/m.ts", 5, l->buf[l->n]));
+    /* create-only while a.ts exists: fails here, and must keep failing on any replay */
+    ADD(cond_put(u6, "/d/a.ts", NULL, "*", 0, l->buf[l->n]));
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_DELETE, NULL, "/d/a.ts", 0, l->buf[l->n]));
+    /* overwrite: b's first version's bytes go */
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, u4, "/d/b.ts", 5, l->buf[l->n]));
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, u5, "/d/n.ts", 5, l->buf[l->n]));
+#undef ADD
 }
 
 static void replay(struct nd_fsm *f, const struct tlog *l, size_t from)
@@ -250,6 +251,7 @@ Test(fsm, crash_anywhere_then_replay_reaches_the_same_state)
     unsigned long long want = nd_store_mem_digest(&store);
     uint64_t backlog = fsm.repair_backlog;
     cr_assert_eq(backlog, 2, "m.ts and n.ts have no local bytes");
+    cr_assert_eq(version_of("/d/a.ts"), 0, "the create-only PUT never applied");
 
     for (size_t crash_after = 0; crash_after <= l.n; crash_after++) {
         struct nd_store s2;
@@ -258,6 +260,7 @@ Test(fsm, crash_anywhere_then_replay_reaches_the_same_state)
         t_stage(&s2, up1, "/d/a.ts", "aaaaa", 1);
         t_stage(&s2, up2, "/d/b.ts", "bbbbb", 1);
         t_stage(&s2, (const uint8_t[16]){4}, "/d/c.ts", "ccccc", 1);
+        t_stage(&s2, (const uint8_t[16]){6}, "/d/a.ts", "AAAAA", 1);
         cr_assert_eq(nd_store_sync(&s2), 0);
         cr_assert_eq(nd_fsm_init(&f2, &s2, 0, NULL), 0);
         for (size_t i = 0; i < crash_after; i++) {
