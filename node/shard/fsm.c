@@ -20,10 +20,16 @@
 #include "log.h"
 #include "store/meta.h"
 
-static Hw__ObjectMeta *get_meta(struct nd_store *s, const struct nd_skey *k)
+/* The meta under k, NULL when absent (or undecodable: every replica reads it alike). A store
+ * failure is remembered in f->read_err: the apply then fails whole instead of deciding on a
+ * read it did not get. */
+static Hw__ObjectMeta *get_meta(struct nd_fsm *f, const struct nd_skey *k)
 {
     Hw__ObjectMeta *m;
-    return nd_meta_get(s, k, &m) == 0 ? m : NULL;
+    int rv = nd_meta_get(f->store, k, &m);
+    if (rv != 0 && rv != CM_ENOTFOUND && rv != CM_EPROTO)
+        f->read_err = rv;
+    return rv == 0 ? m : NULL;
 }
 
 /* Keep the expiry index in step with a key's meta: drop the old entry, add the new one. */
@@ -56,7 +62,7 @@ static int take_staged(struct nd_fsm *f, struct nd_batch *b, const Hw__ObjectMet
 {
     struct nd_skey k;
     nd_skey_staged(&k, meta->upload_id.data);
-    Hw__ObjectMeta *st = get_meta(f->store, &k);
+    Hw__ObjectMeta *st = get_meta(f, &k);
     if (st == NULL)
         return 0;
     int ok = st->local && st->size == meta->size && st->checksum == meta->checksum;
@@ -87,15 +93,18 @@ static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__O
         strlen(meta->key) > ND_KEY_MAX)
         return CM_EINVAL;
     nd_skey_committed(&ck, f->shard, meta->upload_id.data);
-    if (nd_store_get_u64(f->store, &ck, &version) == 0) {
+    int grv = nd_store_get_u64(f->store, &ck, &version);
+    if (grv == 0) {
         f->result.version = version; /* a retried commit: no second version */
         f->result.created = 0;
         return 0;
     }
+    if (grv != CM_ENOTFOUND)
+        return grv;
     size_t keylen = strlen(meta->key);
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
     nd_skey_repair(&rk, f->shard, meta->key, keylen);
-    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    Hw__ObjectMeta *old = get_meta(f, &mk);
     if (!precondition_holds(pc, old, meta)) {
         f->result.precondition_failed = 1;
         if (old != NULL)
@@ -139,7 +148,7 @@ static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
     size_t keylen = strlen(meta->key);
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
     nd_skey_repair(&rk, f->shard, meta->key, keylen);
-    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    Hw__ObjectMeta *old = get_meta(f, &mk);
     if (old != NULL && only_version != 0 && old->version != only_version) {
         hw__object_meta__free_unpacked(old, NULL);
         old = NULL;
@@ -176,7 +185,7 @@ static int apply_entry(struct nd_fsm *f, struct nd_batch *b, uint64_t index, con
     }
     if (e != NULL)
         hw__raft_entry__free_unpacked(e, NULL);
-    return rv;
+    return f->read_err != 0 ? f->read_err : rv;
 }
 
 int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t len)
@@ -187,8 +196,9 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
     if (index <= f->applied)
         return 0; /* already in the store: replay after a restart */
     nd_batch_init(&b);
+    f->read_err = 0;
     int rv = apply_entry(f, &b, index, data, len);
-    if (rv != 0 && rv != CM_ENOMEM) {
+    if (rv == CM_EINVAL) {
         /* Skip the entry but still record the index: every replica skips it alike. */
         CM_WARN("fsm skipped a malformed entry shard=%u index=%llu", f->shard,
                 (unsigned long long)index);
@@ -197,7 +207,7 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
         memset(&f->result, 0, sizeof(f->result));
     }
     put_applied(f, &b, index);
-    int wrv = rv == CM_ENOMEM ? rv : nd_store_write(f->store, &b, 0);
+    int wrv = rv != 0 && rv != CM_EINVAL ? rv : nd_store_write(f->store, &b, 0);
     nd_batch_close(&b);
     if (wrv != 0) {
         /* Nothing was written: the entry is not applied here, in the store or in memory. */
@@ -409,7 +419,7 @@ static void restore_object(struct nd_fsm *f, struct nd_batch *b, Hw__ObjectMeta 
         return;
     nd_skey_meta(&mk, f->shard, m->key, strlen(m->key));
     nd_skey_repair(&rk, f->shard, m->key, strlen(m->key));
-    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    Hw__ObjectMeta *old = get_meta(f, &mk);
     int keep = old != NULL && old->local && old->upload_id.len == ND_UPLOAD_ID_LEN &&
                memcmp(old->upload_id.data, m->upload_id.data, ND_UPLOAD_ID_LEN) == 0;
     if (old != NULL)

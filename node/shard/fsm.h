@@ -33,6 +33,7 @@ struct nd_fsm {
     uint64_t applied;        /* persisted applied index */
     uint64_t repair_backlog; /* committed versions whose bytes are not local */
     struct nd_apply_result result;
+    int read_err; /* a store read failed during the apply in progress */
     void (*on_missing)(struct nd_fsm *f, void *data); /* a new repair marker exists */
     void *data;
 };

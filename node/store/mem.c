@@ -24,7 +24,7 @@ struct view {
 struct mem {
     pthread_mutex_t lock;
     struct view *cur, *durable;
-    unsigned fail_write, fail_sync, nospc; /* countdowns, 0 = off */
+    unsigned fail_write, fail_sync, nospc, fail_read; /* countdowns, 0 = off */
     int nospc_on;
     unsigned syncs;
 };
@@ -209,6 +209,10 @@ static int mem_get(struct nd_store *s, const char *k, size_t klen, char **val, s
     struct mem *m = s->impl;
     int rv = CM_ENOTFOUND;
     pthread_mutex_lock(&m->lock);
+    if (fires(&m->fail_read)) {
+        pthread_mutex_unlock(&m->lock);
+        return CM_ESTORE;
+    }
     size_t i = lower_bound(m->cur, k, klen);
     if (i < m->cur->n && cmp_key(m->cur->recs[i]->k, m->cur->recs[i]->klen, k, klen) == 0) {
         const struct rec *r = m->cur->recs[i];
@@ -335,6 +339,8 @@ void nd_store_mem_fault(struct nd_store *s, enum nd_mem_fault kind, unsigned nth
         m->fail_write = nth;
     } else if (kind == ND_MEM_FAIL_SYNC) {
         m->fail_sync = nth;
+    } else if (kind == ND_MEM_FAIL_READ) {
+        m->fail_read = nth;
     } else {
         m->nospc = nth;
         m->nospc_on = 0;

@@ -15,6 +15,7 @@ enum nd_mem_fault {
     ND_MEM_FAIL_WRITE, /* the nth write fails with CM_ESTORE (once) */
     ND_MEM_FAIL_SYNC,  /* the nth sync (nd_store_sync or a sync write) fails with CM_ESTORE */
     ND_MEM_NOSPC,      /* from the nth write on, every write fails with CM_ENOSPC (disk full) */
+    ND_MEM_FAIL_READ,  /* the nth point read (get) fails with CM_ESTORE (once) */
 };
 
 int nd_store_mem_open(struct nd_store *s);

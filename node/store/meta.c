@@ -40,5 +40,5 @@ int nd_meta_get(struct nd_store *s, const struct nd_skey *k, Hw__ObjectMeta **ou
         return rv;
     *out = nd_meta_unpack(v, n);
     cm_free(v);
-    return *out != NULL ? 0 : CM_ESTORE;
+    return *out != NULL ? 0 : CM_EPROTO;
 }
