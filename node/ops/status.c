@@ -60,6 +60,5 @@ void nd_op_status(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
     st.reads = h->reads;
     cm_env_init(&out, HW__MSG_TYPE__MSG_STATUS_OK, env->req_id, env->shard);
     out.status_ok = &st;
-    if (sc->conn != NULL)
-        cm_rpc_send(sc->conn, &out, NULL, 0);
+    nd_sconn_send(sc, &out, NULL, 0);
 }

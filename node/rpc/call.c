@@ -125,8 +125,10 @@ static void on_connect(struct cm_rpc_conn *conn, int status, void *arg)
     h.node_id = c->self_id;
     h.rpc_address = c->self_rpc;
     hello.hello = &h;
-    if (cm_rpc_send(conn, &hello, NULL, 0) != 0 || cm_rpc_send(conn, c->req, NULL, 0) != 0)
-        return; /* closing: on_close reports */
+    if (cm_rpc_send(conn, &hello, NULL, 0) != 0 || cm_rpc_send(conn, c->req, NULL, 0) != 0) {
+        cm_rpc_close(conn); /* (out of memory leaves it open) on_close reports */
+        return;
+    }
     hw__envelope__free_unpacked(c->req, NULL);
     c->req = NULL;
 }

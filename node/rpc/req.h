@@ -31,6 +31,10 @@ struct nd_req {
 
 struct nd_sconn *nd_sconn_new(void *ctx, struct cm_rpc_conn *conn);
 void nd_sconn_unref(struct nd_sconn *sc);
+/* Send at once, outside a request context (env's req_id and shard are the caller's). A frame
+ * that cannot be queued closes the connection: the peer never waits for a lost answer. */
+void nd_sconn_send(struct nd_sconn *sc, Hw__Envelope *env, const struct cm_slice *payload,
+                   size_t n);
 /* Answer env at once with an error (no request context needed). */
 void nd_sconn_error(struct nd_sconn *sc, const Hw__Envelope *env, Hw__Code code, const char *msg);
 

@@ -41,7 +41,7 @@ static void handle_hello(const struct nd_rpc_server_cfg *cfg, struct nd_sconn *s
     ok.raft_address = (char *)cfg->raft_listen;
     ok.max_frame = CM_FRAME_MAX;
     out.hello_ok = &ok;
-    cm_rpc_send(sc->conn, &out, NULL, 0);
+    nd_sconn_send(sc, &out, NULL, 0);
 }
 
 static const struct nd_rpc_route *route_of(const struct nd_rpc_server_cfg *cfg, Hw__MsgType t)
@@ -68,21 +68,18 @@ static void on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env, const struc
         return;
     }
     if (cfg->stopping(cfg->ctx)) {
-        cm_rpc_send_error(c, env->req_id, env->shard, HW__CODE__CODE_UNAVAILABLE,
-                          "node shutting down");
+        nd_sconn_error(sc, env, HW__CODE__CODE_UNAVAILABLE, "node shutting down");
         return;
     }
     const struct nd_rpc_route *r = route_of(cfg, env->type);
     if (r == NULL) {
         CM_WARN("rpc unknown request type=%d conn=%llu", (int)env->type,
                 (unsigned long long)cm_rpc_id(c));
-        cm_rpc_send_error(c, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "unknown request type");
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "unknown request type");
         return;
     }
     if (!r->any_shard && !cfg->hosts_shard(cfg->ctx, env->shard)) {
-        cm_rpc_send_error(c, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "this node does not host that shard");
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "this node does not host that shard");
         return;
     }
     r->fn(cfg->ctx, sc, env, payload);
