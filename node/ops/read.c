@@ -257,6 +257,18 @@ static void read_index(struct read_op *op)
 
 /* ---- local stream ---- */
 
+static void read_again_checked(struct read_op *op)
+{
+    for (size_t i = 0; i < op->nchunks; i++)
+        cm_slice_release(&op->chunks[i]);
+    op->nchunks = 0;
+    nd_store_iter_free(op->it);
+    op->it = NULL;
+    op->pos = 0;
+    op->crc = 0;
+    op->checked = 1;
+}
+
 static void read_fn(void *arg)
 {
     struct read_op *op = arg;
@@ -312,14 +324,7 @@ restart:
     if (op->whole && op->pos < op->end) {
         /* More chunks than one round holds: nothing unchecked may be sent, so read it again
          * with RocksDB's own checks. */
-        for (size_t i = 0; i < op->nchunks; i++)
-            cm_slice_release(&op->chunks[i]);
-        op->nchunks = 0;
-        nd_store_iter_free(op->it);
-        op->it = NULL;
-        op->pos = 0;
-        op->crc = 0;
-        op->checked = 1;
+        read_again_checked(op);
         got = 0;
         goto restart;
     }

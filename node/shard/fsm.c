@@ -435,6 +435,18 @@ static void restore_object(struct nd_fsm *f, struct nd_batch *b, Hw__ObjectMeta 
     nd_meta_put(b, &mk, m);
 }
 
+static void restore_committed(struct nd_fsm *f, struct nd_batch *b, const Hw__Snapshot *snap)
+{
+    for (size_t i = 0; i < snap->n_committed_uploads; i++) {
+        const ProtobufCBinaryData *u = &snap->committed_uploads[i];
+        if (u->len != ND_UPLOAD_ID_LEN + 8)
+            continue;
+        struct nd_skey ck;
+        nd_skey_committed(&ck, f->shard, u->data);
+        nd_batch_put(b, &ck, u->data + ND_UPLOAD_ID_LEN, 8);
+    }
+}
+
 static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
     struct nd_fsm *f = rf->data;
@@ -471,14 +483,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     each_prefix(f->store, 'r', f->shard, drop_old_cb, &kp);
     each_prefix(f->store, 'c', f->shard, drop_old_cb, &kp);
     each_prefix(f->store, 'x', f->shard, drop_old_cb, &kp);
-    for (size_t i = 0; i < snap->n_committed_uploads; i++) {
-        ProtobufCBinaryData *u = &snap->committed_uploads[i];
-        if (u->len != ND_UPLOAD_ID_LEN + 8)
-            continue;
-        struct nd_skey ck;
-        nd_skey_committed(&ck, f->shard, u->data);
-        nd_batch_put(b, &ck, u->data + ND_UPLOAD_ID_LEN, 8);
-    }
+    restore_committed(f, b, snap);
     put_applied(f, b, snap->applied_index);
     int rv = nd_store_write(f->store, kp.drop, 1);
     if (rv == 0)

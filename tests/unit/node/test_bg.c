@@ -130,3 +130,26 @@ Test(bg, repair_passes_are_paced_after_a_failure)
     cr_assert_eq(nd_workq_manual_run(&work), 1, "a kick is not paced");
     nd_repair_close(&rp);
 }
+
+/* A work queue that refuses a job: the job's state is released at once (no sweep left
+ * "running" forever), nothing ran, and the next due tick starts one. */
+Test(bg, a_refused_job_leaves_nothing_running)
+{
+    struct nd_gc gc;
+    nd_gc_init(&gc, &host);
+    t_stage_at(&store, ua, "/g/a.ts", "aaaa", 0, T0 - 120000);
+    nd_workq_manual_fail(&work, 1);
+    nd_gc_tick(&gc);
+    cr_assert(!gc.running);
+    cr_assert_eq(work.pending, 0);
+    cr_assert_eq(nd_workq_manual_run(&work), 0);
+    cr_assert(t_staged_exists(&store, ua));
+    nd_fake_clock_advance(&clk, 30000);
+    nd_gc_tick(&gc);
+    cr_assert(gc.running);
+    cr_assert_eq(work.pending, 1, "queued, not run inside the tick");
+    cr_assert(t_staged_exists(&store, ua));
+    cr_assert_eq(nd_workq_manual_run(&work), 1);
+    cr_assert_eq(work.pending, 0);
+    cr_assert(!t_staged_exists(&store, ua));
+}
