@@ -342,3 +342,152 @@ Test(ops, allocation_failures_never_crash_or_leak)
     alloc_sweep("GET work", req_get, &fail_in_work);
     alloc_sweep("LIST work", req_list, &fail_in_work);
 }
+
+/* ---- a raw client: STAGE frames carry payload bytes, which nd_call does not send ---- */
+
+struct raw {
+    struct harness *x;
+    struct cm_rpc_conn *conn;
+    int answers, closed, done;
+    Hw__MsgType last;
+    uint64_t received;
+    uint32_t checksum;
+};
+
+static void raw_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
+                         const struct cm_slice *payload)
+{
+    struct raw *r = cm_rpc_data(c);
+    if (env->type == HW__MSG_TYPE__MSG_HELLO_OK)
+        return;
+    r->answers++;
+    r->last = env->type;
+    if (env->stage_ok != NULL)
+        r->received = env->stage_ok->received;
+    if (env->finish_ok != NULL)
+        r->checksum = env->finish_ok->checksum;
+    if (env->type != HW__MSG_TYPE__MSG_STAGE_OK) {
+        r->done = 1;
+        cm_rpc_close(c);
+    }
+}
+
+static void raw_on_close(struct cm_rpc_conn *c, int status)
+{
+    struct raw *r = cm_rpc_data(c);
+    r->closed = r->done = 1;
+}
+
+static const struct cm_rpc_handlers raw_handlers = {raw_on_frame, NULL, raw_on_close};
+
+static void send_stage(struct cm_rpc_conn *c, uint64_t off, const char *bytes)
+{
+    Hw__Envelope env;
+    Hw__Stage st = HW__STAGE__INIT;
+    struct cm_buf *b = cm_buf_copy(bytes, strlen(bytes));
+    cr_assert_not_null(b);
+    struct cm_slice s = cm_slice_take(b, 0, strlen(bytes));
+    cm_env_init(&env, HW__MSG_TYPE__MSG_STAGE, 10 + off, 0);
+    st.upload_id.data = (uint8_t *)up;
+    st.upload_id.len = 16;
+    st.key = "/o/w.ts";
+    st.offset = off;
+    env.stage = &st;
+    cm_rpc_send(c, &env, &s, 1);
+    cm_slice_release(&s);
+}
+
+static void raw_on_connect(struct cm_rpc_conn *c, int status, void *arg)
+{
+    struct raw *r = arg;
+    cr_assert_eq(status, 0);
+    r->conn = c;
+    cm_rpc_set_data(c, r);
+    Hw__Envelope env;
+    Hw__Hello h = HW__HELLO__INIT;
+    cm_env_init(&env, HW__MSG_TYPE__MSG_HELLO, 1, 0);
+    h.proto_version = CM_PROTO_VERSION;
+    env.hello = &h;
+    cm_rpc_send(c, &env, NULL, 0);
+    /* pipelined: the server handles them one after another */
+    send_stage(c, 0, "hello ");
+    send_stage(c, 6, "world");
+    Hw__Finish f = HW__FINISH__INIT;
+    cm_env_init(&env, HW__MSG_TYPE__MSG_FINISH, 99, 0);
+    f.upload_id.data = (uint8_t *)up;
+    f.upload_id.len = 16;
+    f.key = "/o/w.ts";
+    f.size = 11;
+    f.checksum = cm_crc32c(0, "hello world", 11);
+    env.finish = &f;
+    cm_rpc_send(c, &env, NULL, 0);
+}
+
+static void upload(struct harness *x, struct raw *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->x = x;
+    cr_assert_eq(cm_rpc_connect(&x->loop, x->addr, 2000, &raw_handlers, raw_on_connect, r), 0);
+    uint64_t deadline = cm_mono_ms() + 10000;
+    while (!r->done && cm_mono_ms() < deadline) {
+        uv_run(&x->loop, UV_RUN_ONCE);
+        cm_alloc_fail_after(fail_in_work);
+        nd_workq_manual_run(&x->work);
+        cm_alloc_fail_after(-1);
+    }
+    cr_assert(r->done, "no answer, error or close before the deadline: the upload was dropped");
+}
+
+Test(ops, pipelined_stage_frames_then_finish)
+{
+    struct harness x;
+    struct raw r;
+    cr_assert_eq(harness_start(&x), 0);
+    upload(&x, &r);
+    cr_assert_eq(r.last, HW__MSG_TYPE__MSG_FINISH_OK);
+    cr_assert_eq(r.answers, 3);
+    cr_assert_eq(r.received, 11);
+    cr_assert_eq(r.checksum, cm_crc32c(0, "hello world", 11));
+    struct nd_skey k;
+    char *v;
+    size_t n;
+    nd_skey_chunk(&k, up, 6);
+    cr_assert_eq(nd_store_get(&x.store, &k, &v, &n), 0);
+    cr_assert(n == 5 && memcmp(v, "world", 5) == 0, "the chunk at offset 6");
+    cm_free(v);
+    nd_skey_staged(&k, up);
+    Hw__ObjectMeta *st;
+    cr_assert_eq(nd_meta_get(&x.store, &k, &st), 0);
+    cr_assert(st->local && st->size == 11);
+    hw__object_meta__free_unpacked(st, NULL);
+    cr_assert_eq(x.host.uploads.n, 0, "finished: no longer in memory");
+    harness_stop(&x);
+}
+
+/* Allocation failures in the stage/finish work: never a FINISH_OK for bytes that did not all
+ * reach the store. */
+Test(ops, stage_work_allocation_failures_never_acknowledge_a_lost_chunk)
+{
+    for (long fail = 0; fail < 2000; fail++) {
+        struct harness x;
+        struct raw r;
+        cr_assert_eq(harness_start(&x), 0);
+        fail_in_work = fail;
+        upload(&x, &r);
+        fail_in_work = -1;
+        int ok = r.last == HW__MSG_TYPE__MSG_FINISH_OK;
+        if (ok) {
+            struct nd_skey k;
+            nd_skey_chunk(&k, up, 0);
+            cr_assert(t_exists(&x.store, &k), "fail=%ld: acknowledged without chunk 0", fail);
+            nd_skey_chunk(&k, up, 6);
+            cr_assert(t_exists(&x.store, &k), "fail=%ld: acknowledged without chunk 6", fail);
+        }
+        harness_stop(&x);
+        if (ok) {
+            cr_assert_gt(fail, 0);
+            return;
+        }
+    }
+    cr_assert_fail("the upload never went through");
+}
