@@ -61,7 +61,7 @@ int main(int argc, char **argv)
     app.node.on_stopped = on_stopped; /* also used when the node stops itself on a fatal error */
     if (rv != 0) {
         CM_ERROR("cannot start: %s", errmsg);
-        if (app.node.raft_inited)
+        if (nd_node_needs_stop(&app.node))
             nd_node_stop(&app.node, on_stopped);
         else
             on_stopped(&app.node);

@@ -1,7 +1,8 @@
-/* Node lifecycle (see node.h).
+/* Node lifecycle (see node.h): the orchestration of the layers below.
  *
- * Start: store + FSM -> raft io/transport/init -> RPC server -> (first start) learn every
- * initial voter's raft address by HELLO over RPC, retrying, then raft_bootstrap -> raft_start.
+ * Start: store -> seams (work queue, clock) -> host context -> shard replica (FSM, raft io,
+ * raft_init) -> RPC server with the ops dispatch table -> (first start) learn every initial
+ * voter's raft address by HELLO over RPC, retrying, then bootstrap -> raft start.
  * Stop: RPC server closes, the tick timer closes, raft closes; when raft's close callback ran
  * and no store work is in flight, the store closes and on_stopped fires. */
 #include "node.h"
@@ -9,153 +10,96 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "alloc.h"
-#include "call.h"
 #include "err.h"
+#include "frame.h"
+#include "fsutil.h"
 #include "log.h"
-#include "server.h"
-#include "timeutil.h"
+#include "ops/list.h"
+#include "ops/read.h"
+#include "ops/status.h"
+#include "ops/upload.h"
+#include "ops/write.h"
+#include "rpc/call.h"
+#include "store/rocks.h"
 
 #define TICK_MS 250
 
-struct work {
-    uv_work_t req;
-    struct nd_node *n;
-    void (*fn)(void *arg);
-    void (*done)(void *arg, int status);
-    void *arg;
+_Static_assert(ND_MAX_PEERS <= ND_HOST_MAX_PEERS, "peer tables");
+_Static_assert(ND_ADDR_MAX == ND_HOST_ADDR_MAX, "peer address length");
+
+static const struct nd_rpc_route routes[] = {
+    {HW__MSG_TYPE__MSG_STAGE, nd_op_stage, 1},
+    {HW__MSG_TYPE__MSG_FINISH, nd_op_finish, 1},
+    {HW__MSG_TYPE__MSG_COMMIT, nd_op_commit, 0},
+    {HW__MSG_TYPE__MSG_DELETE, nd_op_delete, 0},
+    {HW__MSG_TYPE__MSG_GET, nd_op_get, 0},
+    {HW__MSG_TYPE__MSG_HEAD, nd_op_head, 0},
+    {HW__MSG_TYPE__MSG_FETCH, nd_op_fetch, 1},
+    {HW__MSG_TYPE__MSG_STATUS, nd_op_status, 1},
+    {HW__MSG_TYPE__MSG_READ_INDEX, nd_op_read_index, 0},
+    {HW__MSG_TYPE__MSG_LIST, nd_op_list, 0},
 };
 
 static void maybe_stopped(struct nd_node *n);
 
-static void work_fn(uv_work_t *req)
+static int hosts_shard(void *ctx, uint32_t shard)
 {
-    struct work *w = req->data;
-    w->fn(w->arg);
+    return nd_host_shard(ctx, shard) != NULL;
 }
 
-static void work_done(uv_work_t *req, int status)
+static int host_stopping(void *ctx)
 {
-    struct work *w = req->data;
-    struct nd_node *n = w->n;
-    w->done(w->arg, status);
-    cm_free(w);
-    n->works--;
-    maybe_stopped(n);
+    return ((struct nd_host *)ctx)->stopping;
 }
 
-int nd_work(struct nd_node *n, void (*fn)(void *arg), void (*done)(void *arg, int status),
-            void *arg)
+static void on_work_idle(void *data)
 {
-    struct work *w = cm_calloc(1, sizeof(*w));
-    if (w == NULL)
-        return CM_ENOMEM;
-    w->req.data = w;
-    w->n = n;
-    w->fn = fn;
-    w->done = done;
-    w->arg = arg;
-    if (uv_queue_work(n->loop, &w->req, work_fn, work_done) != 0) {
-        cm_free(w);
-        return CM_EIO;
-    }
-    n->works++;
-    return 0;
+    maybe_stopped(data);
 }
 
-const char *nd_node_rpc_of(struct nd_node *n, uint32_t id)
+static void on_repair_needed(void *data, struct nd_shard *sh)
 {
-    for (unsigned i = 0; i < n->npeers; i++)
-        if (n->peers[i].id == id)
-            return n->peers[i].rpc;
-    return NULL;
+    struct nd_node *n = data;
+    nd_repair_kick(&n->repair);
 }
 
-uint32_t nd_node_leader(struct nd_node *n, const char **rpc)
+static void fsm_on_missing(struct nd_fsm *f, void *data)
 {
-    raft_id id = 0;
-    const char *addr = NULL;
-    if (rpc != NULL)
-        *rpc = NULL;
-    if (!n->raft_started || n->raft_closed)
-        return 0;
-    raft_leader(&n->raft, &id, &addr);
-    if (id != 0 && rpc != NULL)
-        *rpc = nd_node_rpc_of(n, (uint32_t)id);
-    return (uint32_t)id;
-}
-
-int nd_node_is_leader(struct nd_node *n)
-{
-    return n->raft_started && !n->raft_closed && raft_state(&n->raft) == RAFT_LEADER;
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* Learn raft addresses of the voters from the raft configuration (after start). */
-static void peers_from_configuration(struct nd_node *n)
-{
-    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
-        const struct raft_server *s = &n->raft.configuration.servers[i];
-        for (unsigned j = 0; j < n->npeers; j++)
-            if (n->peers[j].id == s->id && s->address != NULL)
-                snprintf(n->peers[j].raft, ND_ADDR_MAX, "%s", s->address);
-    }
+    on_repair_needed(data, NULL);
 }
 
 static int raft_go(struct nd_node *n)
 {
-    int rv = raft_start(&n->raft);
-    if (rv != 0) {
-        CM_ERROR("raft start failed: %s (%s)", raft_strerror(rv), raft_errmsg(&n->raft));
-        return CM_EIO;
-    }
-    n->raft_started = 1;
-    peers_from_configuration(n);
-    CM_INFO("raft started id=%u raft=%s applied=%llu repair_backlog=%llu", n->id,
-            n->cfg->raft_listen, (unsigned long long)n->fsm.applied,
-            (unsigned long long)n->fsm.repair_backlog);
-    nd_repair_kick(n);
+    int rv = nd_shard_start(&n->shard);
+    if (rv != 0)
+        return rv;
+    nd_host_learn_peers(&n->host, &n->shard);
+    CM_INFO("raft started id=%u raft=%s applied=%llu repair_backlog=%llu", n->host.cfg.id,
+            n->cfg->raft_listen, (unsigned long long)n->shard.fsm.applied,
+            (unsigned long long)n->shard.fsm.repair_backlog);
+    nd_repair_kick(&n->repair);
     return 0;
 }
 
+/* 1: not every voter's raft address is known yet; 0: bootstrapped and started; -1: failed. */
 static int try_bootstrap(struct nd_node *n)
 {
+    struct nd_host *h = &n->host;
     struct raft_configuration conf;
     raft_configuration_init(&conf);
-    for (unsigned i = 0; i < n->npeers; i++) {
-        if (n->peers[i].raft[0] == '\0') {
+    for (unsigned i = 0; i < h->npeers; i++) {
+        if (h->peers[i].raft[0] == '\0') {
             raft_configuration_close(&conf);
-            return 1; /* not all known yet */
+            return 1;
         }
-        raft_configuration_add(&conf, n->peers[i].id, n->peers[i].raft, RAFT_VOTER);
+        raft_configuration_add(&conf, h->peers[i].id, h->peers[i].raft, RAFT_VOTER);
     }
-    int rv = raft_bootstrap(&n->raft, &conf);
+    int rv = nd_shard_bootstrap(&n->shard, &conf);
     raft_configuration_close(&conf);
-    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
-        CM_ERROR("raft bootstrap failed: %s", raft_strerror(rv));
+    if (rv != 0)
         return -1;
-    }
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    rocksdb_writebatch_put(b, "b", 1, "1", 1);
-    nd_store_write(&n->store, b, 1);
-    rocksdb_writebatch_destroy(b);
-    CM_INFO("raft group bootstrapped voters=%u", n->npeers);
     return raft_go(n) == 0 ? 0 : -1;
 }
 
@@ -167,7 +111,7 @@ static int on_hello(struct nd_call *c, int status, const Hw__Envelope *env,
     if (status == 0 && env->type == HW__MSG_TYPE__MSG_HELLO_OK && env->hello_ok != NULL &&
         env->hello_ok->node_id == p->id && env->hello_ok->raft_address != NULL &&
         env->hello_ok->raft_address[0] != '\0') {
-        snprintf(p->raft, ND_ADDR_MAX, "%s", env->hello_ok->raft_address);
+        snprintf(p->raft, ND_HOST_ADDR_MAX, "%s", env->hello_ok->raft_address);
         CM_INFO("learned peer id=%u rpc=%s raft=%s", p->id, p->rpc, p->raft);
     }
     return 1;
@@ -177,18 +121,20 @@ static int on_hello(struct nd_call *c, int status, const Hw__Envelope *env,
  * answers: a HELLO request gets HELLO_OK with the raft address. */
 static void discover(struct nd_node *n)
 {
-    for (unsigned i = 0; i < n->npeers; i++) {
-        struct nd_peer *p = &n->peers[i];
+    struct nd_host *h = &n->host;
+    for (unsigned i = 0; i < h->npeers; i++) {
+        struct nd_peer *p = &h->peers[i];
         if (p->raft[0] != '\0' || p->hello != NULL)
             continue;
         Hw__Envelope req;
-        Hw__Hello h = HW__HELLO__INIT;
-        cm_env_init(&req, HW__MSG_TYPE__MSG_HELLO, ++n->next_req_id, n->shard);
-        h.proto_version = CM_PROTO_VERSION;
-        h.node_id = n->id;
-        h.rpc_address = (char *)n->cfg->listen;
-        req.hello = &h;
-        nd_call_start(n->loop, p->rpc, n->id, n->cfg->listen, &req, 1000, on_hello, p, &p->hello);
+        Hw__Hello hello = HW__HELLO__INIT;
+        cm_env_init(&req, HW__MSG_TYPE__MSG_HELLO, ++h->next_req_id, n->shard.id);
+        hello.proto_version = CM_PROTO_VERSION;
+        hello.node_id = h->cfg.id;
+        hello.rpc_address = (char *)n->cfg->listen;
+        req.hello = &hello;
+        nd_call_start(n->loop, p->rpc, h->cfg.id, n->cfg->listen, &req, 1000, on_hello, p,
+                      &p->hello);
     }
 }
 
@@ -197,8 +143,8 @@ static void on_tick(uv_timer_t *t)
     struct nd_node *n = t->data;
     if (n->stopping)
         return;
-    if (!n->raft_started) {
-        if (n->bootstrapped) {
+    if (!n->shard.started) {
+        if (n->shard.bootstrapped) {
             if (raft_go(n) != 0)
                 nd_node_stop(n, n->on_stopped);
         } else if (try_bootstrap(n) == 1) {
@@ -206,123 +152,116 @@ static void on_tick(uv_timer_t *t)
         }
         return;
     }
-    nd_repair_tick(n);
-    nd_expire_tick(n);
+    nd_repair_tick(&n->repair);
+    nd_gc_tick(&n->gc);
+    nd_expire_tick(&n->expire);
 }
 
-static void fsm_on_missing(struct nd_fsm *f, void *data)
+static void host_setup(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cfg)
 {
-    nd_repair_kick(data);
+    struct nd_host_cfg hc = {
+        .id = (uint32_t)cfg->id,
+        .listen = cfg->listen,
+        .raft_listen = cfg->raft_listen,
+        .zone = cfg->zone,
+        .shard_count = (uint32_t)cfg->shards,
+        .replicas = (unsigned)cfg->replicas,
+        .staged_ttl_s = cfg->staged_ttl,
+    };
+    nd_workq_uv_init(&n->work, loop);
+    n->work.on_idle = on_work_idle;
+    n->work.idle_data = n;
+    nd_clock_system(&n->clock, &n->clock_seed);
+    nd_host_init(&n->host, loop, &hc, &n->store, &n->work, &n->clock);
+    n->host.on_repair_needed = on_repair_needed;
+    n->host.hook_data = n;
+    for (unsigned i = 0; i < cfg->npeers; i++)
+        nd_host_add_peer(&n->host, cfg->peers[i].id, cfg->peers[i].rpc);
+}
+
+static int rpc_setup(struct nd_node *n, char *errmsg, size_t errlen)
+{
+    struct nd_rpc_server_cfg *rc = &n->rpc_cfg;
+    rc->node_id = n->host.cfg.id;
+    rc->listen = n->cfg->listen;
+    rc->raft_listen = n->cfg->raft_listen;
+    rc->routes = routes;
+    rc->nroutes = sizeof(routes) / sizeof(routes[0]);
+    rc->ctx = &n->host;
+    rc->hosts_shard = hosts_shard;
+    rc->stopping = host_stopping;
+    rc->on_conn_closed = nd_op_conn_closed;
+    return nd_rpc_server_start(n->loop, rc, &n->server, errmsg, errlen);
 }
 
 int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cfg, char *errmsg,
                   size_t errlen)
 {
     char path[4096];
-    int rv;
     memset(n, 0, sizeof(*n));
     n->loop = loop;
     n->cfg = cfg;
-    n->id = (uint32_t)cfg->id;
-    n->shard = 0;
-    n->started_ms = cm_wall_ms();
-    for (unsigned i = 0; i < cfg->npeers; i++) {
-        n->peers[i].id = cfg->peers[i].id;
-        snprintf(n->peers[i].rpc, ND_ADDR_MAX, "%s", cfg->peers[i].rpc);
-        if (cfg->peers[i].id == n->id)
-            snprintf(n->peers[i].raft, ND_ADDR_MAX, "%s", cfg->raft_listen);
-    }
-    n->npeers = cfg->npeers;
-
+    host_setup(n, loop, cfg);
     snprintf(path, sizeof(path), "%s/db", cfg->data_dir);
-    snprintf(n->raft_dir, sizeof(n->raft_dir), "%s/raft/shard-%u", cfg->data_dir, n->shard);
-    if (mkdir_p(path) != 0 || mkdir_p(n->raft_dir) != 0) {
-        snprintf(errmsg, errlen, "cannot create %s: %s", cfg->data_dir, strerror(errno));
+    if (cm_mkdir_p(path) != 0) {
+        snprintf(errmsg, errlen, "cannot create %s: %s", path, strerror(errno));
         return CM_EIO;
     }
-    rv = nd_store_open(path, &n->store, errmsg, errlen);
+    int rv = nd_store_rocks_open(&n->store, path, errmsg, errlen);
     if (rv != 0)
         return rv;
-    rv = nd_fsm_init(&n->fsm, &n->store, n->shard, &n->raft);
-    if (rv != 0) {
-        snprintf(errmsg, errlen, "cannot load the shard state: %s", cm_strerror(rv));
+    struct nd_shard_cfg sc = {0, n->host.cfg.id, cfg->raft_listen, cfg->data_dir,
+                              (unsigned)cfg->snapshot_threshold};
+    rv = nd_shard_init(&n->shard, loop, &n->store, &sc, errmsg, errlen);
+    if (rv != 0)
         goto err_after_store;
-    }
-    n->fsm.on_missing = fsm_on_missing;
-    {
-        struct nd_skey bk = {.len = 1, .b = {'b'}};
-        char *v;
-        size_t vlen;
-        if (nd_store_get(&n->store, &bk, &v, &vlen) == 0) {
-            n->bootstrapped = 1; /* restart: raft's own files hold the configuration */
-            rocksdb_free(v);
-        }
-    }
-    n->fsm.data = n;
-    if (raft_uv_tcp_init(&n->transport, loop) != 0) {
-        snprintf(errmsg, errlen, "raft transport init failed");
-        rv = CM_EIO;
-        goto err_after_store;
-    }
-    if (raft_uv_init(&n->io, loop, n->raft_dir, &n->transport) != 0) {
-        snprintf(errmsg, errlen, "raft io init failed for %s", n->raft_dir);
-        rv = CM_EIO;
-        goto err_after_transport;
-    }
-    if (raft_init(&n->raft, &n->io, &n->fsm.raft, n->id, cfg->raft_listen) != 0) {
-        snprintf(errmsg, errlen, "raft init failed: %s", raft_errmsg(&n->raft));
-        rv = CM_EIO;
-        goto err_after_io;
-    }
-    n->raft_inited = 1;
-    n->raft.data = n;
-    raft_set_pre_vote(&n->raft, true);
-    raft_set_election_timeout(&n->raft, 1000);
-    raft_set_heartbeat_timeout(&n->raft, 100);
-    raft_set_snapshot_threshold(&n->raft, (unsigned)cfg->snapshot_threshold);
-    raft_set_snapshot_trailing(&n->raft, (unsigned)cfg->snapshot_threshold / 4);
-    rv = nd_server_start(n, errmsg, errlen);
+    n->shard.data = n;
+    n->shard.fsm.on_missing = fsm_on_missing;
+    n->shard.fsm.data = n;
+    nd_host_add_shard(&n->host, &n->shard);
+    nd_repair_init(&n->repair, &n->host, &n->shard);
+    nd_gc_init(&n->gc, &n->host);
+    nd_expire_init(&n->expire, &n->host, &n->shard);
+    rv = rpc_setup(n, errmsg, errlen);
     if (rv != 0)
         return rv; /* raft is initialised: the caller stops the node to unwind */
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
     n->tick_open = 1;
     uv_timer_start(&n->tick, on_tick, 0, TICK_MS);
-    CM_INFO("node started id=%u rpc=%s raft=%s data=%s", n->id, cfg->listen, cfg->raft_listen,
-            cfg->data_dir);
+    CM_INFO("node started id=%u rpc=%s raft=%s data=%s", n->host.cfg.id, cfg->listen,
+            cfg->raft_listen, cfg->data_dir);
     return 0;
 
-err_after_io:
-    raft_uv_close(&n->io);
-err_after_transport:
-    raft_uv_tcp_close(&n->transport);
 err_after_store:
     nd_store_close(&n->store);
     return rv;
 }
 
+int nd_node_needs_stop(const struct nd_node *n)
+{
+    return n->shard.inited;
+}
+
 static void maybe_stopped(struct nd_node *n)
 {
-    if (!n->stopping || n->works > 0 || (n->raft_inited && !n->raft_closed) || n->tick_open)
+    if (!n->stopping || n->work.pending > 0 || (n->shard.inited && !n->shard.closed) ||
+        n->tick_open)
         return;
-    if (n->store.db == NULL)
+    if (n->store.ops == NULL)
         return;
-    nd_uploads_free(n);
-    cm_free(n->repair_cursor);
-    n->repair_cursor = NULL;
+    nd_uploads_free(&n->host.uploads);
+    nd_repair_close(&n->repair);
     nd_store_close(&n->store);
-    CM_INFO("node stopped id=%u", n->id);
+    nd_workq_close(&n->work);
+    CM_INFO("node stopped id=%u", n->host.cfg.id);
     if (n->on_stopped != NULL)
         n->on_stopped(n);
 }
 
-static void on_raft_closed(struct raft *r)
+static void on_shard_closed(struct nd_shard *sh)
 {
-    struct nd_node *n = r->data;
-    raft_uv_close(&n->io);
-    raft_uv_tcp_close(&n->transport);
-    n->raft_closed = 1;
-    maybe_stopped(n);
+    maybe_stopped(sh->data);
 }
 
 static void on_tick_closed(uv_handle_t *h)
@@ -337,19 +276,20 @@ void nd_node_stop(struct nd_node *n, void (*on_stopped)(struct nd_node *n))
     if (n->stopping)
         return;
     n->stopping = 1;
+    n->host.stopping = 1;
     n->on_stopped = on_stopped;
-    for (unsigned i = 0; i < n->npeers; i++)
-        if (n->peers[i].hello != NULL) {
-            nd_call_cancel(n->peers[i].hello);
-            n->peers[i].hello = NULL;
+    for (unsigned i = 0; i < n->host.npeers; i++)
+        if (n->host.peers[i].hello != NULL) {
+            nd_call_cancel(n->host.peers[i].hello);
+            n->host.peers[i].hello = NULL;
         }
     if (n->server != NULL) {
-        cm_rpc_server_close(n->server);
+        nd_rpc_server_close(n->server);
         n->server = NULL;
     }
     if (n->tick_open)
         uv_close((uv_handle_t *)&n->tick, on_tick_closed);
-    if (n->raft_inited)
-        raft_close(&n->raft, on_raft_closed);
+    if (n->shard.inited)
+        nd_shard_close(&n->shard, on_shard_closed);
     maybe_stopped(n);
 }

@@ -1,119 +1,39 @@
-/* Shard state machine over a real RocksDB store in a temp dir: apply idempotence, retried
- * commits, promotion of staged uploads, repair markers, snapshot round trip, preconditions
- * decided at apply. */
+/* Shard state machine over the in-memory store: apply idempotence, retried commits, promotion
+ * of staged uploads, repair markers, preconditions decided at apply, crash replay and store
+ * faults. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "fsm.h"
-#include "store.h"
+#include "alloc.h"
+#include "err.h"
+#include "nodetest.h"
+#include "shard/fsm.h"
+#include "store/mem.h"
 
-static char dir[] = "/tmp/hw-fsm-XXXXXX";
 static struct nd_store store;
 static struct nd_fsm fsm;
 
 static void setup(void)
 {
-    char err[256];
-    strcpy(dir, "/tmp/hw-fsm-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    cr_assert_eq(nd_store_open(dir, &store, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(nd_store_mem_open(&store), 0);
     cr_assert_eq(nd_fsm_init(&fsm, &store, 0, NULL), 0);
 }
 
 static void teardown(void)
 {
-    char cmd[128];
     nd_store_close(&store);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
 }
 
 TestSuite(fsm, .init = setup, .fini = teardown);
 
-static void stage(const uint8_t *up, const char *key, const char *bytes, int finished)
-{
-    Hw__ObjectMeta m = HW__OBJECT_META__INIT;
-    struct nd_skey k;
-    char *v;
-    size_t n;
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    nd_skey_chunk(&k, up, 0);
-    nd_batch_put(b, &k, bytes, strlen(bytes));
-    m.key = (char *)key;
-    m.upload_id.data = (uint8_t *)up;
-    m.upload_id.len = ND_UPLOAD_ID_LEN;
-    m.size = strlen(bytes);
-    m.checksum = 42;
-    m.local = finished;
-    cr_assert_eq(nd_meta_pack(&m, &v, &n), 0);
-    nd_skey_staged(&k, up);
-    nd_batch_put(b, &k, v, n);
-    free(v);
-    cr_assert_eq(nd_store_write(&store, b, 0), 0);
-    rocksdb_writebatch_destroy(b);
-}
-
-/* A PUT/DELETE entry; pc: the PUT's precondition (NULL = none); created_ms / expires_ms as the
- * leader would set them. */
-static size_t entry_full(int kind, const uint8_t *up, const char *key, uint64_t size,
-                         Hw__Precondition *pc, int64_t created_ms, int64_t expires_ms, uint8_t *out)
-{
-    Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
-    Hw__ObjectMeta m = HW__OBJECT_META__INIT;
-    uint32_t holders[] = {1, 2};
-    e.kind = kind;
-    e.meta = &m;
-    e.precondition = pc;
-    m.created_ms = created_ms;
-    m.expires_ms = expires_ms;
-    m.key = (char *)key;
-    if (up != NULL) {
-        m.upload_id.data = (uint8_t *)up;
-        m.upload_id.len = ND_UPLOAD_ID_LEN;
-    }
-    m.size = size;
-    m.checksum = 42;
-    m.n_holders = 2;
-    m.holders = holders;
-    struct raft_buffer rb;
-    cr_assert_eq(nd_fsm_encode(&e, &rb), 0);
-    memcpy(out, rb.base, rb.len);
-    cr_assert_eq(rb.len % 8, 0);
-    raft_free(rb.base);
-    return rb.len;
-}
-
-static size_t entry(int kind, const uint8_t *up, const char *key, uint64_t size, uint8_t *out)
-{
-    return entry_full(kind, up, key, size, NULL, 0, 0, out);
-}
-
-/* A PUT whose precondition carries If-Match im / If-None-Match inm (NULL = header absent). */
-static size_t cond_put(const uint8_t *up, const char *key, const char *im, const char *inm,
-                       int64_t created_ms, uint8_t *out)
-{
-    Hw__Precondition pc = HW__PRECONDITION__INIT;
-    pc.has_if_match = im != NULL;
-    pc.if_match = (char *)(im ? im : "");
-    pc.has_if_none_match = inm != NULL;
-    pc.if_none_match = (char *)(inm ? inm : "");
-    return entry_full(HW__RAFT_ENTRY__KIND__KIND_PUT, up, key, 5, &pc, created_ms, 0, out);
-}
-
-static Hw__ObjectMeta *meta_of(const char *key)
-{
-    struct nd_skey k;
-    char *v;
-    size_t n;
-    nd_skey_meta(&k, 0, key, strlen(key));
-    if (nd_store_get(&store, &k, &v, &n) != 0)
-        return NULL;
-    Hw__ObjectMeta *m = nd_meta_unpack(v, n);
-    rocksdb_free(v);
-    return m;
-}
+#define stage(up, key, bytes, fin) t_stage(&store, up, key, bytes, fin)
+#define entry t_entry
+#define entry_full t_entry_full
+#define cond_put t_cond_put
+#define meta_of(key) t_meta_of(&store, 0, key)
+#define version_of(key) t_version_of(&store, key)
+#define staged_exists(up) t_staged_exists(&store, up)
 
 static const uint8_t up1[16] = {1}, up2[16] = {2}, up3[16] = {3};
 
@@ -216,27 +136,6 @@ Test(fsm, expire_removes_only_the_version_it_names)
     cr_assert_null(meta_of("/live/e.ts"));
 }
 
-static uint64_t version_of(const char *key)
-{
-    Hw__ObjectMeta *m = meta_of(key);
-    uint64_t v = m ? m->version : 0;
-    if (m != NULL)
-        hw__object_meta__free_unpacked(m, NULL);
-    return v;
-}
-
-static int staged_exists(const uint8_t *up)
-{
-    struct nd_skey k;
-    char *v;
-    size_t n;
-    nd_skey_staged(&k, up);
-    if (nd_store_get(&store, &k, &v, &n) != 0)
-        return 0;
-    rocksdb_free(v);
-    return 1;
-}
-
 /* Compare-and-set at apply: a failed precondition writes nothing (but the index advances), the
  * staged upload survives for a retry, and a retry of a commit that succeeded answers its version
  * even though the key now carries that very version (its own If-Match no longer holds). */
@@ -304,4 +203,243 @@ Test(fsm, precondition_sees_an_expired_object_as_absent)
     cr_assert_eq(nd_fsm_apply_at(&fsm, 4, buf, n), 0);
     cr_assert(!fsm.result.precondition_failed);
     cr_assert_eq(version_of(key), 4);
+}
+
+/* A log of entries as raft would hold it: index i+1 is log[i]. */
+struct tlog {
+    uint8_t buf[8][512];
+    size_t len[8];
+    size_t n;
+};
+
+static void build_log(struct tlog *l)
+{
+    static const uint8_t u4[16] = {4}, u5[16] = {5}, u6[16] = {6};
+    memset(l, 0, sizeof(*l));
+    stage(up1, "/d/a.ts", "aaaaa", 1);
+    stage(up2, "/d/b.ts", "bbbbb", 1);
+    stage(u4, "/d/c.ts", "ccccc", 1);
+    stage(u6, "/d/a.ts", "AAAAA", 1);
+#define ADD(expr) (l->len[l->n] = (expr), l->n++)
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/d/a.ts", 5, l->buf[l->n]));
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up2, "/d/b.ts", 5, l->buf[l->n]));
+    /* bytes elsewhere: a repair marker */
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up3, "/d/m.ts", 5, l->buf[l->n]));
+    /* create-only while a.ts exists: fails here, and must keep failing on any replay */
+    ADD(cond_put(u6, "/d/a.ts", NULL, "*", 0, l->buf[l->n]));
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_DELETE, NULL, "/d/a.ts", 0, l->buf[l->n]));
+    /* overwrite: b's first version's bytes go */
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, u4, "/d/b.ts", 5, l->buf[l->n]));
+    ADD(entry(HW__RAFT_ENTRY__KIND__KIND_PUT, u5, "/d/n.ts", 5, l->buf[l->n]));
+#undef ADD
+}
+
+static void replay(struct nd_fsm *f, const struct tlog *l, size_t from)
+{
+    for (size_t i = from; i < l->n; i++)
+        cr_assert_eq(nd_fsm_apply_at(f, i + 1, l->buf[i], l->len[i]), 0, "entry %zu", i + 1);
+}
+
+/* Apply a log, crash at every point (losing what was not synced), reopen the FSM over what
+ * survived and replay the whole log as raft would: the store ends byte for byte where a run
+ * without a crash ended, and so do the applied index and the repair backlog. */
+Test(fsm, crash_anywhere_then_replay_reaches_the_same_state)
+{
+    struct tlog l;
+    build_log(&l);
+    cr_assert_eq(nd_store_sync(&store), 0); /* the staged uploads were made durable (FINISH) */
+    replay(&fsm, &l, 0);
+    unsigned long long want = nd_store_mem_digest(&store);
+    uint64_t backlog = fsm.repair_backlog;
+    cr_assert_eq(backlog, 2, "m.ts and n.ts have no local bytes");
+    cr_assert_eq(version_of("/d/a.ts"), 0, "the create-only PUT never applied");
+
+    for (size_t crash_after = 0; crash_after <= l.n; crash_after++) {
+        struct nd_store s2;
+        struct nd_fsm f2;
+        cr_assert_eq(nd_store_mem_open(&s2), 0);
+        t_stage(&s2, up1, "/d/a.ts", "aaaaa", 1);
+        t_stage(&s2, up2, "/d/b.ts", "bbbbb", 1);
+        t_stage(&s2, (const uint8_t[16]){4}, "/d/c.ts", "ccccc", 1);
+        t_stage(&s2, (const uint8_t[16]){6}, "/d/a.ts", "AAAAA", 1);
+        cr_assert_eq(nd_store_sync(&s2), 0);
+        cr_assert_eq(nd_fsm_init(&f2, &s2, 0, NULL), 0);
+        for (size_t i = 0; i < crash_after; i++) {
+            cr_assert_eq(nd_fsm_apply_at(&f2, i + 1, l.buf[i], l.len[i]), 0);
+            if (i == 1)
+                cr_assert_eq(nd_store_sync(&s2), 0); /* a snapshot point */
+        }
+        nd_store_mem_crash(&s2);
+        cr_assert_eq(nd_fsm_init(&f2, &s2, 0, NULL), 0);
+        cr_assert_leq(f2.applied, crash_after);
+        replay(&f2, &l, 0); /* raft replays from its last snapshot: every entry again */
+        /* and a second replay after a clean restart is a no-op */
+        cr_assert_eq(nd_fsm_init(&f2, &s2, 0, NULL), 0);
+        replay(&f2, &l, 0);
+        cr_assert_eq(nd_store_mem_digest(&s2), want, "crash after %zu entries", crash_after);
+        cr_assert_eq(f2.applied, l.n);
+        cr_assert_eq(f2.repair_backlog, backlog);
+        nd_store_close(&s2);
+    }
+}
+
+/* A store that refuses a write (failed write, ENOSPC) makes apply fail with that error and
+ * change nothing: not the store, not the applied index, not the backlog; once the store
+ * takes writes again the same entry applies normally. */
+Test(fsm, store_faults_surface_and_change_nothing)
+{
+    uint8_t buf[512];
+    stage(up1, "/f/a.ts", "aaaaa", 1);
+    size_t n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up2, "/f/m.ts", 5, buf);
+    unsigned long long before = nd_store_mem_digest(&store);
+
+    nd_store_mem_fault(&store, ND_MEM_FAIL_WRITE, 1);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 1, buf, n), CM_ESTORE);
+    cr_assert_eq(nd_store_mem_digest(&store), before);
+    cr_assert_eq(fsm.applied, 0);
+    cr_assert_eq(fsm.repair_backlog, 0);
+    cr_assert_eq(fsm.result.version, 0);
+
+    nd_store_mem_fault(&store, ND_MEM_NOSPC, 1);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 1, buf, n), CM_ENOSPC);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 1, buf, n), CM_ENOSPC, "a full disk stays full");
+    cr_assert_eq(nd_store_mem_digest(&store), before);
+    cr_assert_eq(fsm.applied, 0);
+    cr_assert_eq(fsm.repair_backlog, 0);
+
+    nd_store_mem_fault(&store, ND_MEM_NOSPC, 0);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 1, buf, n), 0);
+    cr_assert_eq(fsm.applied, 1);
+    cr_assert_eq(fsm.repair_backlog, 1);
+    cr_assert_eq(version_of("/f/m.ts"), 1);
+
+    /* The third write from now fails: two entries apply, the third does not. */
+    nd_store_mem_fault(&store, ND_MEM_FAIL_WRITE, 3);
+    n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/f/a.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 2, buf, n), 0);
+    n = entry(HW__RAFT_ENTRY__KIND__KIND_DELETE, NULL, "/f/m.ts", 0, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 3, buf, n), 0);
+    cr_assert_eq(fsm.repair_backlog, 0);
+    n = entry(HW__RAFT_ENTRY__KIND__KIND_DELETE, NULL, "/f/a.ts", 0, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 4, buf, n), CM_ESTORE);
+    cr_assert_eq(version_of("/f/a.ts"), 2, "the failed delete deleted nothing");
+    cr_assert(t_chunk_exists(&store, up1));
+    cr_assert_eq(fsm.applied, 3);
+}
+
+/* A repair marker exists exactly while a committed version's bytes are missing here: set by a
+ * PUT without local bytes, gone with an overwrite that has them, with a DELETE, with an EXPIRE;
+ * counted again from the store on restart. */
+Test(fsm, repair_marker_lifecycle)
+{
+    uint8_t buf[512];
+    size_t n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/r/a.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 1, buf, n), 0);
+    n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up2, "/r/b.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 2, buf, n), 0);
+    cr_assert(t_marker_exists(&store, "/r/a.ts"));
+    cr_assert(t_marker_exists(&store, "/r/b.ts"));
+    cr_assert_eq(fsm.repair_backlog, 2);
+    struct nd_fsm again;
+    cr_assert_eq(nd_fsm_init(&again, &store, 0, NULL), 0);
+    cr_assert_eq(again.repair_backlog, 2);
+
+    stage(up3, "/r/a.ts", "fresh", 1);
+    n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up3, "/r/a.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 3, buf, n), 0);
+    cr_assert(!t_marker_exists(&store, "/r/a.ts"), "overwritten with local bytes");
+    cr_assert_eq(fsm.repair_backlog, 1);
+
+    n = entry(HW__RAFT_ENTRY__KIND__KIND_DELETE, NULL, "/r/b.ts", 0, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 4, buf, n), 0);
+    cr_assert(!t_marker_exists(&store, "/r/b.ts"), "deleted");
+    cr_assert_eq(fsm.repair_backlog, 0);
+    cr_assert_eq(nd_fsm_init(&again, &store, 0, NULL), 0);
+    cr_assert_eq(again.repair_backlog, 0);
+}
+
+/* Allocation failure (or a failed store read) at every point of an apply: the apply fails
+ * with CM_ENOMEM (CM_ESTORE) and changes nothing, or succeeds with exactly the state an unfailing
+ * apply reaches. Never a crash, never a half-applied entry (run under ASan: never a leak either).
+ */
+static void sweep(const char *what, void (*prepare)(struct nd_store *s), int kind,
+                  const uint8_t *up, const char *key, int reads)
+{
+    uint8_t buf[512];
+    size_t n = entry(kind, up, key, 5, buf);
+    struct nd_store ref;
+    struct nd_fsm rf;
+    cr_assert_eq(nd_store_mem_open(&ref), 0);
+    prepare(&ref);
+    cr_assert_eq(nd_fsm_init(&rf, &ref, 0, NULL), 0);
+    cr_assert_eq(nd_fsm_apply_at(&rf, 10, buf, n), 0);
+    unsigned long long want = nd_store_mem_digest(&ref);
+    nd_store_close(&ref);
+    for (long fail = 0;; fail++) {
+        struct nd_store s;
+        struct nd_fsm f;
+        cr_assert_eq(nd_store_mem_open(&s), 0);
+        prepare(&s);
+        cr_assert_eq(nd_fsm_init(&f, &s, 0, NULL), 0);
+        unsigned long long before = nd_store_mem_digest(&s);
+        uint64_t backlog = f.repair_backlog, applied = f.applied;
+        if (reads)
+            nd_store_mem_fault(&s, ND_MEM_FAIL_READ, (unsigned)fail + 1);
+        else
+            cm_alloc_fail_after(fail);
+        int rv = nd_fsm_apply_at(&f, 10, buf, n);
+        cm_alloc_fail_after(-1);
+        nd_store_mem_fault(&s, ND_MEM_FAIL_READ, 0);
+        if (rv == 0) {
+            cr_assert_eq(nd_store_mem_digest(&s), want, "%s: fail=%ld", what, fail);
+            cr_assert_eq(f.repair_backlog, rf.repair_backlog, "%s: fail=%ld", what, fail);
+            nd_store_close(&s);
+            break;
+        }
+        cr_assert_eq(rv, reads ? CM_ESTORE : CM_ENOMEM, "%s: fail=%ld rv=%d", what, fail, rv);
+        cr_assert_eq(nd_store_mem_digest(&s), before, "%s: fail=%ld", what, fail);
+        cr_assert_eq(f.applied, applied);
+        cr_assert_eq(f.repair_backlog, backlog);
+        cr_assert_eq(nd_fsm_apply_at(&f, 10, buf, n), 0, "%s: the retry applies", what);
+        cr_assert_eq(nd_store_mem_digest(&s), want, "%s: retry after fail=%ld", what, fail);
+        nd_store_close(&s);
+        cr_assert_lt(fail, 1000);
+    }
+}
+
+static void prep_overwrite(struct nd_store *s)
+{
+    uint8_t buf[512];
+    struct nd_fsm f;
+    t_stage(s, up1, "/a/k.ts", "11111", 1);
+    t_stage(s, up2, "/a/k.ts", "22222", 1);
+    t_stage(s, up3, "/a/e.ts", "33333", 1);
+    cr_assert_eq(nd_fsm_init(&f, s, 0, NULL), 0);
+    size_t n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/a/k.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&f, 1, buf, n), 0);
+    n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up3, "/a/m.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&f, 2, buf, n), 0);
+}
+
+static void sweep_all(int reads)
+{
+    static const uint8_t up8[16] = {8};
+    sweep("overwrite", prep_overwrite, HW__RAFT_ENTRY__KIND__KIND_PUT, up2, "/a/k.ts", reads);
+    sweep("retried commit", prep_overwrite, HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/a/k.ts", reads);
+    sweep("repair", prep_overwrite, HW__RAFT_ENTRY__KIND__KIND_PUT, up8, "/a/n.ts", reads);
+    sweep("delete", prep_overwrite, HW__RAFT_ENTRY__KIND__KIND_DELETE, NULL, "/a/k.ts", reads);
+    sweep("delete missing", prep_overwrite, HW__RAFT_ENTRY__KIND__KIND_DELETE, NULL, "/a/m.ts",
+          reads);
+}
+
+Test(fsm, allocation_failures_at_every_point_of_an_apply)
+{
+    sweep_all(0);
+}
+
+/* A store read that fails (the nth point read, once) fails the apply whole: deciding on a read
+ * it did not get ("no committed record", "no current version") would let this replica diverge. */
+Test(fsm, a_failed_read_at_any_point_fails_the_apply_whole)
+{
+    sweep_all(1);
 }

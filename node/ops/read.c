@@ -10,15 +10,17 @@
  * Back-pressure: a stream stops while the connection's write queue is above its high-water
  * mark and continues on drain. A stream failing midway closes the connection: the client
  * sees a truncated answer, never a wrong one. */
+#include "ops/read.h"
+
 #include <string.h>
 
 #include "alloc.h"
-#include "call.h"
 #include "crc32c.h"
 #include "err.h"
+#include "frame.h"
 #include "log.h"
-#include "server.h"
-#include "timeutil.h"
+#include "rpc/call.h"
+#include "store/meta.h"
 
 #define READ_ROUND (4u * 1024u * 1024u)
 #define READ_MAX_CHUNKS 64
@@ -28,7 +30,8 @@ enum read_kind { READ_GET, READ_HEAD, READ_FETCH };
 
 struct read_op {
     struct nd_req req;
-    struct nd_node *n;
+    struct nd_host *h;
+    struct nd_shard *sh;
     enum read_kind kind;
     char *key; /* owned */
     uint8_t upload[ND_UPLOAD_ID_LEN];
@@ -37,7 +40,7 @@ struct read_op {
     int from_staged;      /* FETCH served from a finished staged record */
     int read_index_done;
     /* streaming */
-    rocksdb_iterator_t *it;
+    struct nd_store_iter *it;
     uint64_t pos, end;
     int whole;    /* the object in one round: checked against its crc32c, not by RocksDB */
     int checked;  /* read with RocksDB's checks (the object did not fit one round) */
@@ -68,8 +71,7 @@ static void on_timer_closed(uv_handle_t *h)
 static void op_end(struct read_op *op)
 {
     nd_req_end(&op->req);
-    if (op->it != NULL)
-        rocksdb_iter_destroy(op->it);
+    nd_store_iter_free(op->it);
     for (size_t i = 0; i < op->nchunks; i++)
         cm_slice_release(&op->chunks[i]);
     if (op->meta != NULL)
@@ -94,9 +96,9 @@ static void op_fail(struct read_op *op, Hw__Code code, const char *msg)
     op_end(op);
 }
 
-static int expired(const Hw__ObjectMeta *m)
+static int expired(struct read_op *op, const Hw__ObjectMeta *m)
 {
-    return m->expires_ms > 0 && cm_wall_ms() >= m->expires_ms;
+    return m->expires_ms > 0 && nd_now_ms(op->h->clock) >= m->expires_ms;
 }
 
 /* ---- lookup (thread pool) ---- */
@@ -105,20 +107,14 @@ static void lookup_fn(void *arg)
 {
     struct read_op *op = arg;
     struct nd_skey k;
-    char *v;
-    size_t vlen;
     if (op->meta != NULL) {
         hw__object_meta__free_unpacked(op->meta, NULL);
         op->meta = NULL;
     }
-    nd_skey_meta(&k, op->n->shard, op->key, strlen(op->key));
-    op->rv = nd_store_get(&op->n->store, &k, &v, &vlen);
-    if (op->rv == 0) {
-        op->meta = nd_meta_unpack(v, vlen);
-        rocksdb_free(v);
-        if (op->meta == NULL)
-            op->rv = CM_ESTORE;
-    }
+    nd_skey_meta(&k, op->sh->id, op->key, strlen(op->key));
+    op->rv = nd_meta_get(op->h->store, &k, &op->meta);
+    if (op->rv != 0 && op->rv != CM_ENOTFOUND)
+        op->rv = CM_ESTORE;
     if (op->kind != READ_FETCH || op->rv == CM_ESTORE)
         return;
     if (op->rv == 0 && op->meta->local && op->meta->upload_id.len == ND_UPLOAD_ID_LEN &&
@@ -130,12 +126,11 @@ static void lookup_fn(void *arg)
         op->meta = NULL;
     }
     nd_skey_staged(&k, op->upload);
-    op->rv = nd_store_get(&op->n->store, &k, &v, &vlen);
-    if (op->rv == 0) {
-        op->meta = nd_meta_unpack(v, vlen);
-        rocksdb_free(v);
-        op->rv = op->meta != NULL && op->meta->local ? 0 : CM_ENOTFOUND;
+    if (nd_meta_get(op->h->store, &k, &op->meta) == 0) {
+        op->rv = op->meta->local ? 0 : CM_ENOTFOUND;
         op->from_staged = 1;
+    } else {
+        op->rv = CM_ENOTFOUND;
     }
 }
 
@@ -157,7 +152,7 @@ static void lookup_done(void *arg, int status)
             start_stream(op);
         return;
     }
-    if (op->rv == 0 && expired(op->meta))
+    if (op->rv == 0 && expired(op, op->meta))
         op->rv = CM_ENOTFOUND; /* never served once expired */
     if (op->rv != 0) {
         if (op->read_index_done)
@@ -184,7 +179,7 @@ static void lookup_done(void *arg, int status)
 
 static void op_lookup(struct read_op *op)
 {
-    if (nd_work(op->n, lookup_fn, lookup_done, op) != 0)
+    if (nd_work(op->h->work, lookup_fn, lookup_done, op) != 0)
         op_fail(op, HW__CODE__CODE_INTERNAL, "cannot queue the read");
 }
 
@@ -193,11 +188,11 @@ static void op_lookup(struct read_op *op)
 static void on_wait_timer(uv_timer_t *t)
 {
     struct read_op *op = t->data;
-    if (raft_last_applied(&op->n->raft) >= op->wait_index) {
+    if (nd_shard_applied(op->sh) >= op->wait_index) {
         uv_timer_stop(t);
         op->read_index_done = 1;
         op_lookup(op);
-    } else if (cm_mono_ms() >= op->wait_deadline || op->n->stopping) {
+    } else if (nd_mono_ms(op->h->clock) >= op->wait_deadline || op->h->stopping) {
         uv_timer_stop(t);
         op_fail(op, HW__CODE__CODE_UNAVAILABLE, "replica is behind the leader; try another");
     }
@@ -206,9 +201,9 @@ static void on_wait_timer(uv_timer_t *t)
 static void wait_applied(struct read_op *op, uint64_t index)
 {
     op->wait_index = index;
-    op->wait_deadline = cm_mono_ms() + READ_INDEX_WAIT_MS;
+    op->wait_deadline = nd_mono_ms(op->h->clock) + READ_INDEX_WAIT_MS;
     if (!op->timer_open) {
-        uv_timer_init(op->n->loop, &op->timer);
+        uv_timer_init(op->h->loop, &op->timer);
         op->timer.data = op;
         op->timer_open = 1;
     }
@@ -222,7 +217,7 @@ static void on_self_barrier(struct raft_barrier *b, int status)
         op_fail(op, HW__CODE__CODE_UNAVAILABLE, "leadership not confirmed");
         return;
     }
-    wait_applied(op, raft_last_applied(&op->n->raft));
+    wait_applied(op, nd_shard_applied(op->sh));
 }
 
 static int on_read_index(struct nd_call *c, int status, const Hw__Envelope *env,
@@ -240,12 +235,12 @@ static int on_read_index(struct nd_call *c, int status, const Hw__Envelope *env,
 
 static void read_index(struct read_op *op)
 {
-    struct nd_node *n = op->n;
+    struct nd_host *h = op->h;
     const char *rpc = NULL;
-    uint32_t leader = nd_node_leader(n, &rpc);
-    if (nd_node_is_leader(n)) {
+    uint32_t leader = nd_host_leader(h, op->sh, &rpc);
+    if (nd_shard_is_leader(op->sh)) {
         op->barrier.data = op;
-        if (raft_barrier(&n->raft, &op->barrier, on_self_barrier) != 0)
+        if (raft_barrier(op->sh->raft, &op->barrier, on_self_barrier) != 0)
             op_fail(op, HW__CODE__CODE_UNAVAILABLE, "leadership not confirmed");
         return;
     }
@@ -254,13 +249,25 @@ static void read_index(struct read_op *op)
         return;
     }
     Hw__Envelope req;
-    cm_env_init(&req, HW__MSG_TYPE__MSG_READ_INDEX, ++n->next_req_id, n->shard);
-    if (nd_call_start(n->loop, rpc, n->id, n->cfg->listen, &req, 1000, on_read_index, op,
+    cm_env_init(&req, HW__MSG_TYPE__MSG_READ_INDEX, ++h->next_req_id, op->sh->id);
+    if (nd_call_start(h->loop, rpc, h->cfg.id, h->cfg.listen, &req, 1000, on_read_index, op,
                       &op->call) != 0)
         op_fail(op, HW__CODE__CODE_UNAVAILABLE, "cannot reach the leader");
 }
 
 /* ---- local stream ---- */
+
+static void read_again_checked(struct read_op *op)
+{
+    for (size_t i = 0; i < op->nchunks; i++)
+        cm_slice_release(&op->chunks[i]);
+    op->nchunks = 0;
+    nd_store_iter_free(op->it);
+    op->it = NULL;
+    op->pos = 0;
+    op->crc = 0;
+    op->checked = 1;
+}
 
 static void read_fn(void *arg)
 {
@@ -273,25 +280,26 @@ restart:
     if (op->it == NULL) {
         op->whole =
             !op->checked && op->pos == 0 && op->end == op->meta->size && op->end <= READ_ROUND;
-        op->it = rocksdb_create_iterator(op->n->store.db,
-                                         op->whole ? op->n->store.ro_unverified : op->n->store.ro);
+        op->rv = nd_store_iter_new(op->h->store, op->whole ? ND_ITER_UNVERIFIED : 0, &op->it);
+        if (op->rv != 0)
+            return;
         nd_skey_chunk(&k, up, op->pos);
-        rocksdb_iter_seek_for_prev(op->it, k.b, k.len);
+        nd_store_iter_seek_for_prev(op->it, k.b, k.len);
     }
     while (op->pos < op->end && got < READ_ROUND && op->nchunks < READ_MAX_CHUNKS) {
         size_t klen, vlen;
-        if (!rocksdb_iter_valid(op->it)) {
+        if (!nd_store_iter_valid(op->it)) {
             op->rv = CM_EIO;
             return;
         }
-        const char *key = rocksdb_iter_key(op->it, &klen);
-        if (klen != 1 + ND_UPLOAD_ID_LEN + 8 || key[0] != 'u' ||
+        const char *key = nd_store_iter_key(op->it, &klen);
+        if (klen != ND_SKEY_CHUNK_LEN || key[0] != 'u' ||
             memcmp(key + 1, up, ND_UPLOAD_ID_LEN) != 0) {
             op->rv = CM_EIO;
             return;
         }
         uint64_t coff = nd_get_u64(key + 1 + ND_UPLOAD_ID_LEN);
-        const char *v = rocksdb_iter_value(op->it, &vlen);
+        const char *v = nd_store_iter_value(op->it, &vlen);
         if (coff > op->pos || coff + vlen <= op->pos) {
             op->rv = CM_EIO; /* a hole: bytes missing */
             return;
@@ -311,19 +319,12 @@ restart:
         op->chunks[op->nchunks++] = cm_slice_take(b, 0, take);
         op->pos += take;
         got += take;
-        rocksdb_iter_next(op->it);
+        nd_store_iter_next(op->it);
     }
     if (op->whole && op->pos < op->end) {
         /* More chunks than one round holds: nothing unchecked may be sent, so read it again
          * with RocksDB's own checks. */
-        for (size_t i = 0; i < op->nchunks; i++)
-            cm_slice_release(&op->chunks[i]);
-        op->nchunks = 0;
-        rocksdb_iter_destroy(op->it);
-        op->it = NULL;
-        op->pos = 0;
-        op->crc = 0;
-        op->checked = 1;
+        read_again_checked(op);
         got = 0;
         goto restart;
     }
@@ -384,7 +385,7 @@ static void op_stream_next(void *arg)
         op_end(op);
         return;
     }
-    if (nd_work(op->n, read_fn, read_done, op) != 0)
+    if (nd_work(op->h->work, read_fn, read_done, op) != 0)
         op_fail(op, HW__CODE__CODE_INTERNAL, "cannot queue the read");
 }
 
@@ -467,19 +468,19 @@ static int on_fetch_frame(struct nd_call *c, int status, const Hw__Envelope *env
 
 static void try_holder(struct read_op *op)
 {
-    struct nd_node *n = op->n;
+    struct nd_host *h = op->h;
     while (op->holder < op->meta->n_holders) {
-        uint32_t h = op->meta->holders[op->holder];
-        const char *rpc = nd_node_rpc_of(n, h);
-        if (h != n->id && rpc != NULL) {
+        uint32_t holder = op->meta->holders[op->holder];
+        const char *rpc = nd_host_rpc_of(h, holder);
+        if (holder != h->cfg.id && rpc != NULL) {
             Hw__Envelope req;
             Hw__Fetch f = HW__FETCH__INIT;
-            cm_env_init(&req, HW__MSG_TYPE__MSG_FETCH, ++n->next_req_id, n->shard);
+            cm_env_init(&req, HW__MSG_TYPE__MSG_FETCH, ++h->next_req_id, op->sh->id);
             f.key = op->key;
             f.upload_id = op->meta->upload_id;
             req.fetch = &f;
-            if (nd_call_start(n->loop, rpc, n->id, n->cfg->listen, &req, 2000, on_fetch_frame, op,
-                              &op->call) == 0)
+            if (nd_call_start(h->loop, rpc, h->cfg.id, h->cfg.listen, &req, 2000, on_fetch_frame,
+                              op, &op->call) == 0)
                 return;
         }
         op->holder++;
@@ -489,7 +490,7 @@ static void try_holder(struct read_op *op)
 
 static void start_proxy(struct read_op *op)
 {
-    nd_repair_kick(op->n);
+    nd_host_repair_kick(op->h, op->sh);
     clamp_range(op);
     op->holder = 0;
     try_holder(op);
@@ -504,40 +505,40 @@ static int mutable_kind(const char *key)
            (n >= 4 && strcasecmp(key + n - 4, ".mpd") == 0);
 }
 
-static struct read_op *op_new(struct nd_sconn *sc, const Hw__Envelope *env, const char *key,
-                              enum read_kind kind)
+static struct read_op *op_new(struct nd_host *h, struct nd_shard *sh, struct nd_sconn *sc,
+                              const Hw__Envelope *env, const char *key, enum read_kind kind)
 {
     struct read_op *op = cm_calloc(1, sizeof(*op));
     if (op == NULL || (op->key = cm_strdup(key)) == NULL) {
         cm_free(op);
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_INTERNAL,
-                          "out of memory");
+        nd_sconn_error(sc, env, HW__CODE__CODE_INTERNAL, "out of memory");
         return NULL;
     }
-    op->n = sc->n;
+    op->h = h;
+    op->sh = sh;
     op->kind = kind;
     nd_req_begin(&op->req, sc, env);
     return op;
 }
 
-void nd_handle_get(struct nd_sconn *sc, const Hw__Envelope *env, int head)
+static void get_or_head(struct nd_host *h, struct nd_sconn *sc, const Hw__Envelope *env, int head)
 {
+    struct nd_shard *sh = nd_host_shard(h, env->shard);
     const char *key =
         head ? (env->head ? env->head->key : NULL) : (env->get ? env->get->key : NULL);
     if (!nd_key_valid(key)) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "a key is required");
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "a key is required");
         return;
     }
-    struct read_op *op = op_new(sc, env, key, head ? READ_HEAD : READ_GET);
+    struct read_op *op = op_new(h, sh, sc, env, key, head ? READ_HEAD : READ_GET);
     if (op == NULL)
         return;
     if (!head) {
-        sc->n->reads++;
+        h->reads++;
         op->offset = env->get->offset;
         op->length = env->get->length;
     }
-    if (!nd_node_is_leader(sc->n) && mutable_kind(key)) {
+    if (!nd_shard_is_leader(sh) && mutable_kind(key)) {
         /* Playlists and manifests change in place: a follower confirms with the leader that
          * it has applied everything acknowledged before it answers (read-index), so a reader
          * never gets an older playlist than one already acknowledged to the encoder. */
@@ -548,15 +549,31 @@ void nd_handle_get(struct nd_sconn *sc, const Hw__Envelope *env, int head)
     op_lookup(op);
 }
 
-void nd_handle_fetch(struct nd_sconn *sc, const Hw__Envelope *env)
+void nd_op_get(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env, const struct cm_slice *pl)
 {
+    get_or_head(ctx, sc, env, 0);
+}
+
+void nd_op_head(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env, const struct cm_slice *pl)
+{
+    get_or_head(ctx, sc, env, 1);
+}
+
+void nd_op_fetch(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env, const struct cm_slice *pl)
+{
+    struct nd_host *h = ctx;
     const Hw__Fetch *f = env->fetch;
     if (f == NULL || !nd_key_valid(f->key) || f->upload_id.len != ND_UPLOAD_ID_LEN) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "FETCH needs a key and a 16-byte upload id");
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST,
+                       "FETCH needs a key and a 16-byte upload id");
         return;
     }
-    struct read_op *op = op_new(sc, env, f->key, READ_FETCH);
+    struct nd_shard *sh = nd_host_shard_of_key(h, f->key);
+    if (sh == NULL) {
+        nd_sconn_error(sc, env, HW__CODE__CODE_NOT_FOUND, "bytes not held here");
+        return;
+    }
+    struct read_op *op = op_new(h, sh, sc, env, f->key, READ_FETCH);
     if (op == NULL)
         return;
     memcpy(op->upload, f->upload_id.data, ND_UPLOAD_ID_LEN);

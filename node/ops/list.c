@@ -1,19 +1,23 @@
 /* LIST {prefix, cursor, limit}: keys of this node's shard under a prefix, in key order,
  * after the cursor, expired objects left out; read on the thread pool. The gateway sends it
  * to the shard leader so a listing includes every acknowledged write. */
+#include "ops/list.h"
+
 #include <string.h>
 
 #include "alloc.h"
 #include "err.h"
+#include "frame.h"
 #include "log.h"
-#include "server.h"
-#include "timeutil.h"
+#include "store/meta.h"
 
 #define LIST_MAX 1000
 
 struct list_op {
     struct nd_req req;
-    struct nd_node *n;
+    struct nd_host *h;
+    uint32_t shard;
+    int64_t now_ms;        /* taken on the loop thread */
     char *prefix, *cursor; /* owned */
     uint32_t limit;
     Hw__ObjectMeta **objs;
@@ -26,10 +30,11 @@ static void list_fn(void *arg)
 {
     struct list_op *op = arg;
     struct nd_skey pre, start;
-    int64_t now = cm_wall_ms();
-    nd_skey_meta(&pre, op->n->shard, op->prefix, strlen(op->prefix));
+    int64_t now = op->now_ms;
+    struct nd_store_iter *it;
+    nd_skey_meta(&pre, op->shard, op->prefix, strlen(op->prefix));
     if (op->cursor[0] != '\0' && strncmp(op->cursor, op->prefix, strlen(op->prefix)) == 0)
-        nd_skey_meta(&start, op->n->shard, op->cursor, strlen(op->cursor));
+        nd_skey_meta(&start, op->shard, op->cursor, strlen(op->cursor));
     else
         start = pre;
     op->objs = cm_calloc(op->limit, sizeof(*op->objs));
@@ -37,11 +42,14 @@ static void list_fn(void *arg)
         op->rv = CM_ENOMEM;
         return;
     }
-    rocksdb_iterator_t *it = rocksdb_create_iterator(op->n->store.db, op->n->store.ro);
-    for (rocksdb_iter_seek(it, start.b, start.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    op->rv = nd_store_iter_new(op->h->store, 0, &it);
+    if (op->rv != 0)
+        return;
+    for (nd_store_iter_seek(it, start.b, start.len); nd_store_iter_valid(it);
+         nd_store_iter_next(it)) {
         size_t klen, vlen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < pre.len || memcmp(k, pre.b, pre.len) != 0)
+        const char *k = nd_store_iter_key(it, &klen);
+        if (!nd_skey_has_prefix(k, klen, &pre))
             break;
         if (start.len != pre.len && klen == start.len && memcmp(k, start.b, klen) == 0)
             continue; /* the cursor itself was on the previous page */
@@ -49,7 +57,7 @@ static void list_fn(void *arg)
             op->more = 1;
             break;
         }
-        const char *v = rocksdb_iter_value(it, &vlen);
+        const char *v = nd_store_iter_value(it, &vlen);
         Hw__ObjectMeta *m = nd_meta_unpack(v, vlen);
         if (m == NULL)
             continue;
@@ -59,7 +67,7 @@ static void list_fn(void *arg)
         }
         op->objs[op->nobjs++] = m;
     }
-    rocksdb_iter_destroy(it);
+    nd_store_iter_free(it);
 }
 
 static void list_done(void *arg, int status)
@@ -86,13 +94,14 @@ static void list_done(void *arg, int status)
     cm_free(op);
 }
 
-void nd_handle_list(struct nd_sconn *sc, const Hw__Envelope *env)
+void nd_op_list(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env, const struct cm_slice *pl)
 {
+    struct nd_host *h = ctx;
     const Hw__List *l = env->list;
     if (l == NULL || l->prefix == NULL || l->prefix[0] != '/' || strlen(l->prefix) > 1024 ||
         (l->cursor != NULL && strlen(l->cursor) > 1024)) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "LIST needs a prefix starting with '/'");
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST,
+                       "LIST needs a prefix starting with '/'");
         return;
     }
     struct list_op *op = cm_calloc(1, sizeof(*op));
@@ -101,14 +110,15 @@ void nd_handle_list(struct nd_sconn *sc, const Hw__Envelope *env)
         if (op != NULL)
             cm_free(op->prefix);
         cm_free(op);
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_INTERNAL,
-                          "out of memory");
+        nd_sconn_error(sc, env, HW__CODE__CODE_INTERNAL, "out of memory");
         return;
     }
-    op->n = sc->n;
+    op->h = h;
+    op->shard = env->shard;
+    op->now_ms = nd_now_ms(h->clock);
     op->limit = l->limit == 0 || l->limit > LIST_MAX ? LIST_MAX : l->limit;
     nd_req_begin(&op->req, sc, env);
-    if (nd_work(sc->n, list_fn, list_done, op) != 0) {
+    if (nd_work(h->work, list_fn, list_done, op) != 0) {
         nd_req_error(&op->req, HW__CODE__CODE_INTERNAL, "cannot queue the listing");
         cm_free(op->prefix);
         cm_free(op->cursor);

@@ -6,8 +6,8 @@
  * Failures: connect/handshake error, ERROR frame, peer closes, deadline passes ->
  * cb(status < 0, NULL) once; frames before it were delivered. Cancel: nd_call_cancel; no
  * callback fires after it. The callback never runs from inside nd_call_start. */
-#ifndef ND_CALL_H
-#define ND_CALL_H
+#ifndef ND_RPC_CALL_H
+#define ND_RPC_CALL_H
 
 #include <stdint.h>
 #include <uv.h>

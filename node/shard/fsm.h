@@ -8,14 +8,14 @@
  * canonical/raft 0.15 applies synchronously on the loop thread, so apply does its few small
  * point reads and one unsynced batch write there (memtable appends; the Raft log itself is
  * the durable record until the next snapshot, before which the WAL is synced). */
-#ifndef ND_FSM_H
-#define ND_FSM_H
+#ifndef ND_SHARD_FSM_H
+#define ND_SHARD_FSM_H
 
 #include <raft.h>
 #include <stdint.h>
 
 #include "headwater.pb-c.h"
-#include "store.h"
+#include "store/store.h"
 
 /* What the last applied entry did; read by the raft_apply callback right after apply. */
 struct nd_apply_result {
@@ -33,6 +33,7 @@ struct nd_fsm {
     uint64_t applied;        /* persisted applied index */
     uint64_t repair_backlog; /* committed versions whose bytes are not local */
     struct nd_apply_result result;
+    int read_err; /* a store read failed during the apply in progress */
     void (*on_missing)(struct nd_fsm *f, void *data); /* a new repair marker exists */
     void *data;
 };
@@ -45,13 +46,10 @@ int nd_fsm_init(struct nd_fsm *f, struct nd_store *store, uint32_t shard, struct
  * of 8 bytes as raft_uv requires), ready for raft_apply. */
 int nd_fsm_encode(const Hw__RaftEntry *e, struct raft_buffer *out);
 
-/* Exposed for unit tests: apply an encoded entry as if at `index`. Returns 0, or an error
- * for an entry that was skipped as malformed (the index is recorded either way). */
+/* Apply an encoded entry as if at `index` (raft's apply callback and unit tests). Returns 0,
+ * RAFT_MALFORMED for an entry that was skipped as malformed (the index is recorded either
+ * way), or a store error (CM_ESTORE, CM_ENOSPC, CM_ENOMEM) when the batch could not be
+ * written: then nothing changed, in the store or in f, and the entry may be applied again. */
 int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t len);
-
-/* Decode a stored ObjectMeta (NULL when garbage); free with hw__object_meta__free_unpacked. */
-Hw__ObjectMeta *nd_meta_unpack(const char *v, size_t n);
-/* Pack meta into a new cm_malloc'd buffer. */
-int nd_meta_pack(const Hw__ObjectMeta *m, char **out, size_t *len);
 
 #endif

@@ -1,23 +1,26 @@
 /* Leader-side requests: COMMIT and DELETE go through the shard's Raft log and are answered
- * after apply on this node; READ_INDEX confirms leadership with a barrier; STATUS reports
- * the cluster map and the shard's Raft state. A COMMIT's precondition travels in its entry and
- * is decided by the FSM at apply: a failed one is answered CODE_PRECONDITION_FAILED.
+ * after apply on this node; READ_INDEX confirms leadership with a barrier. A COMMIT's
+ * precondition travels in its entry and is decided by the FSM at apply: a failed one is answered
+ * CODE_PRECONDITION_FAILED.
  *
  * raft_apply / raft_barrier either fail now (answered at once) or call back exactly once;
  * leadership lost after proposing -> CODE_LEADERSHIP_LOST (outcome unknown to the client). */
+#include "ops/write.h"
+
 #include <string.h>
 
 #include "alloc.h"
 #include "err.h"
 #include "etag.h"
 #include "log.h"
-#include "server.h"
 #include "timeutil.h"
 
 struct apply_req {
     struct raft_apply apply; /* apply.data = this */
     struct raft_barrier barrier;
     struct nd_req req;
+    struct nd_host *h;
+    struct nd_shard *sh;
     int kind; /* HW__MSG_TYPE__MSG_COMMIT / _DELETE / _READ_INDEX */
 };
 
@@ -27,7 +30,7 @@ static void answer_raft_failure(struct apply_req *a, int status)
         nd_req_error(&a->req, HW__CODE__CODE_LEADERSHIP_LOST,
                      "leadership lost before the entry was applied; outcome unknown");
     } else if (status == RAFT_NOTLEADER) {
-        nd_req_not_leader(&a->req);
+        nd_host_not_leader(a->h, a->sh, &a->req);
     } else {
         CM_WARN("raft request failed: %s", raft_strerror(status));
         nd_req_error(&a->req,
@@ -74,32 +77,32 @@ static void on_applied(struct raft_apply *req, int status, void *result)
 }
 
 /* Only the leader proposes; others answer NOT_LEADER / NO_LEADER with what they know. */
-static void propose(struct nd_sconn *sc, const Hw__Envelope *env, Hw__RaftEntry *entry)
+static void propose(struct nd_host *h, struct nd_shard *sh, struct nd_sconn *sc,
+                    const Hw__Envelope *env, Hw__RaftEntry *entry)
 {
-    struct nd_node *n = sc->n;
-    struct raft_buffer buf;
-    if (!nd_node_is_leader(n)) {
+    if (!nd_shard_is_leader(sh)) {
         struct nd_req r;
         nd_req_begin(&r, sc, env);
-        nd_req_not_leader(&r);
+        nd_host_not_leader(h, sh, &r);
         nd_req_end(&r);
         return;
     }
-
     struct apply_req *a = cm_calloc(1, sizeof(*a));
-    if (a == NULL || nd_fsm_encode(entry, &buf) != 0) {
-        cm_free(a);
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_INTERNAL,
-                          "out of memory");
+    if (a == NULL) {
+        nd_sconn_error(sc, env, HW__CODE__CODE_INTERNAL, "out of memory");
         return;
     }
+    a->h = h;
+    a->sh = sh;
     a->kind = env->type;
     a->apply.data = a;
     nd_req_begin(&a->req, sc, env);
-    int rv = raft_apply(&n->raft, &a->apply, &buf, 1, on_applied);
+    int rv = nd_shard_apply(sh, entry, &a->apply, on_applied);
     if (rv != 0) {
-        raft_free(buf.base);
-        answer_raft_failure(a, rv);
+        if (rv == RAFT_NOMEM)
+            nd_req_error(&a->req, HW__CODE__CODE_INTERNAL, "out of memory");
+        else
+            answer_raft_failure(a, rv);
         nd_req_end(&a->req);
         cm_free(a);
     }
@@ -111,32 +114,32 @@ static int precondition_valid(const Hw__Precondition *pc)
                           strlen(pc->if_none_match) <= CM_PRECOND_VALUE_MAX);
 }
 
-void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
+void nd_op_commit(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
+                  const struct cm_slice *pl)
 {
-    struct nd_node *n = sc->n;
+    struct nd_host *h = ctx;
+    struct nd_shard *sh = nd_host_shard(h, env->shard);
     const Hw__Commit *c = env->commit;
     if (c == NULL || !nd_key_valid(c->key) || c->upload_id.len != ND_UPLOAD_ID_LEN ||
         c->n_holders == 0 || c->ttl_seconds < 0 || c->ttl_seconds > CM_TTL_MAX_S) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "COMMIT needs a key, a 16-byte upload id, holders and a TTL of at "
-                          "most 315360000 s");
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST,
+                       "COMMIT needs a key, a 16-byte upload id, holders and a TTL of at "
+                       "most 315360000 s");
         return;
     }
     if (!precondition_valid(c->precondition)) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "COMMIT precondition value too long");
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "COMMIT precondition value too long");
         return;
     }
-    if (c->n_holders * 2 <= n->cfg->replicas) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "COMMIT needs a quorum of holders");
+    if (c->n_holders * 2 <= h->cfg.replicas) {
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "COMMIT needs a quorum of holders");
         return;
     }
     Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
     Hw__ObjectMeta m = HW__OBJECT_META__INIT;
-    int64_t now = cm_wall_ms();
+    int64_t now = nd_now_ms(h->clock);
     e.kind = HW__RAFT_ENTRY__KIND__KIND_PUT;
-    e.shard = n->shard;
+    e.shard = sh->id;
     e.meta = &m;
     m.key = c->key;
     m.upload_id = c->upload_id;
@@ -149,24 +152,25 @@ void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
     m.expires_ms = c->ttl_seconds > 0 ? now + c->ttl_seconds * 1000 : 0;
     m.cache_control = c->cache_control;
     e.precondition = c->precondition;
-    propose(sc, env, &e);
+    propose(h, sh, sc, env, &e);
 }
 
-void nd_handle_delete(struct nd_sconn *sc, const Hw__Envelope *env)
+void nd_op_delete(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
+                  const struct cm_slice *pl)
 {
-    struct nd_node *n = sc->n;
+    struct nd_host *h = ctx;
+    struct nd_shard *sh = nd_host_shard(h, env->shard);
     if (env->delete_ == NULL || !nd_key_valid(env->delete_->key)) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "DELETE needs a key");
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "DELETE needs a key");
         return;
     }
     Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
     Hw__ObjectMeta m = HW__OBJECT_META__INIT;
     e.kind = HW__RAFT_ENTRY__KIND__KIND_DELETE;
-    e.shard = n->shard;
+    e.shard = sh->id;
     e.meta = &m;
     m.key = env->delete_->key;
-    propose(sc, env, &e);
+    propose(h, sh, sc, env, &e);
 }
 
 static void on_barrier(struct raft_barrier *req, int status)
@@ -178,7 +182,7 @@ static void on_barrier(struct raft_barrier *req, int status)
         Hw__Envelope env;
         Hw__ReadIndexOk ok = HW__READ_INDEX_OK__INIT;
         cm_env_init(&env, HW__MSG_TYPE__MSG_READ_INDEX_OK, 0, 0);
-        ok.index = raft_last_applied(&a->req.sc->n->raft);
+        ok.index = nd_shard_applied(a->sh);
         env.read_index_ok = &ok;
         nd_req_send(&a->req, &env, NULL, 0);
     }
@@ -186,92 +190,31 @@ static void on_barrier(struct raft_barrier *req, int status)
     cm_free(a);
 }
 
-void nd_handle_read_index(struct nd_sconn *sc, const Hw__Envelope *env)
+void nd_op_read_index(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
+                      const struct cm_slice *pl)
 {
-    struct nd_node *n = sc->n;
+    struct nd_host *h = ctx;
+    struct nd_shard *sh = nd_host_shard(h, env->shard);
     struct apply_req *a = cm_calloc(1, sizeof(*a));
     if (a == NULL) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_INTERNAL,
-                          "out of memory");
+        nd_sconn_error(sc, env, HW__CODE__CODE_INTERNAL, "out of memory");
         return;
     }
+    a->h = h;
+    a->sh = sh;
     a->kind = env->type;
     a->barrier.data = a;
     nd_req_begin(&a->req, sc, env);
-    if (!nd_node_is_leader(n)) {
-        nd_req_not_leader(&a->req);
+    if (!nd_shard_is_leader(sh)) {
+        nd_host_not_leader(h, sh, &a->req);
         nd_req_end(&a->req);
         cm_free(a);
         return;
     }
-    int rv = raft_barrier(&n->raft, &a->barrier, on_barrier);
+    int rv = raft_barrier(sh->raft, &a->barrier, on_barrier);
     if (rv != 0) {
         answer_raft_failure(a, rv);
         nd_req_end(&a->req);
         cm_free(a);
     }
-}
-
-static const char *role_name(struct nd_node *n)
-{
-    if (!n->raft_started)
-        return "starting";
-    switch (raft_state(&n->raft)) {
-    case RAFT_LEADER:
-        return "leader";
-    case RAFT_FOLLOWER:
-        return "follower";
-    case RAFT_CANDIDATE:
-        return "candidate";
-    default:
-        return "unavailable";
-    }
-}
-
-void nd_handle_status(struct nd_sconn *sc, const Hw__Envelope *env)
-{
-    struct nd_node *n = sc->n;
-    Hw__Envelope out;
-    Hw__StatusOk st = HW__STATUS_OK__INIT;
-    Hw__NodeInfo infos[ND_MAX_PEERS], *pinfos[ND_MAX_PEERS];
-    Hw__ShardInfo shard = HW__SHARD_INFO__INIT, *pshard = &shard;
-    uint32_t replicas[ND_MAX_PEERS];
-
-    for (unsigned i = 0; i < n->npeers; i++) {
-        hw__node_info__init(&infos[i]);
-        infos[i].id = n->peers[i].id;
-        infos[i].rpc_address = n->peers[i].rpc;
-        infos[i].raft_address = n->peers[i].raft;
-        infos[i].zone = n->peers[i].id == n->id ? (char *)n->cfg->zone : "";
-        pinfos[i] = &infos[i];
-        replicas[i] = n->peers[i].id;
-    }
-    shard.id = n->shard;
-    shard.n_replicas = n->npeers;
-    shard.replicas = replicas;
-    shard.leader_id = nd_node_leader(n, NULL);
-    shard.role = (char *)role_name(n);
-    if (n->raft_started) {
-        shard.term = n->raft.current_term;
-        shard.commit_index = n->raft.commit_index;
-        shard.applied_index = raft_last_applied(&n->raft);
-        shard.last_index = raft_last_index(&n->raft);
-    }
-    shard.repair_backlog = n->fsm.repair_backlog;
-    st.node_id = n->id;
-    st.rpc_address = (char *)n->cfg->listen;
-    st.raft_address = (char *)n->cfg->raft_listen;
-    st.zone = (char *)n->cfg->zone;
-    st.epoch = 1;
-    st.n_nodes = n->npeers;
-    st.nodes = pinfos;
-    st.n_shards = 1;
-    st.shards = &pshard;
-    st.shard_count = (uint32_t)n->cfg->shards;
-    st.staged_uploads = n->nuploads;
-    st.uptime_ms = cm_wall_ms() - n->started_ms;
-    st.reads = n->reads;
-    cm_env_init(&out, HW__MSG_TYPE__MSG_STATUS_OK, env->req_id, env->shard);
-    out.status_ok = &st;
-    cm_rpc_send(sc->conn, &out, NULL, 0);
 }

@@ -9,7 +9,7 @@
  *                  The replaced version's bytes are dropped.
  * DELETE at i:     meta, bytes and repair marker of the key go.
  * Every batch also stores 'a' shard = i. */
-#include "fsm.h"
+#include "shard/fsm.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,46 +18,22 @@
 #include "err.h"
 #include "etag.h"
 #include "log.h"
+#include "store/meta.h"
 
-Hw__ObjectMeta *nd_meta_unpack(const char *v, size_t n)
+/* The meta under k, NULL when absent (or undecodable: every replica reads it alike). A store
+ * failure is remembered in f->read_err: the apply then fails whole instead of deciding on a
+ * read it did not get. */
+static Hw__ObjectMeta *get_meta(struct nd_fsm *f, const struct nd_skey *k)
 {
-    return hw__object_meta__unpack(NULL, n, (const uint8_t *)v);
-}
-
-int nd_meta_pack(const Hw__ObjectMeta *m, char **out, size_t *len)
-{
-    *len = hw__object_meta__get_packed_size(m);
-    *out = cm_malloc(*len ? *len : 1);
-    if (*out == NULL)
-        return CM_ENOMEM;
-    hw__object_meta__pack(m, (uint8_t *)*out);
-    return 0;
-}
-
-static Hw__ObjectMeta *get_meta(struct nd_store *s, const struct nd_skey *k)
-{
-    char *v;
-    size_t n;
-    if (nd_store_get(s, k, &v, &n) != 0)
-        return NULL;
-    Hw__ObjectMeta *m = nd_meta_unpack(v, n);
-    rocksdb_free(v);
-    return m;
-}
-
-static int put_meta(rocksdb_writebatch_t *b, const struct nd_skey *k, const Hw__ObjectMeta *m)
-{
-    char *v;
-    size_t n;
-    if (nd_meta_pack(m, &v, &n) != 0)
-        return CM_ENOMEM;
-    nd_batch_put(b, k, v, n);
-    cm_free(v);
-    return 0;
+    Hw__ObjectMeta *m;
+    int rv = nd_meta_get(f->store, k, &m);
+    if (rv != 0 && rv != CM_ENOTFOUND && rv != CM_EPROTO)
+        f->read_err = rv;
+    return rv == 0 ? m : NULL;
 }
 
 /* Keep the expiry index in step with a key's meta: drop the old entry, add the new one. */
-static void expiry_update(struct nd_fsm *f, rocksdb_writebatch_t *b, const Hw__ObjectMeta *old,
+static void expiry_update(struct nd_fsm *f, struct nd_batch *b, const Hw__ObjectMeta *old,
                           const Hw__ObjectMeta *cur)
 {
     struct nd_skey k;
@@ -71,7 +47,7 @@ static void expiry_update(struct nd_fsm *f, rocksdb_writebatch_t *b, const Hw__O
     }
 }
 
-static void put_applied(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index)
+static void put_applied(struct nd_fsm *f, struct nd_batch *b, uint64_t index)
 {
     struct nd_skey k;
     char v[8];
@@ -82,11 +58,11 @@ static void put_applied(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t inde
 
 /* Does this node hold the finished staged bytes of meta's upload? Drops a staged record that
  * cannot be promoted (unfinished or wrong size/checksum) together with its chunks. */
-static int take_staged(struct nd_fsm *f, rocksdb_writebatch_t *b, const Hw__ObjectMeta *meta)
+static int take_staged(struct nd_fsm *f, struct nd_batch *b, const Hw__ObjectMeta *meta)
 {
     struct nd_skey k;
     nd_skey_staged(&k, meta->upload_id.data);
-    Hw__ObjectMeta *st = get_meta(f->store, &k);
+    Hw__ObjectMeta *st = get_meta(f, &k);
     if (st == NULL)
         return 0;
     int ok = st->local && st->size == meta->size && st->checksum == meta->checksum;
@@ -107,8 +83,8 @@ static int precondition_holds(const Hw__Precondition *pc, const Hw__ObjectMeta *
     return cm_precond_commit_ok(pc, live, live ? old->version : 0, live ? old->created_ms : 0);
 }
 
-static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
-                     Hw__ObjectMeta *meta, const Hw__Precondition *pc)
+static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__ObjectMeta *meta,
+                     const Hw__Precondition *pc)
 {
     struct nd_skey ck, mk, rk;
     uint64_t version;
@@ -117,15 +93,18 @@ static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
         strlen(meta->key) > ND_KEY_MAX)
         return CM_EINVAL;
     nd_skey_committed(&ck, f->shard, meta->upload_id.data);
-    if (nd_store_get_u64(f->store, &ck, &version) == 0) {
+    int grv = nd_store_get_u64(f->store, &ck, &version);
+    if (grv == 0) {
         f->result.version = version; /* a retried commit: no second version */
         f->result.created = 0;
         return 0;
     }
+    if (grv != CM_ENOTFOUND)
+        return grv;
     size_t keylen = strlen(meta->key);
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
     nd_skey_repair(&rk, f->shard, meta->key, keylen);
-    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    Hw__ObjectMeta *old = get_meta(f, &mk);
     if (!precondition_holds(pc, old, meta)) {
         f->result.precondition_failed = 1;
         if (old != NULL)
@@ -147,7 +126,7 @@ static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
         f->repair_backlog++;
     }
     expiry_update(f, b, old, meta);
-    int rv = put_meta(b, &mk, meta);
+    int rv = nd_meta_put(b, &mk, meta);
     char v[8];
     nd_put_u64(v, index);
     nd_batch_put(b, &ck, v, sizeof(v));
@@ -160,7 +139,7 @@ static int apply_put(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
 
 /* DELETE, or EXPIRE when only_version != 0: remove the key only if it still has that
  * version (a PUT after the expiry was decided wins). */
-static int apply_delete(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t index,
+static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
                         const Hw__ObjectMeta *meta, uint64_t only_version)
 {
     struct nd_skey mk, rk;
@@ -169,7 +148,7 @@ static int apply_delete(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t inde
     size_t keylen = strlen(meta->key);
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
     nd_skey_repair(&rk, f->shard, meta->key, keylen);
-    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    Hw__ObjectMeta *old = get_meta(f, &mk);
     if (old != NULL && only_version != 0 && old->version != only_version) {
         hw__object_meta__free_unpacked(old, NULL);
         old = NULL;
@@ -191,13 +170,9 @@ static int apply_delete(struct nd_fsm *f, rocksdb_writebatch_t *b, uint64_t inde
 
 static Hw__RaftEntry *entry_decode(const void *data, size_t len);
 
-int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t len)
+static int apply_entry(struct nd_fsm *f, struct nd_batch *b, uint64_t index, const void *data,
+                       size_t len)
 {
-    uint64_t backlog_before = f->repair_backlog;
-    memset(&f->result, 0, sizeof(f->result));
-    if (index <= f->applied)
-        return 0; /* already in the store: replay after a restart */
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     Hw__RaftEntry *e = entry_decode(data, len);
     int rv = CM_EINVAL;
     if (e != NULL && e->meta != NULL && e->shard == f->shard) {
@@ -208,24 +183,37 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
         else if (e->kind == HW__RAFT_ENTRY__KIND__KIND_EXPIRE && e->meta->version > 0)
             rv = apply_delete(f, b, index, e->meta, e->meta->version);
     }
-    if (rv != 0) {
+    if (e != NULL)
+        hw__raft_entry__free_unpacked(e, NULL);
+    return f->read_err != 0 ? f->read_err : rv;
+}
+
+int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t len)
+{
+    uint64_t backlog_before = f->repair_backlog;
+    struct nd_batch b;
+    memset(&f->result, 0, sizeof(f->result));
+    if (index <= f->applied)
+        return 0; /* already in the store: replay after a restart */
+    nd_batch_init(&b);
+    f->read_err = 0;
+    int rv = apply_entry(f, &b, index, data, len);
+    if (rv == CM_EINVAL) {
         /* Skip the entry but still record the index: every replica skips it alike. */
         CM_WARN("fsm skipped a malformed entry shard=%u index=%llu", f->shard,
                 (unsigned long long)index);
-        rocksdb_writebatch_clear(b);
+        nd_batch_clear(&b);
         f->repair_backlog = backlog_before;
         memset(&f->result, 0, sizeof(f->result));
     }
-    put_applied(f, b, index);
-    int wrv = nd_store_write(f->store, b, 0);
-    rocksdb_writebatch_destroy(b);
-    if (e != NULL)
-        hw__raft_entry__free_unpacked(e, NULL);
+    put_applied(f, &b, index);
+    int wrv = rv != 0 && rv != CM_EINVAL ? rv : nd_store_write(f->store, &b, 0);
+    nd_batch_close(&b);
     if (wrv != 0) {
-        /* The store refused a write: continuing would let this replica diverge. */
-        CM_ERROR("fsm cannot write to the store; stopping shard=%u index=%llu", f->shard,
-                 (unsigned long long)index);
-        abort();
+        /* Nothing was written: the entry is not applied here, in the store or in memory. */
+        f->repair_backlog = backlog_before;
+        memset(&f->result, 0, sizeof(f->result));
+        return wrv;
     }
     f->applied = index;
     if (f->repair_backlog > backlog_before && f->on_missing != NULL)
@@ -238,9 +226,16 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     struct nd_fsm *f = rf->data;
     /* raft sets last_applied after apply returns: the entry being applied is the next one. */
     uint64_t index = raft_last_applied(f->r) + 1;
-    nd_fsm_apply_at(f, index, buf->base, buf->len);
+    int rv = nd_fsm_apply_at(f, index, buf->base, buf->len);
+    if (rv != 0 && rv != RAFT_MALFORMED) {
+        /* The store refused a write: continuing would let this replica diverge, and a non-zero
+         * return would stall raft's apply loop on this entry forever. */
+        CM_ERROR("fsm cannot write to the store; stopping shard=%u index=%llu err=%s", f->shard,
+                 (unsigned long long)index, cm_strerror(rv));
+        abort();
+    }
     *result = &f->result;
-    return 0; /* non-zero would stall raft's apply loop on this entry forever */
+    return 0;
 }
 
 int nd_fsm_encode(const Hw__RaftEntry *e, struct raft_buffer *out)
@@ -274,26 +269,11 @@ static Hw__RaftEntry *entry_decode(const void *data, size_t len)
 }
 
 /* Iterate over every record with a given tag+shard prefix. */
-typedef int (*each_cb)(const char *k, size_t klen, const char *v, size_t vlen, void *arg);
-
-static int each_prefix(struct nd_store *s, char tag, uint32_t shard, each_cb cb, void *arg)
+static int each_prefix(struct nd_store *s, char tag, uint32_t shard, nd_store_each_cb cb, void *arg)
 {
     struct nd_skey p;
     nd_skey_prefix(&p, tag, shard);
-    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ro);
-    int rv = 0;
-    for (rocksdb_iter_seek(it, p.b, p.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < p.len || memcmp(k, p.b, p.len) != 0)
-            break;
-        const char *v = rocksdb_iter_value(it, &vlen);
-        rv = cb(k, klen, v, vlen, arg);
-        if (rv != 0)
-            break;
-    }
-    rocksdb_iter_destroy(it);
-    return rv;
+    return nd_store_each(s, &p, NULL, cb, arg);
 }
 
 static int count_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
@@ -405,7 +385,7 @@ out:
 struct kept {
     uint8_t (*ids)[ND_UPLOAD_ID_LEN];
     size_t n;
-    rocksdb_writebatch_t *drop;
+    struct nd_batch *drop;
 };
 
 static int cmp_id(const void *a, const void *b)
@@ -418,7 +398,7 @@ static int cmp_id(const void *a, const void *b)
 static int drop_old_cb(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
 {
     struct kept *kp = arg;
-    rocksdb_writebatch_delete(kp->drop, k, klen);
+    nd_batch_del_raw(kp->drop, k, klen);
     if (k[0] != 'm')
         return 0;
     Hw__ObjectMeta *m = nd_meta_unpack(v, vlen);
@@ -431,15 +411,15 @@ static int drop_old_cb(const char *k, size_t klen, const char *v, size_t vlen, v
     return 0;
 }
 
-static void restore_object(struct nd_fsm *f, rocksdb_writebatch_t *b, Hw__ObjectMeta *m,
-                           struct kept *kp, uint64_t *backlog)
+static void restore_object(struct nd_fsm *f, struct nd_batch *b, Hw__ObjectMeta *m, struct kept *kp,
+                           uint64_t *backlog)
 {
     struct nd_skey mk, rk;
     if (m->key == NULL || strlen(m->key) > ND_KEY_MAX || m->upload_id.len != ND_UPLOAD_ID_LEN)
         return;
     nd_skey_meta(&mk, f->shard, m->key, strlen(m->key));
     nd_skey_repair(&rk, f->shard, m->key, strlen(m->key));
-    Hw__ObjectMeta *old = get_meta(f->store, &mk);
+    Hw__ObjectMeta *old = get_meta(f, &mk);
     int keep = old != NULL && old->local && old->upload_id.len == ND_UPLOAD_ID_LEN &&
                memcmp(old->upload_id.data, m->upload_id.data, ND_UPLOAD_ID_LEN) == 0;
     if (old != NULL)
@@ -452,7 +432,19 @@ static void restore_object(struct nd_fsm *f, rocksdb_writebatch_t *b, Hw__Object
         (*backlog)++;
     }
     expiry_update(f, b, NULL, m);
-    put_meta(b, &mk, m);
+    nd_meta_put(b, &mk, m);
+}
+
+static void restore_committed(struct nd_fsm *f, struct nd_batch *b, const Hw__Snapshot *snap)
+{
+    for (size_t i = 0; i < snap->n_committed_uploads; i++) {
+        const ProtobufCBinaryData *u = &snap->committed_uploads[i];
+        if (u->len != ND_UPLOAD_ID_LEN + 8)
+            continue;
+        struct nd_skey ck;
+        nd_skey_committed(&ck, f->shard, u->data);
+        nd_batch_put(b, &ck, u->data + ND_UPLOAD_ID_LEN, 8);
+    }
 }
 
 static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
@@ -478,8 +470,10 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
         hw__snapshot__free_unpacked(snap, NULL);
         return RAFT_NOMEM;
     }
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    kp.drop = rocksdb_writebatch_create();
+    struct nd_batch batch, drop, *b = &batch;
+    nd_batch_init(&batch);
+    nd_batch_init(&drop);
+    kp.drop = &drop;
     uint64_t backlog = 0;
     /* Objects whose local bytes stay valid keep them: decide before dropping anything. */
     for (size_t i = 0; i < snap->n_objects; i++)
@@ -489,23 +483,17 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     each_prefix(f->store, 'r', f->shard, drop_old_cb, &kp);
     each_prefix(f->store, 'c', f->shard, drop_old_cb, &kp);
     each_prefix(f->store, 'x', f->shard, drop_old_cb, &kp);
-    for (size_t i = 0; i < snap->n_committed_uploads; i++) {
-        ProtobufCBinaryData *u = &snap->committed_uploads[i];
-        if (u->len != ND_UPLOAD_ID_LEN + 8)
-            continue;
-        struct nd_skey ck;
-        nd_skey_committed(&ck, f->shard, u->data);
-        nd_batch_put(b, &ck, u->data + ND_UPLOAD_ID_LEN, 8);
-    }
+    restore_committed(f, b, snap);
     put_applied(f, b, snap->applied_index);
     int rv = nd_store_write(f->store, kp.drop, 1);
     if (rv == 0)
         rv = nd_store_write(f->store, b, 1);
-    rocksdb_writebatch_destroy(kp.drop);
-    rocksdb_writebatch_destroy(b);
+    nd_batch_close(&drop);
+    nd_batch_close(&batch);
     cm_free(kp.ids);
     if (rv != 0) {
-        CM_ERROR("snapshot restore cannot write to the store; stopping shard=%u", f->shard);
+        CM_ERROR("snapshot restore cannot write to the store; stopping shard=%u err=%s", f->shard,
+                 cm_strerror(rv));
         abort();
     }
     CM_INFO("snapshot restored shard=%u applied=%llu objects=%zu missing=%llu", f->shard,

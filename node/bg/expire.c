@@ -3,19 +3,20 @@
  * same versions at the same log position; a PUT that replaced the object meanwhile wins (the
  * entry names the version it expires). Reads never serve an expired object even before this
  * runs. One sweep at a time, at most EXPIRE_BATCH proposals each. */
+#include "bg/expire.h"
+
 #include <string.h>
 
 #include "alloc.h"
 #include "err.h"
 #include "log.h"
-#include "server.h"
-#include "timeutil.h"
+#include "store/meta.h"
 
 #define EXPIRE_BATCH 256
-#define EXPIRE_EVERY_MS 1000
 
 struct expire_sweep {
-    struct nd_node *n;
+    struct nd_expire *ex;
+    int64_t now_ms; /* taken on the loop thread */
     char *keys[EXPIRE_BATCH];
     uint64_t versions[EXPIRE_BATCH];
     size_t nkeys;
@@ -31,46 +32,45 @@ static void sweep_free(struct expire_sweep *sw)
 {
     for (size_t i = 0; i < sw->nkeys; i++)
         cm_free(sw->keys[i]);
-    sw->n->expire_running = 0;
+    sw->ex->running = 0;
     cm_free(sw);
 }
 
 static void scan_fn(void *arg)
 {
     struct expire_sweep *sw = arg;
-    struct nd_node *n = sw->n;
+    struct nd_store *s = sw->ex->h->store;
+    uint32_t shard = sw->ex->sh->id;
+    struct nd_store_iter *it;
     struct nd_skey pre;
-    int64_t now = cm_wall_ms();
-    nd_skey_prefix(&pre, 'x', n->shard);
-    rocksdb_iterator_t *it = rocksdb_create_iterator(n->store.db, n->store.ro);
-    for (rocksdb_iter_seek(it, pre.b, pre.len); rocksdb_iter_valid(it) && sw->nkeys < EXPIRE_BATCH;
-         rocksdb_iter_next(it)) {
+    int64_t now = sw->now_ms;
+    nd_skey_prefix(&pre, 'x', shard);
+    if (nd_store_iter_new(s, 0, &it) != 0)
+        return;
+    for (nd_store_iter_seek(it, pre.b, pre.len);
+         nd_store_iter_valid(it) && sw->nkeys < EXPIRE_BATCH; nd_store_iter_next(it)) {
         size_t klen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < pre.len + 8 || memcmp(k, pre.b, pre.len) != 0)
+        const char *k = nd_store_iter_key(it, &klen);
+        if (klen < pre.len + 8 || !nd_skey_has_prefix(k, klen, &pre))
             break;
         if ((int64_t)nd_get_u64(k + pre.len) > now)
             break; /* sorted by expiry: the rest is in the future */
         struct nd_skey mk;
-        char *v;
-        size_t vlen;
+        Hw__ObjectMeta *m;
         const char *key = k + pre.len + 8;
         size_t keylen = klen - pre.len - 8;
-        nd_skey_meta(&mk, n->shard, key, keylen);
-        if (nd_store_get(&n->store, &mk, &v, &vlen) != 0)
+        nd_skey_meta(&mk, shard, key, keylen);
+        if (nd_meta_get(s, &mk, &m) != 0)
             continue;
-        Hw__ObjectMeta *m = nd_meta_unpack(v, vlen);
-        rocksdb_free(v);
-        if (m != NULL && m->expires_ms > 0 && m->expires_ms <= now) {
+        if (m->expires_ms > 0 && m->expires_ms <= now) {
             sw->keys[sw->nkeys] = cm_strndup(key, keylen);
             sw->versions[sw->nkeys] = m->version;
             if (sw->keys[sw->nkeys] != NULL)
                 sw->nkeys++;
         }
-        if (m != NULL)
-            hw__object_meta__free_unpacked(m, NULL);
+        hw__object_meta__free_unpacked(m, NULL);
     }
-    rocksdb_iter_destroy(it);
+    nd_store_iter_free(it);
 }
 
 static void on_expired(struct raft_apply *req, int status, void *result)
@@ -85,49 +85,54 @@ static void on_expired(struct raft_apply *req, int status, void *result)
 static void scan_done(void *arg, int status)
 {
     struct expire_sweep *sw = arg;
-    struct nd_node *n = sw->n;
+    struct nd_shard *sh = sw->ex->sh;
     sw->pending = 1; /* held until every proposal is made */
-    for (size_t i = 0; i < sw->nkeys && status == 0 && nd_node_is_leader(n); i++) {
+    for (size_t i = 0; i < sw->nkeys && status == 0 && nd_shard_is_leader(sh); i++) {
         Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
         Hw__ObjectMeta m = HW__OBJECT_META__INIT;
-        struct raft_buffer buf;
         e.kind = HW__RAFT_ENTRY__KIND__KIND_EXPIRE;
-        e.shard = n->shard;
+        e.shard = sh->id;
         e.meta = &m;
         m.key = sw->keys[i];
         m.version = sw->versions[i];
         struct expire_apply *a = cm_calloc(1, sizeof(*a));
-        if (a == NULL || nd_fsm_encode(&e, &buf) != 0) {
-            cm_free(a);
+        if (a == NULL)
             break;
-        }
         a->sw = sw;
         a->req.data = a;
-        if (raft_apply(&n->raft, &a->req, &buf, 1, on_expired) != 0) {
-            raft_free(buf.base);
+        if (nd_shard_apply(sh, &e, &a->req, on_expired) != 0) {
             cm_free(a);
             break;
         }
         sw->pending++;
     }
     if (sw->nkeys > 0)
-        CM_INFO("expiring objects count=%zu shard=%u", sw->nkeys, n->shard);
+        CM_INFO("expiring objects count=%zu shard=%u", sw->nkeys, sh->id);
     if (--sw->pending == 0)
         sweep_free(sw);
 }
 
-void nd_expire_tick(struct nd_node *n)
+void nd_expire_init(struct nd_expire *ex, struct nd_host *h, struct nd_shard *sh)
 {
-    uint64_t now = cm_mono_ms();
-    if (n->expire_running || n->stopping || !nd_node_is_leader(n) ||
-        now - n->last_expire_ms < EXPIRE_EVERY_MS)
+    memset(ex, 0, sizeof(*ex));
+    ex->h = h;
+    ex->sh = sh;
+}
+
+void nd_expire_tick(struct nd_expire *ex)
+{
+    struct nd_host *h = ex->h;
+    uint64_t now = nd_mono_ms(h->clock);
+    if (ex->running || h->stopping || !nd_shard_is_leader(ex->sh) ||
+        now - ex->last_ms < EXPIRE_EVERY_MS)
         return;
-    n->last_expire_ms = now;
+    ex->last_ms = now;
     struct expire_sweep *sw = cm_calloc(1, sizeof(*sw));
     if (sw == NULL)
         return;
-    sw->n = n;
-    n->expire_running = 1;
-    if (nd_work(n, scan_fn, scan_done, sw) != 0)
+    sw->ex = ex;
+    sw->now_ms = nd_now_ms(h->clock);
+    ex->running = 1;
+    if (nd_work(h->work, scan_fn, scan_done, sw) != 0)
         sweep_free(sw);
 }

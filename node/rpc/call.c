@@ -3,7 +3,7 @@
  * States: CONNECTING -> OPEN (HELLO and the request sent back to back) -> DONE.
  * The timer bounds connect + every wait for the next frame. Memory is freed once both the
  * connection (if any) and the timer are closed. */
-#include "call.h"
+#include "rpc/call.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -125,8 +125,10 @@ static void on_connect(struct cm_rpc_conn *conn, int status, void *arg)
     h.node_id = c->self_id;
     h.rpc_address = c->self_rpc;
     hello.hello = &h;
-    if (cm_rpc_send(conn, &hello, NULL, 0) != 0 || cm_rpc_send(conn, c->req, NULL, 0) != 0)
-        return; /* closing: on_close reports */
+    if (cm_rpc_send(conn, &hello, NULL, 0) != 0 || cm_rpc_send(conn, c->req, NULL, 0) != 0) {
+        cm_rpc_close(conn); /* (out of memory leaves it open) on_close reports */
+        return;
+    }
     hw__envelope__free_unpacked(c->req, NULL);
     c->req = NULL;
 }
