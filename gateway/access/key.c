@@ -124,10 +124,3 @@ size_t gw_key_dir_len(const char *key, size_t len)
         len--;
     return len > 0 ? len - 1 : 0;
 }
-
-uint32_t gw_key_shard(const char *key, size_t len, uint32_t shard_count)
-{
-    if (shard_count == 0)
-        return 0;
-    return cm_crc32c(0, key, gw_key_dir_len(key, len)) % shard_count;
-}

@@ -28,7 +28,4 @@ int gw_key_hexdigit(char c);
 /* Length of the key's stream directory: the bytes before its last '/'. */
 size_t gw_key_dir_len(const char *key, size_t len);
 
-/* Shard of a key: crc32c(stream directory) mod shard_count (0 when shard_count is 0). */
-uint32_t gw_key_shard(const char *key, size_t len, uint32_t shard_count);
-
 #endif

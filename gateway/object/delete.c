@@ -15,6 +15,7 @@
 #include "object/answer.h"
 #include "object/lcall.h"
 #include "object/shared.h"
+#include "shard.h"
 #include "timeutil.h"
 
 struct gw_del {
@@ -79,7 +80,7 @@ void gw_delete_start(struct gw_ctx *ctx, struct gw_conn *c, const char *key, siz
     hw__delete__init(&d->msg);
     d->msg.key = d->key;
     del_forget(d);
-    uint32_t shard = gw_key_shard(key, keylen, gw_cluster_shard_count(ctx->cluster));
+    uint32_t shard = cm_shard_of(key, gw_cluster_shard_count(ctx->cluster));
     if (gw_lcall_start(&d->call, ctx, c, HW__MSG_TYPE__MSG_DELETE, shard,
                        cm_mono_ms() + GW_DELETE_DEADLINE_MS, &del_ops, d) != 0) {
         cm_free(d);

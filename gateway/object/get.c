@@ -46,6 +46,7 @@
 #include "cluster/pick.h"
 #include "http/range.h"
 #include "object/shared.h"
+#include "shard.h"
 #include "timeutil.h"
 #include "cluster/upstream.h"
 
@@ -760,7 +761,7 @@ void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     memcpy(g->key, key, keylen);
     g->key[keylen] = '\0';
     g->immutable = gw_key_immutable_kind(g->key);
-    g->shard = gw_key_shard(key, keylen, gw_cluster_shard_count(ctx->cluster));
+    g->shard = cm_shard_of(key, gw_cluster_shard_count(ctx->cluster));
     uv_timer_init(ctx->loop, &g->timer);
     g->timer.data = g;
     get_candidates(g);

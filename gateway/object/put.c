@@ -36,6 +36,7 @@
 #include "object/objresp.h"
 #include "log.h"
 #include "object/shared.h"
+#include "shard.h"
 #include "timeutil.h"
 #include "cluster/upstream.h"
 
@@ -711,7 +712,7 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     p->key[keylen] = '\0';
     snprintf(p->ctype, sizeof(p->ctype), "%s", gw_ctype_for(key, keylen, req->content_type));
     snprintf(p->cache_control, sizeof(p->cache_control), "%s", req->cache_control);
-    p->shard = gw_key_shard(key, keylen, shard_count);
+    p->shard = cm_shard_of(key, shard_count);
     p->ttl = ttl;
     p->max = ctx->cfg->max_object_size;
     if (uv_random(NULL, NULL, p->upload_id, sizeof(p->upload_id), 0, NULL) != 0) {

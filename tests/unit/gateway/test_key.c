@@ -4,6 +4,7 @@
 
 #include "crc32c.h"
 #include "access/key.h"
+#include "shard.h"
 
 static int norm(const char *in, char *out, const char **why)
 {
@@ -121,10 +122,10 @@ Test(key, stream_directory_and_shard)
     const char *k = "/live/ch1/720p/seg_1.m4s";
     cr_assert_eq(gw_key_dir_len(k, strlen(k)), strlen("/live/ch1/720p"));
     cr_assert_eq(gw_key_dir_len("/a.ts", 5), 0);
-    cr_assert_eq(gw_key_shard(k, strlen(k), 1), 0);
-    cr_assert_eq(gw_key_shard(k, strlen(k), 7), cm_crc32c(0, "/live/ch1/720p", 14) % 7);
+    cr_assert_eq(cm_shard_of(k, 1), 0);
+    cr_assert_eq(cm_shard_of(k, 7), cm_crc32c(0, "/live/ch1/720p", 14) % 7);
     /* every object of one stream directory lands on one shard */
     const char *k2 = "/live/ch1/720p/index.m3u8";
-    cr_assert_eq(gw_key_shard(k, strlen(k), 16), gw_key_shard(k2, strlen(k2), 16));
-    cr_assert_eq(gw_key_shard(k, strlen(k), 0), 0);
+    cr_assert_eq(cm_shard_of(k, 16), cm_shard_of(k2, 16));
+    cr_assert_eq(cm_shard_of(k, 0), 0);
 }
