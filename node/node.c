@@ -282,6 +282,8 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
     raft_set_snapshot_threshold(&n->raft, (unsigned)cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&n->raft, (unsigned)cfg->snapshot_threshold / 4);
     rv = nd_server_start(n, errmsg, errlen);
+    if (rv == 0)
+        rv = nd_health_start(n, errmsg, errlen);
     if (rv != 0)
         return rv; /* raft is initialised: the caller stops the node to unwind */
     uv_timer_init(loop, &n->tick);
@@ -303,7 +305,8 @@ err_after_store:
 
 static void maybe_stopped(struct nd_node *n)
 {
-    if (!n->stopping || n->works > 0 || (n->raft_inited && !n->raft_closed) || n->tick_open)
+    if (!n->stopping || n->works > 0 || (n->raft_inited && !n->raft_closed) || n->tick_open ||
+        n->admin_open)
         return;
     if (n->store.db == NULL)
         return;
@@ -322,6 +325,13 @@ static void on_raft_closed(struct raft *r)
     raft_uv_close(&n->io);
     raft_uv_tcp_close(&n->transport);
     n->raft_closed = 1;
+    maybe_stopped(n);
+}
+
+static void on_admin_closed(void *arg)
+{
+    struct nd_node *n = arg;
+    n->admin_open = 0;
     maybe_stopped(n);
 }
 
@@ -347,6 +357,7 @@ void nd_node_stop(struct nd_node *n, void (*on_stopped)(struct nd_node *n))
         cm_rpc_server_close(n->server);
         n->server = NULL;
     }
+    nd_health_close(n, on_admin_closed);
     if (n->tick_open)
         uv_close((uv_handle_t *)&n->tick, on_tick_closed);
     if (n->raft_inited)

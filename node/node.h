@@ -19,6 +19,7 @@
 
 struct nd_upload;
 struct nd_call;
+struct nd_admin;
 
 struct nd_peer {
     uint32_t id;
@@ -43,6 +44,8 @@ struct nd_node {
     int bootstrapped; /* the group was bootstrapped in an earlier run */
     int raft_closed;
     struct cm_rpc_server *server;
+    struct nd_admin *admin; /* --admin-listen (NULL when none or closing) */
+    int admin_open;         /* until the admin listener's close callback */
     struct nd_peer peers[ND_MAX_PEERS];
     unsigned npeers;
     struct nd_upload *uploads; /* staged uploads receiving chunks (list) */
@@ -77,6 +80,11 @@ int nd_node_is_leader(struct nd_node *n);
 /* Run fn on the libuv thread pool, then done on the loop thread. Counted for shutdown. */
 int nd_work(struct nd_node *n, void (*fn)(void *arg), void (*done)(void *arg, int status),
             void *arg);
+
+/* Admin HTTP listener (health.c): nothing when --admin-listen is empty. Close is async:
+ * on_closed(n) fires once, later. */
+int nd_health_start(struct nd_node *n, char *errmsg, size_t errlen);
+void nd_health_close(struct nd_node *n, void (*on_closed)(void *arg));
 
 /* Repair and GC (repair.c). */
 void nd_repair_kick(struct nd_node *n);
