@@ -264,6 +264,12 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
         rv = CM_EIO;
         goto err_after_store;
     }
+    if (cfg->raft_bind != NULL && cfg->raft_bind[0] != '\0' &&
+        raft_uv_tcp_set_bind_address(&n->transport, cfg->raft_bind) != 0) {
+        snprintf(errmsg, errlen, "--raft-bind %s: not an IPv4 IP:PORT", cfg->raft_bind);
+        rv = CM_EINVAL;
+        goto err_after_transport;
+    }
     if (raft_uv_init(&n->io, loop, n->raft_dir, &n->transport) != 0) {
         snprintf(errmsg, errlen, "raft io init failed for %s", n->raft_dir);
         rv = CM_EIO;
