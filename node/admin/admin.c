@@ -348,6 +348,7 @@ static void conn_close(struct conn *c)
 /* ---- server: one connection ---- */
 
 static void on_timer(uv_timer_t *t);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 static void arm(struct conn *c, uint64_t ms)
@@ -373,7 +374,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     conn_set(c, CS_LINGER);
     c->rlen = 0;
     arm(c, ND_ADMIN_LINGER_MS);
-    if (uv_read_start((uv_stream_t *)&c->tcp, NULL, on_linger_read) != 0)
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) != 0)
         conn_close(c);
 }
 

@@ -13,16 +13,21 @@ node: validate.mjs), and the manifests agree with the binaries and with each oth
 
 Environment: HW_NODE_BIN, HW_GATEWAY_BIN (meson sets them). Ends with `hwtest: N passed, N
 failed`."""
+import base64
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import hwtest  # noqa: E402
+from cluster import HOST, free_ports  # noqa: E402
 import yaml  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -285,6 +290,134 @@ def pods_run_unprivileged_read_only(r):
     sts = one(r.render(OVERLAY), "StatefulSet", "headwater-node")
     assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] in {
         m["name"] for m in containers(sts)[0]["volumeMounts"]}
+
+
+def pod_env(docs, c, ns):
+    """The container's environment as the kubelet builds it: ConfigMaps (envFrom), then env
+    with $(VAR) references expanded; the downward API's namespace is ns."""
+    env = {}
+    for ef in c.get("envFrom", []):
+        env.update(one(docs, "ConfigMap", ef["configMapRef"]["name"]).get("data", {}))
+    for e in c.get("env", []):
+        if "valueFrom" in e:
+            assert e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace", e
+            env[e["name"]] = ns
+        else:
+            env[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), e["value"])
+    return env
+
+
+def mount_secrets(docs, w, root):
+    """Write the pod's secret volumes under root; returns {mountPath: local dir}."""
+    spec = w["spec"]["template"]["spec"]
+    vols = {v["name"]: v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+    out = {}
+    for m in spec["containers"][0].get("volumeMounts", []):
+        if m["name"] not in vols:
+            continue
+        d = os.path.join(root, w["metadata"]["name"] + m["mountPath"].replace("/", "_"))
+        os.makedirs(d, exist_ok=True)
+        for k, v in one(docs, "Secret", vols[m["name"]])["data"].items():
+            with open(os.path.join(d, k), "wb") as f:
+                f.write(base64.b64decode(v.replace("\n", "")))
+        out[m["mountPath"]] = d
+    return out
+
+
+def localise(env, mounts, addrs):
+    """Pod addresses -> loopback ports picked here; mount paths -> local files."""
+    out = {}
+    for k, v in env.items():
+        for name, local in addrs.items():
+            v = v.replace(name, local)
+        for path, local in mounts.items():
+            if v.startswith(path + "/"):
+                v = local + v[len(path):]
+        out[k] = v
+    return out
+
+
+def http_status(port, path):
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+@test
+def rendered_config_boots_a_cluster(r):
+    """Run the overlay's node and gateway containers as processes on loopback: the rendered
+    environment, ConfigMaps, Secret files and the node entrypoint script (with getent answering
+    for the raft Services) must make 3 ready nodes and a ready gateway."""
+    docs = r.render(OVERLAY)
+    sts, gw = one(docs, "StatefulSet", "headwater-node"), one(docs, "Deployment", "headwater-gateway")
+    ns, name, svc = sts["metadata"]["namespace"], sts["metadata"]["name"], sts["spec"]["serviceName"]
+    n = sts["spec"]["replicas"]
+    ports = free_ports(3 * n + 3)
+    rpc, raft, admin = ports[:n], ports[n:2 * n], ports[2 * n:3 * n]
+    gw_http, gw_tls, gw_admin = ports[3 * n:]
+    addrs = {f"{name}-{i}.{svc}.{ns}.svc.cluster.local:7001": f"{HOST}:{rpc[i]}" for i in range(n)}
+    shim = os.path.join(r.tmp, "bin")
+    os.makedirs(shim, exist_ok=True)
+    with open(os.path.join(shim, "getent"), "w") as f:  # the raft Services' ClusterIPs
+        f.write(f'#!/bin/sh\ncase "$2" in {name}-*-raft.{ns}.svc.cluster.local) '
+                f'echo "{HOST}  $2";; *) exit 2;; esac\n')
+    os.chmod(os.path.join(shim, "getent"), 0o755)
+    procs = []
+    try:
+        c = containers(sts)[0]
+        mounts = mount_secrets(docs, sts, r.tmp)
+        for i in range(n):
+            env = localise(pod_env(docs, c, ns), mounts, dict(addrs, **{
+                "0.0.0.0:7001": f"{HOST}:{rpc[i]}", "0.0.0.0:7101": f"{HOST}:{raft[i]}",
+                "0.0.0.0:7080": f"{HOST}:{admin[i]}"}))
+            env["HEADWATER_DATA_DIR"] = os.path.join(r.tmp, f"pv-{i}", "data")
+            script = c["args"][0].replace("/usr/bin/headwater-node", os.environ["HW_NODE_BIN"])
+            script = script.replace(":7101", f":{raft[i]}")
+            env.update(HOSTNAME=f"{name}-{i}", PATH=shim + ":" + os.environ["PATH"])
+            log = open(os.path.join(r.tmp, f"node{i}.log"), "wb")
+            procs.append(subprocess.Popen(c["command"] + [script], env=env, stdout=log,
+                                          stderr=subprocess.STDOUT))
+        gc = containers(gw)[0]
+        env = localise(pod_env(docs, gc, ns), mount_secrets(docs, gw, r.tmp), dict(addrs, **{
+            "0.0.0.0:8080": f"{HOST}:{gw_http}", "0.0.0.0:8443": f"{HOST}:{gw_tls}",
+            "0.0.0.0:9080": f"{HOST}:{gw_admin}"}))
+        env["PATH"] = os.environ["PATH"]
+        log = open(os.path.join(r.tmp, "gateway.log"), "wb")
+        procs.append(subprocess.Popen([os.environ["HW_GATEWAY_BIN"]], env=env, stdout=log,
+                                      stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 90
+        want = [(admin[i], f"node {i}") for i in range(n)] + [(gw_admin, "gateway")]
+        while True:
+            for p in procs:
+                assert p.poll() is None, f"{p.args[0]} exited with {p.returncode}: " + tails(r)
+            got = [(who, http_status(port, "/readyz")) for port, who in want]
+            if all(st == 200 for _, st in got):
+                break
+            assert time.monotonic() < deadline, f"not ready after 90s: {got}\n" + tails(r)
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def tails(r):
+    out = []
+    for f in sorted(os.listdir(r.tmp)):
+        if f.endswith(".log"):
+            with open(os.path.join(r.tmp, f), "rb") as fh:
+                lines = fh.read().decode("utf-8", "replace").splitlines()[-8:]
+            out.append(f"==== {f}\n" + "\n".join(lines))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import socket
+import threading
 import time
 
 import hwtest
@@ -152,6 +153,44 @@ def garbage_never_crashes(cl):
         assert got is None or 200 <= got < 600, (blob[:60], got)
     assert cl.nodes[1].alive(), "node 1 died on garbage"
     assert cl.get(1, "/healthz").status == 200
+
+
+@test
+def early_answer_closes_gracefully(cl):
+    """An answer given before the client finished sending (a 400 for a body it will not read,
+    a 431) is followed by a graceful close: the node drains what the client still sends until
+    its EOF (linger), so the client sees its whole send succeed, the answer, then EOF — no
+    reset. A few rounds: a reset does not show every time."""
+    cases = [(b"GET /healthz HTTP/1.1\r\nContent-Length: 4000000\r\n\r\n", 400)] * 5
+    cases += [(b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"p" * 9000, 431)] * 3
+    for head, want in cases:
+        s = socket.create_connection((HOST, cl.admin_ports[1]), timeout=10.0)
+        errors = []
+        sender = threading.Thread(target=_send_all, args=(s, head + b"x" * 4000000, errors))
+        sender.start()
+        try:
+            time.sleep(0.2)  # let the node answer while the client is still sending
+            got = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                got += b
+        except OSError as e:
+            errors.append(f"recv: {e}")
+        finally:
+            sender.join(20)
+            s.close()
+        assert got.startswith(f"HTTP/1.1 {want} ".encode()), got[:80]
+        assert not errors, f"the node reset the connection after its {want}: {errors}"
+
+
+def _send_all(s, data, errors):
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        errors.append(f"send: {e}")
 
 
 @test
