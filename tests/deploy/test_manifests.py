@@ -9,7 +9,10 @@ node: validate.mjs), and the manifests agree with the binaries and with each oth
   - every PodDisruptionBudget and Service selects the pods of a workload;
   - the StatefulSet's --peers are ID=<pod>.<headless service>.<namespace>...:<rpc port> with
     ID = ordinal + 1 for every ordinal, and each ordinal has its raft Service;
-  - every Secret and ConfigMap a pod references exists (the base leaves Secrets to overlays).
+  - every Secret and ConfigMap a pod references exists (the base leaves Secrets to overlays);
+  - the overlay's node and gateway containers, run as local processes with the rendered
+    environment, ConfigMaps, Secret files and the node's entrypoint script, make 3 ready nodes
+    and a ready gateway (bad option values, keys or certificates fail here).
 
 Environment: HW_NODE_BIN, HW_GATEWAY_BIN (meson sets them). Ends with `hwtest: N passed, N
 failed`."""
