@@ -9,6 +9,10 @@
 # the project with meson: under a minute on 2 cores; podman caches the apt layers).
 # `podman run` is refused by this sandbox's rlimits, so the binaries run through
 # `podman image mount` + chroot. Nothing is skipped: if podman cannot build, this fails.
+# Measured on 2 shared cores: first run ~140 s (mmdebstrap ~50 s, apt + compile ~90 s); a rerun
+# after a source change ~25 s (compile only); unchanged sources ~5 s. Tags kept:
+# localhost/headwater:test, localhost/headwater:test-build, the base; `podman image prune` drops
+# the untagged layers of earlier runs.
 # Ends with `hwtest: N passed, N failed` like the Python suites.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,7 +55,7 @@ make_base() {
         local sources=/etc/apt/sources.list.d/debian.sources
         [[ -f $sources ]] || sources=/etc/apt/sources.list
         echo "making $BASE_TAR with mmdebstrap from $sources"
-        mmdebstrap --quiet --variant=minbase --mode=auto bookworm "$BASE_TAR.part" "$sources" &&
+        mmdebstrap --quiet --variant=minbase --mode=auto --format=tar bookworm "$BASE_TAR.part" "$sources" &&
             mv "$BASE_TAR.part" "$BASE_TAR" || return 1
     fi
     # Re-import only when the tag is missing (the import is cheap, the tarball is the cache).
@@ -61,11 +65,16 @@ make_base() {
 }
 
 build_image() {
-    podman build --isolation chroot "${POLICY[@]}" -f "$ROOT/deploy/Containerfile" \
-        -t "$IMAGE" "$ROOT" >"$tmp/build.log" 2>&1 || {
+    # The build stage is tagged too so that pruning keeps its cached apt layer (reruns then
+    # only compile); the full build reuses every cached build-stage step.
+    local b=(podman build --isolation chroot "${POLICY[@]}" -f "$ROOT/deploy/Containerfile")
+    "${b[@]}" --target build -t "$IMAGE-build" "$ROOT" >"$tmp/build.log" 2>&1 &&
+        "${b[@]}" -t "$IMAGE" "$ROOT" >>"$tmp/build.log" 2>&1 || {
         tail -40 "$tmp/build.log"
         return 1
     }
+    # Each run leaves the previous run's layers untagged: drop them (tagged images keep theirs).
+    podman image prune -f >/dev/null
 }
 
 mount_image() {

@@ -152,7 +152,7 @@ def renders_and_validates(r):
             json.dump(docs, f)
         p = subprocess.run(["node", os.path.join(HERE, "validate.mjs"), path],
                            capture_output=True, text=True, cwd=HERE)
-        print(p.stdout, p.stderr, end="")
+        print(p.stdout + p.stderr, end="")
         assert p.returncode == 0, f"{which}: objects fail the Kubernetes schemas"
     kinds = {d["kind"] for d in r.render(OVERLAY)}
     for k in ("StatefulSet", "Deployment", "Service", "PodDisruptionBudget",
