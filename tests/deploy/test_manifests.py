@@ -184,7 +184,10 @@ def probes_hit_the_admin_listener(r):
             ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
             admin = env_value(c, "HEADWATER_ADMIN_LISTEN")
             assert admin, f"{c['name']}: no HEADWATER_ADMIN_LISTEN"
-            for kind, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+            probes = [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")]
+            if "startupProbe" in c:
+                probes.append(("startupProbe", "/healthz"))
+            for kind, path in probes:
                 probe = c.get(kind)
                 assert probe and "httpGet" in probe, f"{c['name']}: no HTTP {kind}"
                 g = probe["httpGet"]
