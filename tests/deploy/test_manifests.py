@@ -6,7 +6,8 @@ node: validate.mjs), and the manifests agree with the binaries and with each oth
     is one the binary's --help lists;
   - every probe's path is one the admin listener serves, on a port the container declares and
     sets as its --admin-listen;
-  - every PodDisruptionBudget and Service selects the pods of a workload;
+  - every PodDisruptionBudget and Service selects the pods of a workload, and no admin port
+    leaves the cluster through a LoadBalancer or NodePort Service;
   - the StatefulSet's --peers are ID=<pod>.<headless service>.<namespace>...:<rpc port> with
     ID = ordinal + 1 for every ordinal, and each ordinal has its raft Service;
   - every Secret and ConfigMap a pod references exists (the base leaves Secrets to overlays);
@@ -217,6 +218,9 @@ def selectors_match_pods(r):
         names = {p["name"] for c in containers(hit[0]) for p in c.get("ports", [])}
         for p in svc["spec"]["ports"]:
             assert p["targetPort"] in names, f"{svc['metadata']['name']}: no port {p}"
+        if svc["spec"].get("type") in ("LoadBalancer", "NodePort"):
+            assert all(p["targetPort"] != "admin" for p in svc["spec"]["ports"]), \
+                f"Service {svc['metadata']['name']} exposes an admin port outside the cluster"
     hpa = one(docs, "HorizontalPodAutoscaler", "headwater-gateway")
     ref = hpa["spec"]["scaleTargetRef"]
     one(docs, ref["kind"], ref["name"])
