@@ -210,8 +210,12 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
     int rv = nd_store_rocks_open(&n->store, path, errmsg, errlen);
     if (rv != 0)
         return rv;
-    struct nd_shard_cfg sc = {0, n->host.cfg.id, cfg->raft_listen, cfg->data_dir,
-                              (unsigned)cfg->snapshot_threshold};
+    struct nd_shard_cfg sc = {0,
+                              n->host.cfg.id,
+                              cfg->raft_listen,
+                              cfg->data_dir,
+                              (unsigned)cfg->snapshot_threshold,
+                              cfg->raft_bind};
     rv = nd_shard_init(&n->shard, loop, &n->store, &sc, errmsg, errlen);
     if (rv != 0)
         goto err_after_store;
@@ -223,6 +227,8 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
     nd_gc_init(&n->gc, &n->host);
     nd_expire_init(&n->expire, &n->host, &n->shard);
     rv = rpc_setup(n, errmsg, errlen);
+    if (rv == 0)
+        rv = nd_health_start(n, errmsg, errlen);
     if (rv != 0)
         return rv; /* raft is initialised: the caller stops the node to unwind */
     uv_timer_init(loop, &n->tick);
@@ -246,7 +252,7 @@ int nd_node_needs_stop(const struct nd_node *n)
 static void maybe_stopped(struct nd_node *n)
 {
     if (!n->stopping || n->work.pending > 0 || (n->shard.inited && !n->shard.closed) ||
-        n->tick_open)
+        n->tick_open || n->admin_open)
         return;
     if (n->store.ops == NULL)
         return;
@@ -257,6 +263,13 @@ static void maybe_stopped(struct nd_node *n)
     CM_INFO("node stopped id=%u", n->host.cfg.id);
     if (n->on_stopped != NULL)
         n->on_stopped(n);
+}
+
+static void on_admin_closed(void *arg)
+{
+    struct nd_node *n = arg;
+    n->admin_open = 0;
+    maybe_stopped(n);
 }
 
 static void on_shard_closed(struct nd_shard *sh)
@@ -287,6 +300,7 @@ void nd_node_stop(struct nd_node *n, void (*on_stopped)(struct nd_node *n))
         nd_rpc_server_close(n->server);
         n->server = NULL;
     }
+    nd_health_close(n, on_admin_closed);
     if (n->tick_open)
         uv_close((uv_handle_t *)&n->tick, on_tick_closed);
     if (n->shard.inited)

@@ -17,6 +17,8 @@
 #include "options.h"
 #include "rpc/server.h"
 
+struct nd_admin;
+
 struct nd_node {
     uv_loop_t *loop;
     const struct nd_config *cfg; /* borrowed, immutable */
@@ -31,7 +33,9 @@ struct nd_node {
     struct nd_expire expire;
     struct nd_rpc_server_cfg rpc_cfg;
     struct nd_rpc_server *server;
-    uv_timer_t tick; /* bootstrap retries, repair, GC, expiry */
+    uv_timer_t tick;        /* bootstrap retries, repair, GC, expiry */
+    struct nd_admin *admin; /* --admin-listen (NULL when none or closing) */
+    int admin_open;         /* until the admin listener's close callback */
     int tick_open;
     int stopping;
     void (*on_stopped)(struct nd_node *n);
@@ -43,5 +47,10 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
 void nd_node_stop(struct nd_node *n, void (*on_stopped)(struct nd_node *n));
 /* After a failed nd_node_start: whether nd_node_stop must run to unwind (raft is up). */
 int nd_node_needs_stop(const struct nd_node *n);
+
+/* Admin HTTP listener (health.c): nothing when --admin-listen is empty. Close is async:
+ * on_closed(n) fires once, later. */
+int nd_health_start(struct nd_node *n, char *errmsg, size_t errlen);
+void nd_health_close(struct nd_node *n, void (*on_closed)(void *arg));
 
 #endif

@@ -18,6 +18,10 @@ static const struct cm_opt nd_opts[] = {
      "node RPC address (gateways and peers)"},
     {"raft-listen", CM_OPT_STR, OFF(raft_listen), "127.0.0.1:7101", 0, 0, 0, "HOST:PORT",
      "raft transport address"},
+    {"raft-bind", CM_OPT_STR, OFF(raft_bind), "", 0, 0, 0, "IP:PORT",
+     "bind raft here, advertise --raft-listen (same port; e.g. behind a Service)"},
+    {"admin-listen", CM_OPT_STR, OFF(admin_listen), "", 0, 0, 0, "HOST:PORT",
+     "admin HTTP (/healthz /readyz /metrics); empty: none"},
     {"peers", CM_OPT_STR, OFF(peers_text), NULL, 0, 0, 1, "ID=HOST:PORT,...",
      "the initial voters' RPC addresses, this node included"},
     {"zone", CM_OPT_STR, OFF(zone), "", 0, 0, 0, "Z", "failure zone label"},
@@ -41,6 +45,22 @@ int nd_config_validate(struct nd_config *cfg, char *errmsg, size_t errlen)
     }
     if (cm_hostport_parse(cfg->raft_listen, host, sizeof(host), &port) != 0) {
         snprintf(errmsg, errlen, "--raft-listen: expected HOST:PORT, got \"%s\"", cfg->raft_listen);
+        return CM_EINVAL;
+    }
+    if (cfg->raft_bind != NULL && cfg->raft_bind[0] != '\0') {
+        char bhost[ND_ADDR_MAX];
+        int bport;
+        if (cm_hostport_parse(cfg->raft_bind, bhost, sizeof(bhost), &bport) != 0 || bport != port) {
+            snprintf(errmsg, errlen,
+                     "--raft-bind: expected IP:PORT with --raft-listen's port, got \"%s\"",
+                     cfg->raft_bind);
+            return CM_EINVAL;
+        }
+    }
+    if (cfg->admin_listen != NULL && cfg->admin_listen[0] != '\0' &&
+        cm_hostport_parse(cfg->admin_listen, host, sizeof(host), &port) != 0) {
+        snprintf(errmsg, errlen, "--admin-listen: expected HOST:PORT, got \"%s\"",
+                 cfg->admin_listen);
         return CM_EINVAL;
     }
     if (cm_log_level_parse(cfg->log_level) < 0) {

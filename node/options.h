@@ -19,6 +19,8 @@ struct nd_config {
     const char *data_dir;
     const char *listen;
     const char *raft_listen;
+    const char *raft_bind;    /* "" = bind --raft-listen itself */
+    const char *admin_listen; /* "" = no admin HTTP listener */
     const char *peers_text;
     const char *zone;
     uint64_t shards;

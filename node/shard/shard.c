@@ -15,11 +15,18 @@
 #include "log.h"
 
 /* The raft I/O of this replica: raft_uv over the transport. Swap the transport here. */
-static int shard_io_init(struct nd_shard *sh, uv_loop_t *loop, char *errmsg, size_t errlen)
+static int shard_io_init(struct nd_shard *sh, uv_loop_t *loop, const char *bind, char *errmsg,
+                         size_t errlen)
 {
     if (raft_uv_tcp_init(&sh->transport, loop) != 0) {
         snprintf(errmsg, errlen, "raft transport init failed");
         return CM_EIO;
+    }
+    if (bind != NULL && bind[0] != '\0' &&
+        raft_uv_tcp_set_bind_address(&sh->transport, bind) != 0) {
+        snprintf(errmsg, errlen, "--raft-bind %s: not an IPv4 IP:PORT", bind);
+        raft_uv_tcp_close(&sh->transport);
+        return CM_EINVAL;
     }
     if (raft_uv_init(&sh->io, loop, sh->dir, &sh->transport) != 0) {
         snprintf(errmsg, errlen, "raft io init failed for %s", sh->dir);
@@ -83,7 +90,7 @@ int nd_shard_init(struct nd_shard *sh, uv_loop_t *loop, struct nd_store *store,
         snprintf(errmsg, errlen, "cannot create %s: %s", sh->dir, strerror(errno));
         return CM_EIO;
     }
-    rv = shard_io_init(sh, loop, errmsg, errlen);
+    rv = shard_io_init(sh, loop, cfg->raft_bind, errmsg, errlen);
     if (rv != 0)
         return rv;
     if (raft_init(sh->raft, &sh->io, &sh->fsm.raft, cfg->self_id, cfg->raft_listen) != 0) {

@@ -22,6 +22,7 @@ struct nd_shard_cfg {
     const char *raft_listen;     /* this node's raft address */
     const char *data_dir;        /* the node's data directory; raft lives in raft/shard-<id> */
     unsigned snapshot_threshold; /* raft entries between snapshots */
+    const char *raft_bind;       /* IP:PORT to bind instead of raft_listen (NULL/"": none) */
 };
 
 struct nd_shard {

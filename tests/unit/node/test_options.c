@@ -62,3 +62,19 @@ Test(options, help_and_env)
     char *argv2[] = {"headwater-node", "--id", "1", "--data-dir", "/tmp/d", NULL};
     cr_assert_eq(nd_config_load(&c, 5, argv2, err, sizeof(err)), CM_EINVAL);
 }
+
+Test(options, admin_and_raft_bind)
+{
+    char err[256];
+    struct nd_config c = base();
+    c.admin_listen = "0.0.0.0:7080";
+    c.raft_bind = "0.0.0.0:7102";
+    cr_assert_eq(nd_config_validate(&c, err, sizeof(err)), 0, "%s", err);
+    c.admin_listen = "noport";
+    cr_assert_eq(nd_config_validate(&c, err, sizeof(err)), CM_EINVAL);
+    cr_assert(strstr(err, "--admin-listen") != NULL, "%s", err);
+    c = base();
+    c.raft_bind = "0.0.0.0:7999"; /* raft requires the advertised port */
+    cr_assert_eq(nd_config_validate(&c, err, sizeof(err)), CM_EINVAL);
+    cr_assert(strstr(err, "--raft-bind") != NULL, "%s", err);
+}

@@ -1,0 +1,115 @@
+/* What the node's admin listener (admin/admin.h) reports: readiness from the shard's raft
+ * group, metrics from the node's counters. The listener's lifetime follows the node's. */
+#include <stdio.h>
+
+#include "admin/admin.h"
+#include "node.h"
+#include "timeutil.h"
+
+/* A voter is ready when it has applied within this many entries of the commit it knows. */
+#define ND_READY_LAG 64
+
+/* Read from raft directly (not via node.c): this file is a leaf that node.c calls. */
+static unsigned long long leader_of(struct nd_node *n)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    if (n->shard.started && !n->shard.closed)
+        raft_leader(n->shard.raft, &id, &addr);
+    return id;
+}
+
+static int self_is_voter(struct nd_node *n)
+{
+    for (unsigned i = 0; i < n->shard.raft->configuration.n; i++)
+        if (n->shard.raft->configuration.servers[i].id == n->host.cfg.id)
+            return n->shard.raft->configuration.servers[i].role == RAFT_VOTER;
+    return 0;
+}
+
+static int health_ready(void *arg, struct cm_sbuf *why)
+{
+    struct nd_node *n = arg;
+    if (n->stopping) {
+        cm_sbuf_puts(why, "stopping");
+        return 0;
+    }
+    if (!n->shard.started) {
+        cm_sbuf_puts(why, "raft not started: waiting for the initial voters");
+        return 0;
+    }
+    if (leader_of(n) == 0) {
+        cm_sbuf_puts(why, "no known leader");
+        return 0;
+    }
+    if (!self_is_voter(n)) {
+        cm_sbuf_puts(why, "not a voter of the shard group");
+        return 0;
+    }
+    unsigned long long applied = raft_last_applied(n->shard.raft),
+                       commit = n->shard.raft->commit_index;
+    if (applied + ND_READY_LAG < commit) {
+        cm_sbuf_printf(why, "applied %llu, behind commit %llu", applied, commit);
+        return 0;
+    }
+    return 1;
+}
+
+static void gauge(struct cm_sbuf *out, const char *name, const char *help, const char *type,
+                  unsigned long long v)
+{
+    cm_sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
+}
+
+static void health_metrics(void *arg, struct cm_sbuf *out)
+{
+    struct nd_node *n = arg;
+    static const char *roles[] = {"unavailable", "follower", "candidate", "leader"};
+    int up = n->shard.started && !n->shard.closed;
+    int state = up ? raft_state(n->shard.raft) : RAFT_UNAVAILABLE;
+    struct cm_sbuf why;
+    cm_sbuf_init(&why);
+    gauge(out, "headwater_node_ready", "1 when /readyz answers 200", "gauge",
+          (unsigned long long)health_ready(n, &why));
+    cm_sbuf_free(&why);
+    gauge(out, "headwater_node_raft_applied_index", "last raft index applied", "gauge",
+          up ? raft_last_applied(n->shard.raft) : n->shard.fsm.applied);
+    gauge(out, "headwater_node_raft_commit_index", "last raft index known committed", "gauge",
+          up ? n->shard.raft->commit_index : 0);
+    gauge(out, "headwater_node_raft_term", "current raft term", "gauge",
+          up ? n->shard.raft->current_term : 0);
+    gauge(out, "headwater_node_raft_leader_id", "leader id as this node sees it (0 unknown)",
+          "gauge", leader_of(n));
+    cm_sbuf_puts(out, "# HELP headwater_node_raft_role 1 for this node's raft role\n"
+                      "# TYPE headwater_node_raft_role gauge\n");
+    for (int i = 0; i < 4; i++)
+        cm_sbuf_printf(out, "headwater_node_raft_role{role=\"%s\"} %d\n", roles[i], state == i);
+    gauge(out, "headwater_node_reads_total", "GET requests received", "counter", n->host.reads);
+    gauge(out, "headwater_node_repair_backlog", "committed versions whose bytes are not local",
+          "gauge", n->shard.fsm.repair_backlog);
+    gauge(out, "headwater_node_uploads_staged", "uploads staged and not yet committed", "gauge",
+          n->host.uploads.n);
+    int64_t up_ms = cm_wall_ms() - n->host.started_ms;
+    gauge(out, "headwater_node_uptime_seconds", "seconds since the node started", "gauge",
+          up_ms > 0 ? (unsigned long long)(up_ms / 1000) : 0);
+}
+
+static const struct nd_admin_ops health_ops = {.ready = health_ready, .metrics = health_metrics};
+
+int nd_health_start(struct nd_node *n, char *errmsg, size_t errlen)
+{
+    if (n->cfg->admin_listen == NULL || n->cfg->admin_listen[0] == '\0')
+        return 0;
+    int rv = nd_admin_start(&n->admin, n->loop, n->cfg->admin_listen, NULL, &health_ops, n, errmsg,
+                            errlen);
+    n->admin_open = rv == 0;
+    return rv;
+}
+
+void nd_health_close(struct nd_node *n, void (*on_closed)(void *arg))
+{
+    if (n->admin != NULL) {
+        nd_admin_close(n->admin, on_closed, n);
+        n->admin = NULL;
+    }
+}
