@@ -9,7 +9,7 @@ static void request_token(const struct gw_http_req *req, const char **tok, size_
 {
     *tok = NULL;
     *len = 0;
-    if (gw_http_bearer(req->authorization, tok, len))
+    if (gw_http_bearer(gw_http_header_str(req, GW_H_AUTHORIZATION), tok, len))
         return;
     if (req->url.p != NULL)
         gw_http_query_param(req->url.p, "token", tok, len);
