@@ -42,7 +42,6 @@ enum h1_phase {
 struct gw_conn {
     struct gw_stream *st;
     const struct gw_h1_env *env;
-    uint64_t id;
     struct gw_http_in in;
     size_t fed;              /* bytes of the stream's region already framed */
     struct cm_buf *head_buf; /* ref: the buffer the active request's head points into */
@@ -53,8 +52,8 @@ struct gw_conn {
     uint64_t t0_ns;
     uint64_t body_bytes;
     int status;
-    enum gw_cache_note cache;
-    enum h1_phase phase;
+    uint8_t cache; /* enum gw_cache_note */
+    uint8_t phase; /* enum h1_phase */
     /* the answer's head waits here for the first body bytes (or gw_conn_done), so head and
      * body leave in one write: one syscall, no lone head packet */
     struct cm_slice head_pend;
@@ -91,7 +90,7 @@ static void request_end(struct gw_conn *c, int status)
     cm_log_write(CM_LOG_INFO,
                  "msg=access listener=%s conn=%llu method=%s path=\"%s\" status=%d bytes=%llu "
                  "ms=%llu.%03llu cache=%s",
-                 e->name, (unsigned long long)c->id, method, target, status,
+                 e->name, (unsigned long long)gw_stream_id(c->st), method, target, status,
                  (unsigned long long)c->body_bytes, (unsigned long long)(us / 1000),
                  (unsigned long long)(us % 1000), cache[c->cache & 3]);
 }
@@ -181,7 +180,8 @@ static void h1_on_timeout(void *proto)
             conn_phase(c, PH_IDLE, c->env->idle_ms);
             return;
         }
-        CM_DEBUG("msg=\"closing idle http connection\" conn=%llu", (unsigned long long)c->id);
+        CM_DEBUG("msg=\"closing idle http connection\" conn=%llu",
+                 (unsigned long long)gw_stream_id(c->st));
         conn_close(c);
         return;
     case PH_HEADER:
@@ -285,8 +285,8 @@ static void conn_bad_request(struct gw_conn *c)
 {
     int status = gw_http_in_error_status(&c->in);
     if (status == 400)
-        CM_INFO("msg=\"malformed http request\" conn=%llu parser=%s", (unsigned long long)c->id,
-                gw_http_in_error(&c->in));
+        CM_INFO("msg=\"malformed http request\" conn=%llu parser=%s",
+                (unsigned long long)gw_stream_id(c->st), gw_http_in_error(&c->in));
     if (status == 431)
         conn_reject(c, 431, "bad_request", "request header fields too large");
     else if (status == 414)
@@ -438,7 +438,6 @@ int gw_h1_start(struct gw_stream *st, const struct gw_h1_env *env, int busy)
     }
     c->st = st;
     c->env = env;
-    c->id = gw_stream_id(st);
     gw_http_in_init(&c->in, &conn_sink, c);
     gw_http_in_limits(&c->in, env->max_head, env->max_url);
     gw_stream_attach(st, &h1_ops, c);
@@ -505,7 +504,7 @@ void gw_conn_set_handler(struct gw_conn *c, const struct gw_handler_ops *ops, vo
 
 uint64_t gw_conn_id(const struct gw_conn *c)
 {
-    return c->id;
+    return gw_stream_id(c->st);
 }
 
 int gw_conn_is_tls(const struct gw_conn *c)
@@ -645,7 +644,7 @@ static void error_log(const struct gw_conn *c, int status, const char *code, con
     cm_log_write(level,
                  "msg=\"request failed\" conn=%llu method=%s target=\"%s\" status=%d "
                  "error=%s detail=\"%s\"",
-                 (unsigned long long)c->id,
+                 (unsigned long long)gw_stream_id(c->st),
                  c->req ? http_method_str((enum http_method)c->req->method) : "-", target, status,
                  code, message);
 }

@@ -38,6 +38,16 @@ static const struct {
 #define FIELD_MAX 63 /* longer field names are none we use */
 #define ACR_METHOD_MAX 63
 
+static size_t span_len(uint32_t span)
+{
+    return span & ((1u << GW_HTTP_LEN_BITS) - 1);
+}
+
+static size_t span_off(uint32_t span)
+{
+    return span >> GW_HTTP_LEN_BITS;
+}
+
 static struct gw_http_in *in_of(http_parser *p)
 {
     return p->data;
@@ -100,8 +110,7 @@ static void header_done(struct gw_http_in *in)
         goto out;
     }
     r->present |= 1u << t;
-    r->hdr[t].off = in->value_len > 0 ? in->value_off : 0;
-    r->hdr[t].len = in->value_len;
+    r->hdr[t] = (in->value_len > 0 ? in->value_off : 0) << GW_HTTP_LEN_BITS | in->value_len;
 out:
     header_reset(in);
 }
@@ -188,8 +197,8 @@ static void head_publish(struct gw_http_in *in)
     r->url.p = h;
     h[r->url.len] = '\0';
     for (int t = 0; t < GW_H__COUNT; t++)
-        if ((r->present & (1u << t)) && r->hdr[t].len > 0)
-            h[r->hdr[t].off + r->hdr[t].len] = '\0';
+        if ((r->present & (1u << t)) && span_len(r->hdr[t]) > 0)
+            h[span_off(r->hdr[t]) + span_len(r->hdr[t])] = '\0';
     in->pinning = 0;
 }
 
@@ -206,8 +215,8 @@ static int on_headers_complete(http_parser *p)
     r->http_minor = p->http_minor;
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->has_length = !r->chunked && p->content_length != ULLONG_MAX;
+    r->keep_alive = http_should_keep_alive(p) != 0;
     r->content_length = r->has_length ? p->content_length : 0;
-    r->keep_alive = http_should_keep_alive(p);
     head_publish(in);
     if (in->sink->on_head(in->arg, r) != 0) {
         in->stopped = 1;
@@ -319,8 +328,8 @@ const char *gw_http_header(const struct gw_http_req *r, enum gw_http_token t, si
     *len = 0;
     if (r->head == NULL || !(r->present & (1u << t)))
         return NULL;
-    *len = r->hdr[t].len;
-    return r->hdr[t].len > 0 ? r->head + r->hdr[t].off : "";
+    *len = span_len(r->hdr[t]);
+    return *len > 0 ? r->head + span_off(r->hdr[t]) : "";
 }
 
 const char *gw_http_header_str(const struct gw_http_req *r, enum gw_http_token t)

@@ -50,10 +50,9 @@ enum gw_http_token {
     GW_H__COUNT
 };
 
-struct gw_http_span {
-    uint32_t off; /* from req->head */
-    uint32_t len;
-};
+/* A value's place in the head: offset from req->head << GW_HTTP_LEN_BITS | length (values are
+ * shorter than GW_HTTP_VALUE_MAX; a head is at most http_parser's 80 KiB). */
+#define GW_HTTP_LEN_BITS 10
 
 struct gw_http_str {
     const char *p; /* NULL until a head has been parsed */
@@ -68,16 +67,16 @@ struct gw_http_req {
     unsigned method; /* enum http_method */
     unsigned short http_major, http_minor;
     struct gw_http_str url; /* request target as sent */
-    int url_overflow;       /* target longer than the max_url limit */
-    const char *head;       /* base of the spans: the first byte of the target */
+    const char *head;       /* base of the values: the first byte of the target */
     uint32_t present;       /* bit (1 << token) per header seen (even with an empty value) */
-    struct gw_http_span hdr[GW_H__COUNT];
-    int header_overflow; /* an interesting header value was GW_HTTP_VALUE_MAX bytes or more */
-    int expect_continue; /* Expect: 100-continue */
-    int chunked;         /* Transfer-Encoding: chunked */
-    int has_length;      /* Content-Length given */
+    uint32_t hdr[GW_H__COUNT];
     uint64_t content_length;
-    int keep_alive; /* the connection may carry another request after this one */
+    unsigned url_overflow : 1;    /* target longer than the max_url limit */
+    unsigned header_overflow : 1; /* a value we use was GW_HTTP_VALUE_MAX bytes or more */
+    unsigned expect_continue : 1; /* Expect: 100-continue */
+    unsigned chunked : 1;         /* Transfer-Encoding: chunked */
+    unsigned has_length : 1;      /* Content-Length given */
+    unsigned keep_alive : 1;      /* the connection may carry another request after this one */
 };
 
 /* A header's value: pointer + length (also NUL-terminated), or NULL (len 0) when absent. */

@@ -40,6 +40,16 @@ struct tq_item {
     unsigned marks;
 };
 
+/* TLS state, taken when the first ciphertext arrives: the engine, and plaintext waiting to be
+ * encrypted (refs), encrypted only GW_STREAM_TLS_AHEAD bytes ahead of the socket. */
+struct st_tls {
+    struct gw_tls *tls; /* owned */
+    struct tq_item *tq;
+    size_t tq_bytes, tq_off;
+    uint32_t tq_head, tq_n, tq_cap;
+    unsigned enc_marks; /* of plaintext encrypted but not yet in a write */
+};
+
 struct gw_stream {
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -49,9 +59,9 @@ struct gw_stream {
     struct gw_stream *prev, *next; /* env->list */
     uv_shutdown_t *shut;           /* owned, while a shutdown is pending */
     uint64_t id;
-    enum st_state state;
-    int handles_open;
-    struct gw_tls *tls; /* owned, NULL for plain (or before the first TLS bytes) */
+    uint8_t state; /* enum st_state */
+    uint8_t handles_open;
+    /* tcp, timer */ /* owned, NULL for plain (or before the first TLS bytes) */
     /* read region: rbuf->data[roff .. roff + rlen) */
     struct cm_buf *rbuf; /* ref */
     size_t roff, rlen;
@@ -61,11 +71,8 @@ struct gw_stream {
     size_t wq_mark; /* bytes libuv had not yet written when the send timeout was (re)armed */
     size_t queued;  /* socket bytes in uv_writes */
     unsigned marks; /* marks not yet written */
-    unsigned enc_marks;
     struct wr *last_wr;
-    /* TLS plaintext waiting to be encrypted (refs) */
-    struct tq_item *tq;
-    size_t tq_head, tq_n, tq_cap, tq_off, tq_bytes;
+    struct st_tls *t; /* owned; NULL for plain, or before the first TLS bytes arrived */
 };
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
@@ -87,10 +94,13 @@ static void on_handle_closed(uv_handle_t *hd)
     assert(st->handles_open > 0);
     if (--st->handles_open > 0)
         return;
-    for (size_t i = st->tq_head; i < st->tq_n; i++)
-        cm_slice_release(&st->tq[i].s);
-    cm_free(st->tq);
-    gw_tls_free(st->tls);
+    if (st->t != NULL) {
+        for (uint32_t i = st->t->tq_head; i < st->t->tq_n; i++)
+            cm_slice_release(&st->t->tq[i].s);
+        cm_free(st->t->tq);
+        gw_tls_free(st->t->tls);
+        cm_free(st->t);
+    }
     cm_buf_unref(st->rbuf);
     if (st->ops != NULL)
         st->ops->on_free(st->proto);
@@ -259,7 +269,7 @@ static void on_write(uv_write_t *req, int status)
             stream_close(st);
         return;
     }
-    if (st->tls != NULL && st->state != ST_CLOSING)
+    if (st->t != NULL && st->state != ST_CLOSING)
         tls_pump(st);
     if (st->state == ST_CLOSING)
         return;
@@ -335,10 +345,23 @@ static int write_raw(struct gw_stream *st, const struct cm_slice *s, size_t n, u
     return 0;
 }
 
+static int tls_start(struct gw_stream *st)
+{
+    st->t = cm_calloc(1, sizeof(*st->t));
+    if (st->t == NULL)
+        return CM_ENOMEM;
+    int rv = gw_tls_new(st->env->tls, &st->t->tls);
+    if (rv != 0) {
+        cm_free(st->t);
+        st->t = NULL;
+    }
+    return rv;
+}
+
 /* Send the ciphertext the TLS engine has produced (handshake records, alerts, data). */
 static int tls_flush(struct gw_stream *st)
 {
-    size_t n = gw_tls_pending(st->tls);
+    size_t n = gw_tls_pending(st->t->tls);
     if (n == 0)
         return 0;
     struct cm_buf *b = cm_buf_new(n);
@@ -346,10 +369,10 @@ static int tls_flush(struct gw_stream *st)
         stream_close(st);
         return CM_ENOMEM;
     }
-    b->len = gw_tls_take(st->tls, b->data, n);
+    b->len = gw_tls_take(st->t->tls, b->data, n);
     struct cm_slice sl = cm_slice_take(b, 0, b->len);
-    unsigned marks = st->enc_marks;
-    st->enc_marks = 0;
+    unsigned marks = st->t->enc_marks;
+    st->t->enc_marks = 0;
     int rv = write_raw(st, &sl, 1, marks);
     cm_slice_release(&sl);
     return rv;
@@ -373,8 +396,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void stream_shutdown(struct gw_stream *st)
 {
     st->shut_deferred = 0;
-    if (st->tls != NULL) {
-        gw_tls_shutdown(st->tls);
+    if (st->t != NULL) {
+        gw_tls_shutdown(st->t->tls);
         if (tls_flush(st) != 0)
             return;
     }
@@ -393,60 +416,62 @@ static void stream_shutdown(struct gw_stream *st)
 
 static int tq_push(struct gw_stream *st, const struct cm_slice *sl)
 {
-    if (st->tq_n == st->tq_cap) {
-        if (st->tq_head > 0) { /* slide down */
-            memmove(st->tq, st->tq + st->tq_head, (st->tq_n - st->tq_head) * sizeof(*st->tq));
-            st->tq_n -= st->tq_head;
-            st->tq_head = 0;
+    if (st->t->tq_n == st->t->tq_cap) {
+        if (st->t->tq_head > 0) { /* slide down */
+            memmove(st->t->tq, st->t->tq + st->t->tq_head,
+                    (st->t->tq_n - st->t->tq_head) * sizeof(*st->t->tq));
+            st->t->tq_n -= st->t->tq_head;
+            st->t->tq_head = 0;
         }
-        if (st->tq_n == st->tq_cap) {
-            size_t cap = st->tq_cap ? st->tq_cap * 2 : 8;
-            struct tq_item *nq = cm_realloc(st->tq, cap * sizeof(*nq));
+        if (st->t->tq_n == st->t->tq_cap) {
+            uint32_t cap = st->t->tq_cap ? st->t->tq_cap * 2 : 8;
+            struct tq_item *nq = cm_realloc(st->t->tq, cap * sizeof(*nq));
             if (nq == NULL)
                 return CM_ENOMEM;
-            st->tq = nq;
-            st->tq_cap = cap;
+            st->t->tq = nq;
+            st->t->tq_cap = cap;
         }
     }
-    st->tq[st->tq_n].s = cm_slice_dup(sl);
-    st->tq[st->tq_n].marks = 0;
-    st->tq_n++;
-    st->tq_bytes += sl->len;
+    st->t->tq[st->t->tq_n].s = cm_slice_dup(sl);
+    st->t->tq[st->t->tq_n].marks = 0;
+    st->t->tq_n++;
+    st->t->tq_bytes += sl->len;
     return 0;
 }
 
 /* Encrypt queued plaintext while less than GW_STREAM_TLS_AHEAD ciphertext is in flight. */
 static void tls_pump(struct gw_stream *st)
 {
-    while (st->tq_head < st->tq_n && st->queued + gw_tls_pending(st->tls) < GW_STREAM_TLS_AHEAD) {
-        struct tq_item *it = &st->tq[st->tq_head];
-        size_t n = it->s.len - st->tq_off;
+    while (st->t->tq_head < st->t->tq_n &&
+           st->queued + gw_tls_pending(st->t->tls) < GW_STREAM_TLS_AHEAD) {
+        struct tq_item *it = &st->t->tq[st->t->tq_head];
+        size_t n = it->s.len - st->t->tq_off;
         if (n > TLS_RECORD)
             n = TLS_RECORD;
-        if (gw_tls_write(st->tls, cm_slice_ptr(&it->s) + st->tq_off, n) != 0) {
+        if (gw_tls_write(st->t->tls, cm_slice_ptr(&it->s) + st->t->tq_off, n) != 0) {
             stream_close(st);
             return;
         }
-        st->tq_off += n;
-        st->tq_bytes -= n;
-        if (st->tq_off == it->s.len) {
-            st->enc_marks += it->marks;
+        st->t->tq_off += n;
+        st->t->tq_bytes -= n;
+        if (st->t->tq_off == it->s.len) {
+            st->t->enc_marks += it->marks;
             cm_slice_release(&it->s);
-            st->tq_head++;
-            st->tq_off = 0;
+            st->t->tq_head++;
+            st->t->tq_off = 0;
         }
     }
-    if (st->tq_head == st->tq_n) {
-        st->tq_head = st->tq_n = 0;
-        if (st->tq_cap > 8) { /* a large answer went out: do not keep its queue */
-            cm_free(st->tq);
-            st->tq = NULL;
-            st->tq_cap = 0;
+    if (st->t->tq_head == st->t->tq_n) {
+        st->t->tq_head = st->t->tq_n = 0;
+        if (st->t->tq_cap > 8) { /* a large answer went out: do not keep its queue */
+            cm_free(st->t->tq);
+            st->t->tq = NULL;
+            st->t->tq_cap = 0;
         }
     }
     if (tls_flush(st) != 0)
         return;
-    if (st->shut_deferred && st->tq_bytes == 0)
+    if (st->shut_deferred && st->t->tq_bytes == 0)
         stream_shutdown(st);
 }
 
@@ -454,7 +479,7 @@ int gw_stream_write(struct gw_stream *st, const struct cm_slice *s, size_t n)
 {
     if (st->state != ST_OPEN)
         return CM_ECLOSED;
-    if (st->tls == NULL)
+    if (st->t == NULL)
         return write_raw(st, s, n, 0);
     for (size_t i = 0; i < n; i++) {
         if (s[i].len > 0 && tq_push(st, &s[i]) != 0) {
@@ -468,13 +493,13 @@ int gw_stream_write(struct gw_stream *st, const struct cm_slice *s, size_t n)
 
 size_t gw_stream_queued(const struct gw_stream *st)
 {
-    return st->queued + st->tq_bytes;
+    return st->queued + (st->t != NULL ? st->t->tq_bytes : 0);
 }
 
 void gw_stream_mark(struct gw_stream *st)
 {
-    if (st->tq_head < st->tq_n)
-        st->tq[st->tq_n - 1].marks++;
+    if (st->t != NULL && st->t->tq_head < st->t->tq_n)
+        st->t->tq[st->t->tq_n - 1].marks++;
     else if (st->last_wr != NULL)
         st->last_wr->marks++;
     else
@@ -500,7 +525,7 @@ void gw_stream_finish(struct gw_stream *st)
         st->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&st->tcp);
         uv_timer_start(&st->timer, on_timer, st->env->send_ms, 0);
     }
-    if (st->tq_bytes > 0)
+    if (st->t != NULL && st->t->tq_bytes > 0)
         st->shut_deferred = 1; /* the pump shuts down once the plaintext is encrypted */
     else
         stream_shutdown(st);
@@ -586,7 +611,7 @@ static void got_bytes(struct gw_stream *st, size_t n)
 
 static void tls_fail(struct gw_stream *st)
 {
-    if (!gw_tls_handshake_done(st->tls) && st->env->metrics != NULL)
+    if (!gw_tls_handshake_done(st->t->tls) && st->env->metrics != NULL)
         GW_METRIC_ADD(st->env->metrics, tls_handshake_failures, 1);
     CM_DEBUG("msg=\"tls error: closing\" conn=%llu", (unsigned long long)st->id);
     if (tls_flush(st) != 0) /* the alert, if any */
@@ -609,7 +634,7 @@ static void tls_pull(struct gw_stream *st)
             stream_close(st);
             break;
         }
-        ssize_t n = gw_tls_read(st->tls, p, cap);
+        ssize_t n = gw_tls_read(st->t->tls, p, cap);
         if (n == 0)
             break;
         if (n == CM_ECLOSED) {
@@ -633,7 +658,7 @@ static void stream_update(struct gw_stream *st)
 {
     if (st->state == ST_CLOSING)
         return;
-    if (st->tls != NULL && st->want && !st->in_pull && st->state == ST_OPEN)
+    if (st->t != NULL && st->want && !st->in_pull && st->state == ST_OPEN)
         tls_pull(st); /* plaintext may already be waiting inside the engine */
     if (st->state == ST_CLOSING)
         return;
@@ -670,7 +695,7 @@ static void read_ended(struct gw_stream *st, ssize_t nread)
         uv_read_stop((uv_stream_t *)&st->tcp);
         st->reading = 0;
     }
-    if (st->tls != NULL && !st->in_pull)
+    if (st->t != NULL && !st->in_pull)
         tls_pull(st); /* the engine may still hold the end of a request */
     void *p = proto_of(st);
     if (st->state == ST_OPEN && p != NULL)
@@ -694,11 +719,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         got_bytes(st, (size_t)nread);
         return;
     }
-    if (st->tls == NULL && gw_tls_new(st->env->tls, &st->tls) != 0) {
+    if (st->t == NULL && tls_start(st) != 0) {
         stream_close(st);
         return;
     }
-    if (gw_tls_feed(st->tls, buf->base, (size_t)nread) != 0) {
+    if (gw_tls_feed(st->t->tls, buf->base, (size_t)nread) != 0) {
         tls_fail(st);
         return;
     }
