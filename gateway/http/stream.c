@@ -88,6 +88,14 @@ static void *proto_of(const struct gw_stream *st)
 
 /* ---- lifetime ---- */
 
+/* The only place the state changes: OPEN -> LINGER -> CLOSING, OPEN -> CLOSING. */
+static void stream_set(struct gw_stream *st, enum st_state to)
+{
+    assert((st->state == ST_OPEN && (to == ST_LINGER || to == ST_CLOSING)) ||
+           (st->state == ST_LINGER && to == ST_CLOSING));
+    st->state = (uint8_t)to;
+}
+
 static void on_handle_closed(uv_handle_t *hd)
 {
     struct gw_stream *st = hd->data;
@@ -120,7 +128,7 @@ static void stream_close(struct gw_stream *st)
 {
     if (st->state == ST_CLOSING)
         return;
-    st->state = ST_CLOSING;
+    stream_set(st, ST_CLOSING);
     void *p = proto_of(st);
     st->detached = 1;
     if (p != NULL)
@@ -281,6 +289,8 @@ static void on_write(uv_write_t *req, int status)
     }
     st->write_deadline = st->queued > 0 ? uv_now(st->env->loop) + st->env->send_ms : 0;
     stream_arm(st);
+    if (st->t != NULL && st->queued == 0 && st->rlen == 0 && st->t->tq_bytes == 0)
+        gw_tls_trim(st->t->tls); /* everything went out: drop grown TLS buffers */
     void *p = proto_of(st);
     if (p != NULL)
         st->ops->on_drain(p);
@@ -516,7 +526,7 @@ void gw_stream_finish(struct gw_stream *st)
 {
     if (st->state != ST_OPEN)
         return;
-    st->state = ST_LINGER;
+    stream_set(st, ST_LINGER);
     st->detached = 1;
     st->rlen = 0;
     st->proto_deadline = st->write_deadline = 0;
@@ -593,11 +603,15 @@ void gw_stream_release(struct gw_stream *st, size_t n)
     assert(n <= st->rlen);
     st->roff += n;
     st->rlen -= n;
-    if (st->rlen == 0 && st->rbuf != NULL && st->rbuf->refs == 1 && !st->in_pull) {
+    if (st->rlen > 0 || st->in_pull)
+        return;
+    if (st->rbuf != NULL && st->rbuf->refs == 1) {
         cm_buf_unref(st->rbuf); /* idle: hold no read buffer */
         st->rbuf = NULL;
         st->roff = 0;
     }
+    if (st->t != NULL && st->t->tq_bytes == 0 && st->queued == 0)
+        gw_tls_trim(st->t->tls); /* nor large TLS buffers */
 }
 
 static void got_bytes(struct gw_stream *st, size_t n)
