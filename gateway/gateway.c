@@ -27,9 +27,13 @@ static void route_options(struct gw_ctx *ctx, struct gw_conn *c, const struct gw
     struct cm_sbuf h;
     cm_sbuf_init(&h);
     cm_sbuf_puts(&h, "Allow: " GW_CORS_METHODS "\r\n");
-    if (req->origin[0] != '\0' && req->acr_method[0] != '\0')
-        gw_cors_preflight(gw_shared_cors(ctx->shared), req->origin, req->acr_headers,
-                          gw_cors_write_ok(gw_shared_cors_write(ctx->shared), req->origin), &h);
+    size_t olen, mlen;
+    const char *origin = gw_http_header(req, GW_H_ORIGIN, &olen);
+    gw_http_header(req, GW_H_ACR_METHOD, &mlen);
+    if (olen > 0 && mlen > 0) /* values are NUL-terminated in place */
+        gw_cors_preflight(gw_shared_cors(ctx->shared), origin,
+                          gw_http_header_str(req, GW_H_ACR_HEADERS),
+                          gw_cors_write_ok(gw_shared_cors_write(ctx->shared), origin), &h);
     if (h.oom)
         gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
     else
@@ -68,7 +72,8 @@ static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
     int read = req->method == HTTP_GET || req->method == HTTP_HEAD;
     /* a page of another origin may not write (a CORS "simple" POST needs no preflight) */
     if ((is_write || req->method == HTTP_DELETE) &&
-        !gw_cors_write_ok(gw_shared_cors_write(ctx->shared), req->origin)) {
+        !gw_cors_write_ok(gw_shared_cors_write(ctx->shared),
+                          gw_http_header_str(req, GW_H_ORIGIN))) {
         gw_conn_error(c, 403, "forbidden",
                       "cross-origin writes from this Origin are not allowed (--cors-write-origins)",
                       committed);
@@ -144,6 +149,7 @@ static int listen_data(struct gw_ctx *ctx, unsigned flags, char *errmsg, size_t 
         .metrics = ctx->metrics,
         .open_conns = gw_shared_open_conns(ctx->shared),
         .access_log = cfg->access_log,
+        .nosniff = 1,
     };
     int rv = listen_one(ctx, cfg->listen, &o, route_data, &ctx->data, errmsg, errlen);
     if (rv != 0 || cfg->tls_listen == NULL)

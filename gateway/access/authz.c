@@ -9,7 +9,7 @@ void gw_authz_token(const struct gw_http_req *req, struct gw_authz_token *out)
     out->p = NULL;
     out->len = 0;
     out->from_query = 0;
-    if (gw_http_bearer(req->authorization, &out->p, &out->len))
+    if (gw_http_bearer(gw_http_header_str(req, GW_H_AUTHORIZATION), &out->p, &out->len))
         return;
     if (req->url.p != NULL && gw_http_query_param(req->url.p, "token", &out->p, &out->len))
         out->from_query = 1;

@@ -1,6 +1,7 @@
-/* Request framing on http_parser. http_parser calls back with fragments; we accumulate the
- * target and the few header values we need, and hand body pieces through as slices of the
- * caller's buffer (no copy). */
+/* Request framing on http_parser. http_parser calls back with fragments; we record where the
+ * target and the header values we use sit (stream positions, turned into slices of the fed
+ * buffer once the head is complete: the caller keeps a head's bytes contiguous), and hand body
+ * pieces through as slices of the caller's buffer (no copy). */
 #include "http/http.h"
 
 #include <limits.h>
@@ -9,9 +10,59 @@
 #include <strings.h>
 #include <time.h>
 
+static const struct {
+    const char *name;
+    size_t len;
+} tokens[GW_H__COUNT] = {
+#define T(s)                                                                                       \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+    [GW_H_CONTENT_TYPE] = T("Content-Type"),
+    [GW_H_CACHE_CONTROL] = T("Cache-Control"),
+    [GW_H_RANGE] = T("Range"),
+    [GW_H_IF_RANGE] = T("If-Range"),
+    [GW_H_IF_MATCH] = T("If-Match"),
+    [GW_H_IF_NONE_MATCH] = T("If-None-Match"),
+    [GW_H_IF_MODIFIED_SINCE] = T("If-Modified-Since"),
+    [GW_H_IF_UNMODIFIED_SINCE] = T("If-Unmodified-Since"),
+    [GW_H_TTL] = T("X-Headwater-TTL"),
+    [GW_H_ORIGIN] = T("Origin"),
+    [GW_H_ACR_METHOD] = T("Access-Control-Request-Method"),
+    [GW_H_ACR_HEADERS] = T("Access-Control-Request-Headers"),
+    [GW_H_AUTHORIZATION] = T("Authorization"),
+    [GW_H_EXPECT] = T("Expect"),
+#undef T
+};
+
+#define FIELD_MAX 63 /* longer field names are none we use */
+#define ACR_METHOD_MAX 63
+
+static size_t span_len(uint32_t span)
+{
+    return span & ((1u << GW_HTTP_LEN_BITS) - 1);
+}
+
+static size_t span_off(uint32_t span)
+{
+    return span >> GW_HTTP_LEN_BITS;
+}
+
 static struct gw_http_in *in_of(http_parser *p)
 {
     return p->data;
+}
+
+/* Offset from the head's first byte of a fragment of the current feed. */
+static uint32_t rel(const struct gw_http_in *in, const char *at)
+{
+    return (uint32_t)(in->pos + (uint64_t)(at - in->chunk) - in->head_pos);
+}
+
+/* A byte of the current head, by offset (valid: the caller keeps the head contiguous). */
+static const char *head_at(const struct gw_http_in *in, uint32_t off)
+{
+    return in->chunk - (ptrdiff_t)(in->pos - in->head_pos) + off;
 }
 
 static void header_reset(struct gw_http_in *in)
@@ -19,84 +70,58 @@ static void header_reset(struct gw_http_in *in)
     in->field_len = 0;
     in->field_long = 0;
     in->value_len = 0;
-    in->value_long = 0;
     in->in_value = 0;
+    in->token = -1;
 }
 
-/* Copy the value when the field is `name` (1), else 0. dst holds GW_HTTP_VALUE_MAX bytes. */
-static int header_copy(struct gw_http_in *in, const char *name, char *dst)
+static int token_of(const char *name, size_t len)
 {
-    if (strcasecmp(in->field, name) != 0)
-        return 0;
-    if (in->value_long)
-        in->req.header_overflow = 1;
-    else
-        memcpy(dst, in->value, in->value_len + 1);
-    return 1;
+    for (int t = 0; t < GW_H__COUNT; t++)
+        if (tokens[t].len == len && strncasecmp(tokens[t].name, name, len) == 0)
+            return t;
+    return -1;
+}
+
+static int field_token(const struct gw_http_in *in)
+{
+    if (in->field_long || in->field_len == 0)
+        return -1;
+    return token_of(head_at(in, in->field_off), in->field_len);
 }
 
 /* A complete header line (field + value) has been seen. */
 static void header_done(struct gw_http_in *in)
 {
-    if (in->field_long)
+    struct gw_http_req *r = &in->req;
+    if (!in->in_value) /* no value bytes at all */
+        in->token = field_token(in);
+    int t = in->token;
+    if (t < 0)
         goto out;
-    in->field[in->field_len] = '\0';
-    in->value[in->value_len] = '\0';
-    if (strcasecmp(in->field, "Content-Type") == 0) {
-        if (in->value_long)
-            in->req.header_overflow = 1;
-        else
-            memcpy(in->req.content_type, in->value, in->value_len + 1);
-    } else if (strcasecmp(in->field, "Cache-Control") == 0) {
-        if (in->value_long)
-            in->req.header_overflow = 1;
-        else
-            memcpy(in->req.cache_control, in->value, in->value_len + 1);
-    } else if (header_copy(in, "Range", in->req.range) ||
-               header_copy(in, "If-Range", in->req.if_range) ||
-               header_copy(in, "If-Modified-Since", in->req.if_modified_since) ||
-               header_copy(in, "If-Unmodified-Since", in->req.if_unmodified_since)) {
-    } else if (header_copy(in, "If-Match", in->req.if_match)) {
-        in->req.has_if_match = 1;
-    } else if (header_copy(in, "If-None-Match", in->req.if_none_match)) {
-        in->req.has_if_none_match = 1;
-    } else if (header_copy(in, "X-Headwater-TTL", in->req.ttl)) {
-        in->req.has_ttl = 1;
-    } else if (header_copy(in, "Origin", in->req.origin) ||
-               header_copy(in, "Access-Control-Request-Headers", in->req.acr_headers) ||
-               header_copy(in, "Authorization", in->req.authorization)) {
-    } else if (strcasecmp(in->field, "Access-Control-Request-Method") == 0) {
-        if (in->value_len < sizeof(in->req.acr_method))
-            memcpy(in->req.acr_method, in->value, in->value_len + 1);
-    } else if (strcasecmp(in->field, "Expect") == 0) {
-        if (strcasecmp(in->value, "100-continue") == 0)
-            in->req.expect_continue = 1;
+    if (t == GW_H_ACR_METHOD && in->value_len > ACR_METHOD_MAX)
+        goto out; /* ignored, as a value that did not fit */
+    if (t == GW_H_EXPECT) {
+        if (in->value_len == 12 && strncasecmp(head_at(in, in->value_off), "100-continue", 12) == 0)
+            r->expect_continue = 1;
+        goto out;
     }
+    if (in->value_len >= GW_HTTP_VALUE_MAX) {
+        r->header_overflow = 1;
+        goto out;
+    }
+    r->present |= 1u << t;
+    r->hdr[t] = (in->value_len > 0 ? in->value_off : 0) << GW_HTTP_LEN_BITS | in->value_len;
 out:
     header_reset(in);
-}
-
-static void append_bounded(char *dst, size_t cap, size_t *len, int *overflow, const char *at,
-                           size_t n)
-{
-    if (*len + n >= cap) {
-        *overflow = 1;
-        return;
-    }
-    memcpy(dst + *len, at, n);
-    *len += n;
 }
 
 static int on_message_begin(http_parser *p)
 {
     struct gw_http_in *in = in_of(p);
-    struct cm_sbuf url = in->req.url;
     memset(&in->req, 0, sizeof(in->req));
-    cm_sbuf_reset(&url);
-    url.oom = 0;
-    in->req.url = url;
     header_reset(in);
     in->in_message = 1;
+    in->pinning = 0;
     in->head_bytes = 0;
     return 0;
 }
@@ -104,7 +129,7 @@ static int on_message_begin(http_parser *p)
 /* Count head bytes (+4 per header line for ": " and CRLF); stop past the limit. */
 static int head_count(struct gw_http_in *in, size_t n)
 {
-    in->head_bytes += n;
+    in->head_bytes += (uint32_t)n;
     if (in->head_bytes <= in->max_head)
         return 0;
     in->limit_status = in->req.url_overflow ? 414 : 431;
@@ -118,11 +143,15 @@ static int on_url(http_parser *p, const char *at, size_t n)
         in->limit_status = 414; /* the target alone is past the head limit */
         return -1;
     }
-    if (in->req.url_overflow || in->req.url.len + n > in->max_url) {
-        in->req.url_overflow = 1;
-        return 0;
+    if (!in->pinning) {
+        in->pinning = 1;
+        in->head_pos = in->pos + (uint64_t)(at - in->chunk);
     }
-    cm_sbuf_append(&in->req.url, at, n);
+    if (rel(in, at) != in->req.url.len)
+        return -1; /* fragments of one target are adjacent */
+    in->req.url.len += n;
+    if (in->req.url.len > in->max_url)
+        in->req.url_overflow = 1;
     return 0;
 }
 
@@ -133,18 +162,44 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
         header_done(in);
     if (head_count(in, n + (in->field_len == 0 ? 4 : 0)) != 0)
         return -1;
-    append_bounded(in->field, sizeof(in->field), &in->field_len, &in->field_long, at, n);
+    if (in->field_len == 0)
+        in->field_off = rel(in, at);
+    else if (rel(in, at) != in->field_off + in->field_len)
+        return -1;
+    in->field_len += (uint32_t)n;
+    if (in->field_len > FIELD_MAX)
+        in->field_long = 1;
     return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct gw_http_in *in = in_of(p);
-    in->in_value = 1;
+    if (!in->in_value) {
+        in->in_value = 1;
+        in->token = field_token(in);
+        in->value_off = rel(in, at);
+    }
     if (head_count(in, n) != 0)
         return -1;
-    append_bounded(in->value, sizeof(in->value), &in->value_len, &in->value_long, at, n);
+    if (rel(in, at) != in->value_off + in->value_len)
+        return in->token < 0 ? 0 : -1; /* a folded value we use: not a slice, refused */
+    in->value_len += (uint32_t)n;
     return 0;
+}
+
+/* The head is complete: point the request into the fed bytes and NUL-terminate in place. */
+static void head_publish(struct gw_http_in *in)
+{
+    struct gw_http_req *r = &in->req;
+    char *h = (char *)head_at(in, 0);
+    r->head = h;
+    r->url.p = h;
+    h[r->url.len] = '\0';
+    for (int t = 0; t < GW_H__COUNT; t++)
+        if ((r->present & (1u << t)) && span_len(r->hdr[t]) > 0)
+            h[span_off(r->hdr[t]) + span_len(r->hdr[t])] = '\0';
+    in->pinning = 0;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -153,17 +208,16 @@ static int on_headers_complete(http_parser *p)
     if (in->in_value || in->field_len > 0)
         header_done(in);
     struct gw_http_req *r = &in->req;
-    if (p->http_major != 1)
+    if (p->http_major != 1 || !in->pinning)
         return -1; /* not HTTP/1.x: a framing error, not a sink stop */
     r->method = p->method;
     r->http_major = p->http_major;
     r->http_minor = p->http_minor;
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->has_length = !r->chunked && p->content_length != ULLONG_MAX;
+    r->keep_alive = http_should_keep_alive(p) != 0;
     r->content_length = r->has_length ? p->content_length : 0;
-    r->keep_alive = http_should_keep_alive(p);
-    if (r->url.oom)
-        r->url_overflow = 1;
+    head_publish(in);
     if (in->sink->on_head(in->arg, r) != 0) {
         in->stopped = 1;
         return -1;
@@ -196,29 +250,31 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
 void gw_http_in_init(struct gw_http_in *in, const struct gw_http_sink *sink, void *arg)
 {
     memset(in, 0, sizeof(*in));
     http_parser_init(&in->parser, HTTP_REQUEST);
     in->parser.data = in;
-    http_parser_settings_init(&in->settings);
-    in->settings.on_message_begin = on_message_begin;
-    in->settings.on_url = on_url;
-    in->settings.on_header_field = on_header_field;
-    in->settings.on_header_value = on_header_value;
-    in->settings.on_headers_complete = on_headers_complete;
-    in->settings.on_body = on_body;
-    in->settings.on_message_complete = on_message_complete;
     in->sink = sink;
     in->arg = arg;
     in->max_head = 65536;
     in->max_url = GW_HTTP_URL_MAX;
-    cm_sbuf_init(&in->req.url);
+    in->token = -1;
 }
 
 void gw_http_in_close(struct gw_http_in *in)
 {
-    cm_sbuf_free(&in->req.url);
+    (void)in;
 }
 
 int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_t len,
@@ -229,9 +285,13 @@ int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_
         return GW_HTTP_STOPPED;
     if (len == 0)
         return GW_HTTP_OK;
+    if (in->pinning && in->pos - in->head_pos > off)
+        return GW_HTTP_ERROR; /* the caller did not keep the head in front of this feed */
     in->feeding = buf;
-    size_t n = http_parser_execute(&in->parser, &in->settings, buf->data + off, len);
+    in->chunk = buf->data + off;
+    size_t n = http_parser_execute(&in->parser, &settings, buf->data + off, len);
     in->feeding = NULL;
+    in->pos += n;
     *consumed = n;
     enum http_errno e = HTTP_PARSER_ERRNO(&in->parser);
     if (in->stopped)
@@ -243,10 +303,15 @@ int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_
     return GW_HTTP_OK;
 }
 
+size_t gw_http_in_pinned(const struct gw_http_in *in)
+{
+    return in->pinning ? (size_t)(in->pos - in->head_pos) : 0;
+}
+
 void gw_http_in_limits(struct gw_http_in *in, size_t max_head, size_t max_url)
 {
-    in->max_head = max_head;
-    in->max_url = max_url;
+    in->max_head = max_head > UINT32_MAX ? UINT32_MAX : (uint32_t)max_head;
+    in->max_url = max_url > UINT32_MAX ? UINT32_MAX : (uint32_t)max_url;
 }
 
 int gw_http_in_error_status(const struct gw_http_in *in)
@@ -256,6 +321,27 @@ int gw_http_in_error_status(const struct gw_http_in *in)
     if (HTTP_PARSER_ERRNO(&in->parser) == HPE_HEADER_OVERFLOW)
         return in->req.url_overflow ? 414 : 431;
     return 400;
+}
+
+const char *gw_http_header(const struct gw_http_req *r, enum gw_http_token t, size_t *len)
+{
+    *len = 0;
+    if (r->head == NULL || !(r->present & (1u << t)))
+        return NULL;
+    *len = span_len(r->hdr[t]);
+    return *len > 0 ? r->head + span_off(r->hdr[t]) : "";
+}
+
+const char *gw_http_header_str(const struct gw_http_req *r, enum gw_http_token t)
+{
+    size_t len;
+    const char *v = gw_http_header(r, t, &len);
+    return v != NULL ? v : "";
+}
+
+int gw_http_has_header(const struct gw_http_req *r, enum gw_http_token t)
+{
+    return r->head != NULL && (r->present & (1u << t)) != 0;
 }
 
 int gw_http_query_param(const char *target, const char *name, const char **val, size_t *len)

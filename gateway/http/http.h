@@ -1,7 +1,8 @@
 /* HTTP/1.1 request framing over http_parser, kept pure: bytes in, callbacks out, no sockets.
  *
- * Feed the bytes of one connection in any fragmentation (even one byte at a time). For each
- * request the sink sees on_head once (method, target, the headers we use), then on_body per
+ * Feed the bytes of one connection in any fragmentation (even one byte at a time), appending to
+ * one buffer while a head is incomplete (gw_http_in_pinned). For each request the sink sees
+ * on_head once (method, target, the headers we use as slices of that buffer), then on_body per
  * contiguous body piece (a borrowed slice of the fed buffer: take a ref to keep it; chunk
  * framing already removed, zero-length pieces never reported), then on_end. After on_end the
  * framer pauses: gw_http_in_feed returns GW_HTTP_PAUSED with the bytes consumed so far, and
@@ -29,35 +30,60 @@ enum gw_http_rc {
     GW_HTTP_ERROR = -1,  /* not HTTP: answer 400 and close */
 };
 
+/* The request headers we use, as tokens (like h2o's h2o_find_header): one slot each, the last
+ * occurrence wins. Values are slices of the fed buffer, not copies. */
+enum gw_http_token {
+    GW_H_CONTENT_TYPE,
+    GW_H_CACHE_CONTROL,
+    GW_H_RANGE,
+    GW_H_IF_RANGE,
+    GW_H_IF_MATCH,
+    GW_H_IF_NONE_MATCH,
+    GW_H_IF_MODIFIED_SINCE,
+    GW_H_IF_UNMODIFIED_SINCE,
+    GW_H_TTL, /* X-Headwater-TTL */
+    GW_H_ORIGIN,
+    GW_H_ACR_METHOD,  /* Access-Control-Request-Method (values of 64 bytes or more ignored) */
+    GW_H_ACR_HEADERS, /* Access-Control-Request-Headers */
+    GW_H_AUTHORIZATION,
+    GW_H_EXPECT,
+    GW_H__COUNT
+};
+
+/* A value's place in the head: offset from req->head << GW_HTTP_LEN_BITS | length (values are
+ * shorter than GW_HTTP_VALUE_MAX; a head is at most http_parser's 80 KiB). */
+#define GW_HTTP_LEN_BITS 10
+
+struct gw_http_str {
+    const char *p; /* NULL until a head has been parsed */
+    size_t len;
+};
+
+/* One request head. Every pointer is borrowed from the buffer that was fed: the caller keeps
+ * that buffer (and its bytes) alive and unchanged until the request is answered. The target and
+ * each header value are NUL-terminated in place (the byte after each is the CR/LF or space the
+ * framer has already consumed), so they read as slices and as C strings. */
 struct gw_http_req {
     unsigned method; /* enum http_method */
     unsigned short http_major, http_minor;
-    struct cm_sbuf url;                    /* request target as sent (NUL-terminated) */
-    int url_overflow;                      /* target longer than GW_HTTP_URL_MAX (url truncated) */
-    char content_type[GW_HTTP_VALUE_MAX];  /* "" when absent */
-    char cache_control[GW_HTTP_VALUE_MAX]; /* "" when absent */
-    /* read/write semantics (get.c, put.c); "" when absent */
-    char range[GW_HTTP_VALUE_MAX];
-    char if_range[GW_HTTP_VALUE_MAX];
-    char if_match[GW_HTTP_VALUE_MAX];
-    char if_none_match[GW_HTTP_VALUE_MAX];
-    char if_modified_since[GW_HTTP_VALUE_MAX];
-    char if_unmodified_since[GW_HTTP_VALUE_MAX];
-    int has_if_match, has_if_none_match; /* present (even with an empty value) */
-    char ttl[GW_HTTP_VALUE_MAX];         /* X-Headwater-TTL */
-    int has_ttl;
-    /* connection layer (server.c, cors.c, auth); "" when absent */
-    char origin[GW_HTTP_VALUE_MAX];
-    char acr_method[64];                 /* Access-Control-Request-Method */
-    char acr_headers[GW_HTTP_VALUE_MAX]; /* Access-Control-Request-Headers */
-    char authorization[GW_HTTP_VALUE_MAX];
-    int header_overflow; /* an interesting header value was too long */
-    int expect_continue; /* Expect: 100-continue */
-    int chunked;         /* Transfer-Encoding: chunked */
-    int has_length;      /* Content-Length given */
+    struct gw_http_str url; /* request target as sent */
+    const char *head;       /* base of the values: the first byte of the target */
+    uint32_t present;       /* bit (1 << token) per header seen (even with an empty value) */
+    uint32_t hdr[GW_H__COUNT];
     uint64_t content_length;
-    int keep_alive; /* the connection may carry another request after this one */
+    unsigned url_overflow : 1;    /* target longer than the max_url limit */
+    unsigned header_overflow : 1; /* a value we use was GW_HTTP_VALUE_MAX bytes or more */
+    unsigned expect_continue : 1; /* Expect: 100-continue */
+    unsigned chunked : 1;         /* Transfer-Encoding: chunked */
+    unsigned has_length : 1;      /* Content-Length given */
+    unsigned keep_alive : 1;      /* the connection may carry another request after this one */
 };
+
+/* A header's value: pointer + length (also NUL-terminated), or NULL (len 0) when absent. */
+const char *gw_http_header(const struct gw_http_req *r, enum gw_http_token t, size_t *len);
+/* The same as a C string: "" when absent. */
+const char *gw_http_header_str(const struct gw_http_req *r, enum gw_http_token t);
+int gw_http_has_header(const struct gw_http_req *r, enum gw_http_token t);
 
 struct gw_http_sink {
     int (*on_head)(void *arg, struct gw_http_req *req);
@@ -65,25 +91,24 @@ struct gw_http_sink {
     int (*on_end)(void *arg);
 };
 
+/* Framer state. The bytes of a request head may arrive over several feeds; the caller keeps
+ * them contiguous: the bytes fed since the head began (gw_http_in_pinned of them, ending where
+ * the next feed starts) stay in place just before buf->data + off. */
 struct gw_http_in {
     http_parser parser;
-    http_parser_settings settings;
     const struct gw_http_sink *sink;
     void *arg;
     struct gw_http_req req;
     struct cm_buf *feeding; /* borrowed, only during gw_http_in_feed */
-    char field[64];
-    size_t field_len;
-    int field_long;
-    char value[GW_HTTP_VALUE_MAX];
-    size_t value_len;
-    int value_long;
-    int in_value;
-    int in_message; /* between message begin and end */
-    int stopped;
-    size_t max_head; /* request line + headers, bytes (431 beyond) */
-    size_t max_url;  /* target bytes (414 beyond) */
-    size_t head_bytes;
+    const char *chunk;      /* buf->data + off of the current feed */
+    uint64_t pos;           /* bytes fed so far (position of chunk) */
+    uint64_t head_pos;      /* position of the current head's first target byte */
+    uint32_t field_off, field_len, value_off, value_len;
+    int token; /* of the header being read, -1 = not one we use */
+    unsigned pinning : 1, in_value : 1, field_long : 1, in_message : 1, stopped : 1;
+    uint32_t max_head; /* request line + headers, bytes (431 beyond) */
+    uint32_t max_url;  /* target bytes (414 beyond) */
+    uint32_t head_bytes;
     int limit_status; /* 414 / 431 when a limit stopped the framer */
 };
 
@@ -92,6 +117,9 @@ void gw_http_in_close(struct gw_http_in *in);
 /* Parse buf->data[off .. off+len). */
 int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_t len,
                     size_t *consumed);
+/* Bytes already fed that the current, unfinished head still points into (0 when no head is
+ * in progress): the caller keeps them, contiguous, in front of the next feed. */
+size_t gw_http_in_pinned(const struct gw_http_in *in);
 /* Limits (defaults: 64 KiB head, GW_HTTP_URL_MAX target). A target over max_url sets
  * url_overflow (the head still completes); a head over max_head stops the framer with
  * GW_HTTP_ERROR and gw_http_in_error_status 431 (414 when the target itself is too long). */

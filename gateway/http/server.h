@@ -1,5 +1,6 @@
-/* HTTP/1.1 server connections on libuv, plain or TLS (tls.h over memory BIOs; the same request
- * handling for both): accept, read into refcounted buffers, frame requests with gw_http_in, hand
+/* HTTP/1.1 server connections on libuv, plain or TLS (listener.c accepts, stream.c is the byte
+ * stream that hides TLS, h1.c is the HTTP/1.1 engine behind the gw_conn_* calls below): accept,
+ * read into refcounted buffers, frame requests with gw_http_in, hand
  * each request to a route function, write responses in order. Limits and timeouts come from the
  * config (431, 414, 408, idle / send timeouts, --max-connections, --max-pipeline); every request
  * ends in one access log line and the listener's metrics; CORS headers are added to every answer
@@ -31,7 +32,8 @@
 struct gw_server;
 struct gw_conn;
 
-/* Called for every request head. req is borrowed until the answer is done. */
+/* Called for every request head. req (and the header slices it points to) is borrowed until
+ * the answer is done. */
 typedef void (*gw_route_fn)(void *arg, struct gw_conn *c, struct gw_http_req *req);
 
 struct gw_handler_ops {
@@ -57,6 +59,7 @@ struct gw_server_opts {
     struct gw_metrics *metrics;       /* NULL = not counted */
     atomic_uint_fast64_t *open_conns; /* shared by every loop; NULL = no --max-connections */
     int access_log;
+    int nosniff; /* X-Content-Type-Options: nosniff on every answer (data and TLS ports) */
     /* called once the server has freed itself (drop what the borrowed fields point into) */
     void (*on_free)(void *arg);
     void *on_free_arg;

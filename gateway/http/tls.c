@@ -2,6 +2,7 @@
  * gw_tls_feed) and writes ciphertext to `out` (drained by gw_tls_take). */
 #include "http/tls.h"
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -193,4 +194,32 @@ size_t gw_tls_take(struct gw_tls *t, void *buf, size_t cap)
 int gw_tls_handshake_done(struct gw_tls *t)
 {
     return SSL_is_init_finished(t->ssl);
+}
+
+static size_t bio_cap(BIO *b)
+{
+    BUF_MEM *m = NULL;
+    BIO_get_mem_ptr(b, &m);
+    return m != NULL ? m->max : 0;
+}
+
+#define TRIM_ABOVE (16u * 1024u)
+
+void gw_tls_trim(struct gw_tls *t)
+{
+    if (t->failed || BIO_ctrl_pending(t->in) > 0 || BIO_ctrl_pending(t->out) > 0 ||
+        (bio_cap(t->in) <= TRIM_ABOVE && bio_cap(t->out) <= TRIM_ABOVE))
+        return;
+    BIO *in = BIO_new(BIO_s_mem());
+    BIO *out = BIO_new(BIO_s_mem());
+    if (in == NULL || out == NULL) { /* keep the old ones */
+        BIO_free(in);
+        BIO_free(out);
+        ERR_clear_error();
+        return;
+    }
+    BIO_set_mem_eof_return(in, -1);
+    SSL_set_bio(t->ssl, in, out); /* frees the old pair */
+    t->in = in;
+    t->out = out;
 }

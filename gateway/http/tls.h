@@ -35,5 +35,7 @@ void gw_tls_shutdown(struct gw_tls *t);
 size_t gw_tls_pending(struct gw_tls *t);
 size_t gw_tls_take(struct gw_tls *t, void *buf, size_t cap);
 int gw_tls_handshake_done(struct gw_tls *t);
+/* Idle (no ciphertext either way): give back the memory BIOs' buffers if they grew large. */
+void gw_tls_trim(struct gw_tls *t);
 
 #endif

@@ -354,14 +354,16 @@ static void range_hint(struct gw_get *g)
 {
     const struct gw_http_req *r = g->req;
     uint64_t first = 0, last = 0;
-    const char *v = r->range;
-    if (g->head || v[0] == '\0' || r->if_range[0] != '\0')
+    size_t vlen, iflen;
+    const char *v = gw_http_header(r, GW_H_RANGE, &vlen);
+    gw_http_header(r, GW_H_IF_RANGE, &iflen);
+    if (g->head || vlen == 0 || iflen > 0)
         return;
-    const char *eq = strchr(v, '=');
-    if (eq == NULL || eq[1] < '0' || eq[1] > '9')
+    const char *eq = memchr(v, '=', vlen);
+    if (eq == NULL || eq + 1 >= v + vlen || eq[1] < '0' || eq[1] > '9')
         return; /* suffix ranges need the size first: read it all */
     /* With an unknown size, "a-" ends at UINT64_MAX - 1: ask for everything from a. */
-    if (gw_range_parse(v, strlen(v), UINT64_MAX, &first, &last) != GW_RANGE_ONE)
+    if (gw_range_parse(v, vlen, UINT64_MAX, &first, &last) != GW_RANGE_ONE)
         return;
     g->node_off = first;
     g->node_len = last >= UINT64_MAX - 1 ? 0 : last - first + 1;

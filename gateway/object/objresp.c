@@ -30,9 +30,8 @@ int gw_key_immutable_kind(const char *key)
 
 /* If-Range (RFC 9110 §13.1.5): the range applies only when the validator still matches: an
  * entity-tag by strong comparison, or a date equal to Last-Modified. */
-static int if_range_ok(const char *v, const char *etag, int64_t last_modified_s)
+static int if_range_ok(const char *v, size_t len, const char *etag, int64_t last_modified_s)
 {
-    size_t len = strlen(v);
     while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
         len--;
     while (len > 0 && (*v == ' ' || *v == '\t')) {
@@ -56,22 +55,17 @@ void gw_objresp_plan(const struct gw_http_req *req, int head, const struct gw_ob
     memset(out, 0, sizeof(*out));
     struct gw_cond cond;
     memset(&cond, 0, sizeof(cond));
-    if (req->has_if_match) {
-        cond.if_match = req->if_match;
-        cond.if_match_len = strlen(req->if_match);
-    }
-    if (req->has_if_none_match) {
-        cond.if_none_match = req->if_none_match;
-        cond.if_none_match_len = strlen(req->if_none_match);
-    }
-    if (req->if_modified_since[0] != '\0') {
-        cond.if_modified_since = req->if_modified_since;
-        cond.if_modified_since_len = strlen(req->if_modified_since);
-    }
-    if (req->if_unmodified_since[0] != '\0') {
-        cond.if_unmodified_since = req->if_unmodified_since;
-        cond.if_unmodified_since_len = strlen(req->if_unmodified_since);
-    }
+    /* header values are slices (pointer + length); absent = NULL, as gw_cond wants */
+    cond.if_match = gw_http_header(req, GW_H_IF_MATCH, &cond.if_match_len);
+    cond.if_none_match = gw_http_header(req, GW_H_IF_NONE_MATCH, &cond.if_none_match_len);
+    cond.if_modified_since =
+        gw_http_header(req, GW_H_IF_MODIFIED_SINCE, &cond.if_modified_since_len);
+    if (cond.if_modified_since_len == 0)
+        cond.if_modified_since = NULL;
+    cond.if_unmodified_since =
+        gw_http_header(req, GW_H_IF_UNMODIFIED_SINCE, &cond.if_unmodified_since_len);
+    if (cond.if_unmodified_since_len == 0)
+        cond.if_unmodified_since = NULL;
     enum gw_cond_result cr = gw_cond_eval(&cond, 1, etag, lm);
     if (cr != GW_COND_PROCEED) {
         out->status = (int)cr;
@@ -81,11 +75,14 @@ void gw_objresp_plan(const struct gw_http_req *req, int head, const struct gw_ob
     out->first = 0;
     out->last = o->size > 0 ? o->size - 1 : 0;
     out->length = o->size;
-    if (head || req->range[0] == '\0' ||
-        (req->if_range[0] != '\0' && !if_range_ok(req->if_range, etag, lm)))
+    size_t range_len, if_range_len;
+    const char *range = gw_http_header(req, GW_H_RANGE, &range_len);
+    const char *if_range = gw_http_header(req, GW_H_IF_RANGE, &if_range_len);
+    if (head || range_len == 0 ||
+        (if_range_len > 0 && !if_range_ok(if_range, if_range_len, etag, lm)))
         return;
     uint64_t first = 0, last = 0;
-    switch (gw_range_parse(req->range, strlen(req->range), o->size, &first, &last)) {
+    switch (gw_range_parse(range, range_len, o->size, &first, &last)) {
     case GW_RANGE_ONE:
         out->status = 206;
         out->first = first;

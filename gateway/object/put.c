@@ -72,14 +72,15 @@ struct gw_put {
     struct gw_conn *conn; /* NULL once answered or aborted */
     enum put_state st;
     char key[GW_KEY_MAX + 1];
-    char ctype[GW_HTTP_VALUE_MAX];
-    char cache_control[GW_HTTP_VALUE_MAX];
+    /* borrowed from the request (header slices, NUL-terminated in place) or a static default:
+     * valid until the request is answered or aborted, which ends every use (the COMMIT is
+     * cancelled on abort) */
+    const char *ctype;
+    const char *cache_control;
     int64_t ttl; /* seconds, 0 = none */
     /* If-Match / If-None-Match of the write, sent in the COMMIT (NULL = unconditional). */
     Hw__Precondition *precond;
     Hw__Precondition precond_msg;
-    char if_match[GW_HTTP_VALUE_MAX];
-    char if_none_match[GW_HTTP_VALUE_MAX];
     uint32_t shard;
     uint8_t upload_id[16];
     struct replica reps[GW_MAX_REPLICAS];
@@ -411,10 +412,10 @@ static void put_commit(struct gw_put *p)
     p->commit_msg.upload_id.len = sizeof(p->upload_id);
     p->commit_msg.size = p->total;
     p->commit_msg.checksum = p->crc;
-    p->commit_msg.content_type = p->ctype;
+    p->commit_msg.content_type = (char *)p->ctype;
     p->commit_msg.holders = p->holders;
     p->commit_msg.n_holders = p->nholders;
-    p->commit_msg.cache_control = p->cache_control;
+    p->commit_msg.cache_control = (char *)p->cache_control;
     p->commit_msg.ttl_seconds = p->ttl;
     p->commit_msg.precondition = p->precond;
     struct gw_lreq_via via = {p->ctx->loop, p->ctx->up, p->ctx->cluster};
@@ -580,19 +581,21 @@ static const struct gw_handler_ops put_ops = {h_body, h_read_done, h_body_end, h
 static void put_keep_precondition(struct gw_put *p, const struct gw_http_req *req)
 {
     int64_t since = 0;
-    const char *ius = req->if_unmodified_since;
-    int has_ius = ius[0] != '\0' && gw_httpdate_parse(ius, strlen(ius), &since) == 0;
-    if (!req->has_if_match && !req->has_if_none_match && !has_ius)
+    size_t ius_len;
+    const char *ius = gw_http_header(req, GW_H_IF_UNMODIFIED_SINCE, &ius_len);
+    int has_ius = ius_len > 0 && gw_httpdate_parse(ius, ius_len, &since) == 0;
+    int has_im = gw_http_has_header(req, GW_H_IF_MATCH);
+    int has_inm = gw_http_has_header(req, GW_H_IF_NONE_MATCH);
+    if (!has_im && !has_inm && !has_ius)
         return;
     hw__precondition__init(&p->precond_msg);
     p->precond_msg.has_if_unmodified_since = has_ius;
     p->precond_msg.if_unmodified_since_s = since;
-    snprintf(p->if_match, sizeof(p->if_match), "%s", req->if_match);
-    snprintf(p->if_none_match, sizeof(p->if_none_match), "%s", req->if_none_match);
-    p->precond_msg.has_if_match = req->has_if_match;
-    p->precond_msg.if_match = p->if_match;
-    p->precond_msg.has_if_none_match = req->has_if_none_match;
-    p->precond_msg.if_none_match = p->if_none_match;
+    /* protobuf-c wants char *: the values are only read while the COMMIT is built */
+    p->precond_msg.has_if_match = has_im;
+    p->precond_msg.if_match = (char *)gw_http_header_str(req, GW_H_IF_MATCH);
+    p->precond_msg.has_if_none_match = has_inm;
+    p->precond_msg.if_none_match = (char *)gw_http_header_str(req, GW_H_IF_NONE_MATCH);
     p->precond = &p->precond_msg;
 }
 
@@ -655,8 +658,8 @@ int gw_put_ttl(const struct gw_http_req *req, const struct gw_rules *lifecycle, 
         }
         return 0;
     }
-    if (req->has_ttl) {
-        if (ttl_value(req->ttl, ttl) != 0) {
+    if (gw_http_has_header(req, GW_H_TTL)) {
+        if (ttl_value(gw_http_header_str(req, GW_H_TTL), ttl) != 0) {
             *why = "X-Headwater-TTL must be a whole number of seconds (0 to 315360000)";
             return -1;
         }
@@ -689,7 +692,8 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
         return;
     }
     /* stored values come back as header text on every read: refuse what could not be printed */
-    if (!gw_field_value_ok(req->content_type) || !gw_field_value_ok(req->cache_control)) {
+    if (!gw_field_value_ok(gw_http_header_str(req, GW_H_CONTENT_TYPE)) ||
+        !gw_field_value_ok(gw_http_header_str(req, GW_H_CACHE_CONTROL))) {
         gw_conn_error(c, 400, "bad_header",
                       "Content-Type and Cache-Control must not contain control characters",
                       GW_COMMITTED_FALSE);
@@ -710,8 +714,8 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     p->st = PUT_STREAMING;
     memcpy(p->key, key, keylen);
     p->key[keylen] = '\0';
-    snprintf(p->ctype, sizeof(p->ctype), "%s", gw_ctype_for(key, keylen, req->content_type));
-    snprintf(p->cache_control, sizeof(p->cache_control), "%s", req->cache_control);
+    p->ctype = gw_ctype_for(key, keylen, gw_http_header_str(req, GW_H_CONTENT_TYPE));
+    p->cache_control = gw_http_header_str(req, GW_H_CACHE_CONTROL);
     p->shard = cm_shard_of(key, shard_count);
     p->ttl = ttl;
     p->max = ctx->cfg->max_object_size;

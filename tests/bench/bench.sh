@@ -5,6 +5,7 @@
 #
 #   tests/bench/bench.sh > /tmp/bench.md           issue 2: PUT latency, one-object GET
 #   tests/bench/bench.sh --reads > /tmp/reads.md   issue 3: hot/cold segment reads, herd
+#   tests/bench/bench.sh --idle > /tmp/idle.md     issue 8: memory per idle keep-alive conn
 #
 # Env: HW_BUILD_DIR (build-release), BENCH_PUTS (200), BENCH_WRK_DURATION (10s),
 #      BENCH_WRK_CONNECTIONS (64), BENCH_WRK_THREADS (2), HW_SKIP_DEPS=1 to skip scripts/deps.
@@ -26,5 +27,8 @@ export HW_GATEWAY_BIN=$BUILD_ABS/gateway/headwater-gateway
 export HW_CTL_BIN=$BUILD_ABS/ctl/headwaterctl
 if [[ "${1:-}" == "--reads" ]]; then
     exec python3 tests/bench/bench_reads.py
+fi
+if [[ "${1:-}" == "--idle" ]]; then
+    exec python3 tests/bench/bench_idle.py
 fi
 exec python3 tests/bench/bench.py

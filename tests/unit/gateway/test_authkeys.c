@@ -4,6 +4,7 @@
 
 #include "access/authkeys.h"
 #include "access/authz.h"
+#include "test_req.h"
 #include "err.h"
 
 static const char *FILE_TEXT = "# keys\n"
@@ -120,15 +121,12 @@ Test(authkeys, write_key_in_the_query_is_refused)
     cr_assert_eq(gw_authz_check(k, GW_ACCESS_READ, "/p/a.ts", &wh), GW_AUTH_OK);
     gw_keys_free(k);
 
-    struct gw_http_req req;
-    memset(&req, 0, sizeof(req));
-    cm_sbuf_init(&req.url);
-    cm_sbuf_puts(&req.url, "/live/a.ts?x=1&token=K1");
+    struct gw_http_req req = gw_test_req_text("GET /live/a.ts?x=1&token=K1 HTTP/1.1\r\n\r\n");
     struct gw_authz_token t;
     gw_authz_token(&req, &t);
     cr_assert(t.from_query && t.len == 2 && memcmp(t.p, "K1", 2) == 0);
-    snprintf(req.authorization, sizeof(req.authorization), "Bearer K9");
+    req = gw_test_req_text(
+        "GET /live/a.ts?x=1&token=K1 HTTP/1.1\r\nAuthorization: Bearer K9\r\n\r\n");
     gw_authz_token(&req, &t);
     cr_assert(!t.from_query && t.len == 2 && memcmp(t.p, "K9", 2) == 0, "the header wins");
-    cm_sbuf_free(&req.url);
 }

@@ -1,6 +1,7 @@
 /* HTTP request framing without sockets: any fragmentation gives the same requests, pipelined
  * requests come out one at a time in order, chunked bodies arrive de-chunked, garbage fails. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
@@ -10,19 +11,33 @@ struct rec {
     struct cm_sbuf log;
     int heads, ends;
     int zero_pieces;
-    struct gw_http_req last;
+    struct gw_http_req last; /* its pointers are not valid after on_head: copied below */
+    char origin[128], acr_method[64], acr_headers[128], authorization[128];
 };
+
+static void copy_header(const struct gw_http_req *req, enum gw_http_token t, char *out, size_t cap)
+{
+    size_t len;
+    const char *v = gw_http_header(req, t, &len);
+    cr_assert(v == NULL || strlen(v) == len, "value NUL-terminated in place");
+    snprintf(out, cap, "%.*s", (int)len, v ? v : "");
+}
 
 static int r_head(void *arg, struct gw_http_req *req)
 {
     struct rec *r = arg;
     r->heads++;
-    cm_sbuf_printf(&r->log, "H %s %s v=1.%u ct=%s len=%d/%llu chunked=%d ka=%d expect=%d\n",
-                   http_method_str((enum http_method)req->method), req->url.p ? req->url.p : "",
-                   req->http_minor, req->content_type, req->has_length,
+    cr_assert_eq(strlen(req->url.p), req->url.len);
+    cm_sbuf_printf(&r->log, "H %s %.*s v=1.%u ct=%s len=%d/%llu chunked=%d ka=%d expect=%d\n",
+                   http_method_str((enum http_method)req->method), (int)req->url.len, req->url.p,
+                   req->http_minor, gw_http_header_str(req, GW_H_CONTENT_TYPE), req->has_length,
                    (unsigned long long)req->content_length, req->chunked, req->keep_alive,
                    req->expect_continue);
     r->last = *req;
+    copy_header(req, GW_H_ORIGIN, r->origin, sizeof(r->origin));
+    copy_header(req, GW_H_ACR_METHOD, r->acr_method, sizeof(r->acr_method));
+    copy_header(req, GW_H_ACR_HEADERS, r->acr_headers, sizeof(r->acr_headers));
+    copy_header(req, GW_H_AUTHORIZATION, r->authorization, sizeof(r->authorization));
     return 0;
 }
 
@@ -72,33 +87,71 @@ static void normalise(const char *in, struct cm_sbuf *out)
         cm_sbuf_puts(out, "\n");
 }
 
-/* Feed text in pieces of `step` bytes (each piece in its own buffer, like separate reads);
- * resume right away after each request. Returns the last feed result. */
+/* A connection's read buffer, as the stream keeps it: reads are appended; parsed bytes are
+ * released except the ones a partial head pins; when a read does not fit, the unreleased bytes
+ * move to a new buffer (small buffers here, so heads move often). */
+struct region {
+    struct cm_buf *b;
+    size_t off, len, fed;
+};
+
+static void region_append(struct region *g, const char *p, size_t n)
+{
+    if (g->b == NULL || g->b->cap - g->b->len < n) {
+        struct cm_buf *nb = cm_buf_new(g->len + n + 8);
+        cr_assert_not_null(nb);
+        if (g->len > 0)
+            memcpy(nb->data, g->b->data + g->off, g->len);
+        nb->len = g->len;
+        if (g->b != NULL)
+            memset(g->b->data, '#', g->b->cap); /* a stale pointer would read garbage */
+        cm_buf_unref(g->b);
+        g->b = nb;
+        g->off = 0;
+    }
+    memcpy(g->b->data + g->b->len, p, n);
+    g->b->len += n;
+    g->len += n;
+}
+
+/* Feed what is unparsed, resuming after each request. Returns the last feed result. */
+static int region_feed(struct region *g, struct gw_http_in *in, int *paused)
+{
+    int rc = GW_HTTP_OK;
+    while (g->fed < g->len) {
+        size_t used;
+        rc = gw_http_in_feed(in, g->b, g->off + g->fed, g->len - g->fed, &used);
+        g->fed += used;
+        size_t done = g->fed - gw_http_in_pinned(in);
+        g->off += done;
+        g->len -= done;
+        g->fed -= done;
+        if (rc == GW_HTTP_PAUSED) {
+            (*paused)++;
+            gw_http_in_resume(in);
+            continue;
+        }
+        if (rc != GW_HTTP_OK)
+            break;
+    }
+    return rc;
+}
+
+/* Feed text in reads of `step` bytes; resume right away after each request. */
 static int feed_all(struct rec *r, const char *text, size_t len, size_t step, int *paused)
 {
     struct gw_http_in in;
+    struct region g = {0};
     gw_http_in_init(&in, &rec_sink, r);
     int rc = GW_HTTP_OK;
     *paused = 0;
     for (size_t off = 0; off < len && rc >= 0;) {
         size_t n = len - off < step ? len - off : step;
-        struct cm_buf *b = cm_buf_copy(text + off, n);
-        size_t pos = 0;
-        while (pos < n) {
-            size_t used;
-            rc = gw_http_in_feed(&in, b, pos, n - pos, &used);
-            pos += used;
-            if (rc == GW_HTTP_PAUSED) {
-                (*paused)++;
-                gw_http_in_resume(&in);
-                continue;
-            }
-            if (rc != GW_HTTP_OK)
-                break;
-        }
-        cm_buf_unref(b);
+        region_append(&g, text + off, n);
+        rc = region_feed(&g, &in, paused);
         off += n;
     }
+    cm_buf_unref(g.b);
     gw_http_in_close(&in);
     return rc;
 }
@@ -362,31 +415,24 @@ Test(http, randomised_pipelines_and_fragments)
             }
             cm_sbuf_puts(&want, "E\n");
         }
-        /* feed in random fragments, each its own buffer */
+        /* feed in random reads into a moving read buffer */
         struct rec rc;
         memset(&rc, 0, sizeof(rc));
         cm_sbuf_init(&rc.log);
         struct gw_http_in in;
         gw_http_in_init(&in, &rec_sink, &rc);
         int paused = 0;
+        struct region g = {0};
         for (size_t off = 0; off < wire.len;) {
             size_t n = 1 + rnd(&st) % 300;
             if (n > wire.len - off)
                 n = wire.len - off;
-            struct cm_buf *b = cm_buf_copy(wire.p + off, n);
-            for (size_t pos = 0; pos < n;) {
-                size_t used;
-                int rv = gw_http_in_feed(&in, b, pos, n - pos, &used);
-                cr_assert_geq(rv, 0, "round %d: error %s", round, gw_http_in_error(&in));
-                pos += used;
-                if (rv == GW_HTTP_PAUSED) {
-                    paused++;
-                    gw_http_in_resume(&in);
-                }
-            }
-            cm_buf_unref(b);
+            region_append(&g, wire.p + off, n);
+            int rv = region_feed(&g, &in, &paused);
+            cr_assert_geq(rv, 0, "round %d: error %s", round, gw_http_in_error(&in));
             off += n;
         }
+        cm_buf_unref(g.b);
         struct cm_sbuf norm;
         cm_sbuf_init(&norm);
         normalise(rc.log.p ? rc.log.p : "", &norm);
@@ -408,14 +454,14 @@ static int feed_limited(const char *text, size_t max_head, size_t max_url, struc
     struct gw_http_in in;
     gw_http_in_init(&in, &rec_sink, r);
     gw_http_in_limits(&in, max_head, max_url);
-    int rc = GW_HTTP_OK;
+    int rc = GW_HTTP_OK, paused = 0;
+    struct region g = {0};
     for (size_t off = 0; off < strlen(text) && rc == GW_HTTP_OK; off += 3) {
         size_t n = strlen(text) - off < 3 ? strlen(text) - off : 3;
-        struct cm_buf *b = cm_buf_copy(text + off, n);
-        size_t used;
-        rc = gw_http_in_feed(&in, b, 0, n, &used);
-        cm_buf_unref(b);
+        region_append(&g, text + off, n);
+        rc = region_feed(&g, &in, &paused);
     }
+    cm_buf_unref(g.b);
     *status = gw_http_in_error_status(&in);
     gw_http_in_close(&in);
     return rc;
@@ -500,9 +546,133 @@ Test(http, connection_layer_headers)
     cm_sbuf_init(&r.log);
     int paused;
     cr_assert_geq(feed_all(&r, text, strlen(text), 5, &paused), 0);
-    cr_assert_str_eq(r.last.origin, "https://p.example");
-    cr_assert_str_eq(r.last.acr_method, "PUT");
-    cr_assert_str_eq(r.last.acr_headers, "authorization");
-    cr_assert_str_eq(r.last.authorization, "Bearer xyz");
+    cr_assert_str_eq(r.origin, "https://p.example");
+    cr_assert_str_eq(r.acr_method, "PUT");
+    cr_assert_str_eq(r.acr_headers, "authorization");
+    cr_assert_str_eq(r.authorization, "Bearer xyz");
+    cm_sbuf_free(&r.log);
+}
+
+/* ---- header token table ---- */
+
+struct slices {
+    const char *buf_start, *buf_end;
+    int checked;
+    int if_match_present, ttl_present;
+    size_t if_match_len;
+    int overflow;
+    const char *range;
+    size_t range_len;
+};
+
+static int s_head(void *arg, struct gw_http_req *req)
+{
+    struct slices *s = arg;
+    size_t len;
+    s->checked = 1;
+    s->range = gw_http_header(req, GW_H_RANGE, &s->range_len);
+    cr_assert(s->range == NULL ||
+                  (s->range >= s->buf_start && s->range + s->range_len < s->buf_end),
+              "the value is a slice of the fed buffer, not a copy");
+    cr_assert(req->url.p >= s->buf_start && req->url.p < s->buf_end);
+    s->if_match_present = gw_http_has_header(req, GW_H_IF_MATCH);
+    gw_http_header(req, GW_H_IF_MATCH, &s->if_match_len);
+    s->ttl_present = gw_http_has_header(req, GW_H_TTL);
+    cr_assert_null(gw_http_header(req, GW_H_TTL, &len), "absent: NULL");
+    cr_assert_eq(len, 0);
+    cr_assert_str_eq(gw_http_header_str(req, GW_H_TTL), "");
+    s->overflow = req->header_overflow;
+    return 0;
+}
+
+static int s_body(void *arg, const struct cm_slice *piece)
+{
+    return 0;
+}
+
+static int s_end(void *arg)
+{
+    return 0;
+}
+
+static const struct gw_http_sink slice_sink = {s_head, s_body, s_end};
+
+Test(http, header_values_are_slices_of_the_read_buffer)
+{
+    const char *text = "GET /a?x HTTP/1.1\r\nrAnGe:  bytes=0-9\r\nIf-Match:\r\n"
+                       "X-Other: ignored\r\n\r\n";
+    struct cm_buf *b = cm_buf_copy(text, strlen(text));
+    struct slices s;
+    memset(&s, 0, sizeof(s));
+    s.buf_start = b->data;
+    s.buf_end = b->data + b->len;
+    struct gw_http_in in;
+    gw_http_in_init(&in, &slice_sink, &s);
+    size_t used;
+    cr_assert_eq(gw_http_in_feed(&in, b, 0, b->len, &used), GW_HTTP_PAUSED);
+    cr_assert(s.checked);
+    cr_assert_eq(s.range_len, strlen("bytes=0-9"));
+    cr_assert_eq(memcmp(s.range, "bytes=0-9", s.range_len), 0, "names match in any case");
+    cr_assert(s.if_match_present, "present with an empty value");
+    cr_assert_eq(s.if_match_len, 0);
+    cr_assert_not(s.ttl_present);
+    cr_assert_not(s.overflow);
+    gw_http_in_close(&in);
+    cm_buf_unref(b);
+}
+
+Test(http, long_value_of_a_used_header_overflows)
+{
+    struct cm_sbuf req;
+    cm_sbuf_init(&req);
+    cm_sbuf_puts(&req, "GET /a HTTP/1.1\r\nRange: ");
+    for (int i = 0; i < GW_HTTP_VALUE_MAX; i++)
+        cm_sbuf_puts(&req, "1");
+    cm_sbuf_puts(&req, "\r\n\r\n");
+    struct cm_buf *b = cm_buf_copy(req.p, req.len);
+    struct slices s;
+    memset(&s, 0, sizeof(s));
+    s.buf_start = b->data;
+    s.buf_end = b->data + b->len;
+    struct gw_http_in in;
+    gw_http_in_init(&in, &slice_sink, &s);
+    size_t used;
+    cr_assert_eq(gw_http_in_feed(&in, b, 0, b->len, &used), GW_HTTP_PAUSED);
+    cr_assert(s.overflow, "a value of GW_HTTP_VALUE_MAX bytes is too long (400 there)");
+    gw_http_in_close(&in);
+    cm_buf_unref(b);
+    cm_sbuf_free(&req);
+}
+
+Test(http, folded_value_of_a_used_header_is_refused)
+{
+    struct rec r;
+    memset(&r, 0, sizeof(r));
+    cm_sbuf_init(&r.log);
+    int paused;
+    const char *folded = "GET /a HTTP/1.1\r\nRange: bytes=0-\r\n 9\r\n\r\n";
+    cr_assert_eq(feed_all(&r, folded, strlen(folded), 1000, &paused), GW_HTTP_ERROR,
+                 "not one slice: refused, not glued");
+    cr_assert_eq(r.heads, 0);
+    cm_sbuf_free(&r.log);
+}
+
+Test(http, head_not_kept_in_front_is_an_error_not_a_crash)
+{
+    struct rec r;
+    memset(&r, 0, sizeof(r));
+    cm_sbuf_init(&r.log);
+    struct gw_http_in in;
+    gw_http_in_init(&in, &rec_sink, &r);
+    struct cm_buf *a = cm_buf_copy("GET /abc", 8);
+    struct cm_buf *b = cm_buf_copy("def HTTP/1.1\r\n\r\n", 17);
+    size_t used;
+    cr_assert_eq(gw_http_in_feed(&in, a, 0, a->len, &used), GW_HTTP_OK);
+    cr_assert_eq(gw_http_in_pinned(&in), 4, "the target so far is pinned");
+    cr_assert_eq(gw_http_in_feed(&in, b, 0, b->len, &used), GW_HTTP_ERROR);
+    cr_assert_eq(r.heads, 0);
+    cm_buf_unref(a);
+    cm_buf_unref(b);
+    gw_http_in_close(&in);
     cm_sbuf_free(&r.log);
 }

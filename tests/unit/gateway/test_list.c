@@ -5,6 +5,7 @@
 
 #include "object/list.h"
 #include "object/put.h"
+#include "test_req.h"
 
 Test(list, query_param)
 {
@@ -53,18 +54,13 @@ Test(list, json)
 
 static int ttl_of(const char *url, const char *hdr, const struct gw_rules *rules, int64_t *ttl)
 {
-    static struct gw_http_req r;
     const char *why = NULL;
-    memset(&r, 0, sizeof(r));
-    cm_sbuf_init(&r.url);
-    cm_sbuf_puts(&r.url, url);
-    if (hdr != NULL) {
-        r.has_ttl = 1;
-        snprintf(r.ttl, sizeof(r.ttl), "%s", hdr);
-    }
+    char text[1024];
+    snprintf(text, sizeof(text), "PUT %s HTTP/1.1\r\n%s%s%s\r\n", url,
+             hdr ? "X-Headwater-TTL: " : "", hdr ? hdr : "", hdr ? "\r\n" : "");
+    struct gw_http_req r = gw_test_req_text(text);
     int rv = gw_put_ttl(&r, rules, "/live/a.ts", ttl, &why);
     cr_assert(rv == 0 || why != NULL);
-    cm_sbuf_free(&r.url);
     return rv;
 }
 

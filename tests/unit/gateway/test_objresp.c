@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "object/objresp.h"
+#include "test_req.h"
 
 static struct gw_objinfo info(const char *key, uint64_t size)
 {
@@ -13,13 +14,10 @@ static struct gw_objinfo info(const char *key, uint64_t size)
     return o;
 }
 
+/* A request parsed from its head (the header values point into a static buffer). */
 static struct gw_http_req req_with(const char *range, const char *if_range)
 {
-    struct gw_http_req r;
-    memset(&r, 0, sizeof(r));
-    snprintf(r.range, sizeof(r.range), "%s", range);
-    snprintf(r.if_range, sizeof(r.if_range), "%s", if_range);
-    return r;
+    return gw_test_req(range[0] ? "Range" : NULL, range, if_range[0] ? "If-Range" : NULL, if_range);
 }
 
 Test(objresp, ranges)
@@ -65,18 +63,13 @@ Test(objresp, conditionals)
 {
     struct gw_objinfo o = info("/a/s.m4s", 10);
     struct gw_objresp p;
-    struct gw_http_req r = req_with("bytes=0-1", "");
-    r.has_if_none_match = 1;
-    snprintf(r.if_none_match, sizeof(r.if_none_match), "W/\"2a\"");
+    struct gw_http_req r = gw_test_req("Range", "bytes=0-1", "If-None-Match", "W/\"2a\"");
     gw_objresp_plan(&r, 0, &o, &p);
     cr_assert_eq(p.status, 304, "304 wins over Range");
-    r = req_with("", "");
-    r.has_if_match = 1;
-    snprintf(r.if_match, sizeof(r.if_match), "\"1\"");
+    r = gw_test_req("If-Match", "\"1\"", NULL, NULL);
     gw_objresp_plan(&r, 0, &o, &p);
     cr_assert_eq(p.status, 412);
-    r = req_with("", "");
-    snprintf(r.if_modified_since, sizeof(r.if_modified_since), "Sun, 06 Nov 1994 08:49:37 GMT");
+    r = gw_test_req("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT", NULL, NULL);
     gw_objresp_plan(&r, 1, &o, &p);
     cr_assert_eq(p.status, 304);
 }

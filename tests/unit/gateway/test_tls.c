@@ -121,6 +121,44 @@ Test(tls, handshake_and_data_both_ways)
     gw_tls_ctx_free(ctx);
 }
 
+/* An idle connection may give back its grown buffers; the session goes on unchanged. */
+Test(tls, trim_when_idle_keeps_the_session)
+{
+    struct gw_tls_ctx *ctx;
+    struct gw_tls *s;
+    struct client c;
+    char err[256], buf[4096];
+    cr_assert_eq(gw_tls_ctx_new(cert, key, &ctx, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(gw_tls_new(ctx, &s), 0);
+    client_new(&c, 0);
+    gw_tls_trim(s); /* before the handshake: nothing to give back */
+    cr_assert_eq(pump(&c, s), 0);
+    cr_assert(gw_tls_handshake_done(s));
+    static char big[100000];
+    for (int round = 0; round < 3; round++) {
+        memset(big, 'a' + round, sizeof(big));
+        cr_assert_eq(gw_tls_write(s, big, sizeof(big)), 0); /* grows the outgoing BIO */
+        gw_tls_trim(s);                                     /* ciphertext pending: must keep it */
+        cr_assert_gt(gw_tls_pending(s), sizeof(big));
+        cr_assert_eq(pump(&c, s), 0);
+        gw_tls_trim(s); /* idle now */
+        size_t got = 0;
+        int r;
+        while ((r = SSL_read(c.ssl, buf, sizeof(buf))) > 0) {
+            cr_assert_eq(buf[0], 'a' + round);
+            got += (size_t)r;
+        }
+        cr_assert_eq(got, sizeof(big), "round %d", round);
+        cr_assert_eq(SSL_write(c.ssl, "ping", 4), 4);
+        cr_assert_eq(pump(&c, s), 0);
+        cr_assert_eq(gw_tls_read(s, buf, sizeof(buf)), 4);
+        cr_assert(memcmp(buf, "ping", 4) == 0);
+    }
+    client_free(&c);
+    gw_tls_free(s);
+    gw_tls_ctx_free(ctx);
+}
+
 Test(tls, old_versions_and_garbage_are_refused)
 {
     struct gw_tls_ctx *ctx;
