@@ -17,7 +17,8 @@
     X(CM_EUNAVAIL, -11, "unavailable")                                                             \
     X(CM_EHELP, -12, "help requested")                                                             \
     X(CM_EBUSY, -13, "busy")                                                                       \
-    X(CM_ESTORE, -14, "store error")
+    X(CM_ESTORE, -14, "store error")                                                               \
+    X(CM_EAUTH, -15, "authentication failed")
 
 enum {
 #define CM_ERR_ENUM(name, value, text) name = (value),

@@ -39,6 +39,9 @@ struct gw_config {
     uint64_t max_pipeline;
     const char *cors_origins; /* NULL = "*" */
     int access_log;
+    /* cluster authentication (common/auth.h): required unless insecure */
+    const char *cluster_secret_file;
+    int insecure;
     /* filled by gw_config_validate */
     size_t nseeds;
     char seeds[GW_MAX_SEEDS][GW_ADDR_MAX];

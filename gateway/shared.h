@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "authkeys.h"
 #include "buf.h"
 #include "cors.h"
@@ -53,6 +54,8 @@ const struct gw_cors *gw_shared_cors(const struct gw_shared *sh);
 atomic_uint_fast64_t *gw_shared_open_conns(struct gw_shared *sh);
 /* A metrics struct of its own for one loop (never NULL: past the slots, loops share the last). */
 struct gw_metrics *gw_shared_metrics(struct gw_shared *sh);
+/* The cluster secret for node connections and their refusal counters (thread-safe). */
+struct cm_auth *gw_shared_auth(struct gw_shared *sh);
 /* /metrics: every loop's counters summed. */
 void gw_shared_metrics_render(struct gw_shared *sh, struct cm_sbuf *out);
 /* The /status "reads" member (`,"reads":{...}`): read counters of every loop, cache figures. */

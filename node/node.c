@@ -12,10 +12,12 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "auth.h"
 #include "call.h"
 #include "err.h"
 #include "log.h"
 #include "server.h"
+#include "shard/transport.h"
 #include "timeutil.h"
 
 #define TICK_MS 250
@@ -188,7 +190,8 @@ static void discover(struct nd_node *n)
         h.node_id = n->id;
         h.rpc_address = (char *)n->cfg->listen;
         req.hello = &h;
-        nd_call_start(n->loop, p->rpc, n->id, n->cfg->listen, &req, 1000, on_hello, p, &p->hello);
+        nd_call_start(n->loop, n->auth, p->rpc, n->id, n->cfg->listen, &req, 1000, on_hello, p,
+                      &p->hello);
     }
 }
 
@@ -213,6 +216,49 @@ static void on_tick(uv_timer_t *t)
 static void fsm_on_missing(struct nd_fsm *f, void *data)
 {
     nd_repair_kick(data);
+}
+
+/* Raft transport membership check: id is a voter/standby of the group at address (from the
+ * raft configuration once started, else from --peers and the addresses learned by HELLO). */
+static int raft_is_member(void *arg, raft_id id, const char *address)
+{
+    struct nd_node *n = arg;
+    if (n->raft_started && n->raft.configuration.n > 0) {
+        for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+            const struct raft_server *s = &n->raft.configuration.servers[i];
+            if (s->id == id && s->address != NULL && strcmp(s->address, address) == 0)
+                return 1;
+        }
+        return 0;
+    }
+    for (unsigned i = 0; i < n->npeers; i++)
+        if (n->peers[i].id == id && strcmp(n->peers[i].raft, address) == 0)
+            return 1;
+    return 0;
+}
+
+/* Our authenticated transport, or raft's stock TCP one with --insecure. */
+static int transport_init(struct nd_node *n)
+{
+    if (!cm_auth_enabled(n->auth))
+        return raft_uv_tcp_init(&n->transport, n->loop) == 0 ? 0 : CM_EIO;
+    struct nd_transport_cfg tc = {
+        .auth = n->auth,
+        .group = n->shard,
+        .max_pending = (unsigned)n->cfg->raft_max_conns,
+        .timeout_ms = CM_AUTH_TIMEOUT_MS,
+        .is_member = raft_is_member,
+        .arg = n,
+    };
+    return nd_transport_init(&n->transport, n->loop, &tc);
+}
+
+static void transport_close(struct nd_node *n)
+{
+    if (cm_auth_enabled(n->auth))
+        nd_transport_close(&n->transport);
+    else
+        raft_uv_tcp_close(&n->transport);
 }
 
 int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cfg, char *errmsg,
@@ -259,10 +305,14 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
         }
     }
     n->fsm.data = n;
-    if (raft_uv_tcp_init(&n->transport, loop) != 0) {
+    rv = cm_auth_new(cfg->cluster_secret_file, cfg->insecure, CM_AUTH_ROLE_NODE, n->id, &n->auth,
+                     errmsg, errlen);
+    if (rv != 0)
+        goto err_after_store;
+    if (transport_init(n) != 0) {
         snprintf(errmsg, errlen, "raft transport init failed");
         rv = CM_EIO;
-        goto err_after_store;
+        goto err_after_auth;
     }
     if (raft_uv_init(&n->io, loop, n->raft_dir, &n->transport) != 0) {
         snprintf(errmsg, errlen, "raft io init failed for %s", n->raft_dir);
@@ -295,7 +345,10 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
 err_after_io:
     raft_uv_close(&n->io);
 err_after_transport:
-    raft_uv_tcp_close(&n->transport);
+    transport_close(n);
+err_after_auth:
+    cm_auth_free(n->auth);
+    n->auth = NULL;
 err_after_store:
     nd_store_close(&n->store);
     return rv;
@@ -311,6 +364,8 @@ static void maybe_stopped(struct nd_node *n)
     cm_free(n->repair_cursor);
     n->repair_cursor = NULL;
     nd_store_close(&n->store);
+    cm_auth_free(n->auth);
+    n->auth = NULL;
     CM_INFO("node stopped id=%u", n->id);
     if (n->on_stopped != NULL)
         n->on_stopped(n);
@@ -320,7 +375,7 @@ static void on_raft_closed(struct raft *r)
 {
     struct nd_node *n = r->data;
     raft_uv_close(&n->io);
-    raft_uv_tcp_close(&n->transport);
+    transport_close(n);
     n->raft_closed = 1;
     maybe_stopped(n);
 }

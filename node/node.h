@@ -43,6 +43,7 @@ struct nd_node {
     int bootstrapped; /* the group was bootstrapped in an earlier run */
     int raft_closed;
     struct cm_rpc_server *server;
+    struct cm_auth *auth; /* owned: cluster secret, refusal counters (common/auth.h) */
     struct nd_peer peers[ND_MAX_PEERS];
     unsigned npeers;
     struct nd_upload *uploads; /* staged uploads receiving chunks (list) */

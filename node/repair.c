@@ -262,7 +262,7 @@ static void try_holder(struct repair_pass *p)
             f.key = m->key;
             f.upload_id = m->upload_id;
             req.fetch = &f;
-            if (nd_call_start(n->loop, rpc, n->id, n->cfg->listen, &req, 3000, on_fetch, p,
+            if (nd_call_start(n->loop, n->auth, rpc, n->id, n->cfg->listen, &req, 3000, on_fetch, p,
                               &p->call) == 0)
                 return;
         }

@@ -219,5 +219,12 @@ static void on_accept(struct cm_rpc_server *s, struct cm_rpc_conn *c)
 
 int nd_server_start(struct nd_node *n, char *errmsg, size_t errlen)
 {
-    return cm_rpc_listen(n->loop, n->cfg->listen, on_accept, n, &n->server, errmsg, errlen);
+    int rv =
+        cm_rpc_listen(n->loop, n->cfg->listen, n->auth, on_accept, n, &n->server, errmsg, errlen);
+    if (rv != 0)
+        return rv;
+    struct cm_rpc_limits lim = {.max_conns = (unsigned)n->cfg->rpc_max_conns,
+                                .idle_ms = (unsigned)n->cfg->rpc_idle_ms};
+    cm_rpc_server_set_limits(n->server, &lim);
+    return 0;
 }

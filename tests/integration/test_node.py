@@ -10,7 +10,7 @@ import time
 
 import hwtest
 from cluster import Cluster
-from nodeproto import T, NodeClient, crc32c, dec, enc, one
+from nodeproto import T, NodeClient, crc32c, dec, default_secret, enc, handshake, one
 
 TESTS = []
 test = hwtest.collector(TESTS)
@@ -374,6 +374,7 @@ def garbage_and_wrong_versions_close_only_that_connection(cl):
             got += b
         s.close()
     s = socket.create_connection(addr, timeout=5)
+    handshake(s, default_secret())  # authenticated, then a HELLO of the wrong version
     env = enc([(1, T["HELLO"]), (2, 1), (10, [(1, 99)])])
     s.sendall(struct.pack(">II", 4 + len(env), len(env)) + env)
     head = s.recv(8)

@@ -95,7 +95,7 @@ static int listen_free_port(struct ctx *x)
     char err[128], addr[64];
     for (int port = 20000 + (getpid() % 20000); port < 65000; port += 7) {
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-        if (cm_rpc_listen(&x->loop, addr, on_accept, x, &x->server, err, sizeof(err)) == 0)
+        if (cm_rpc_listen(&x->loop, addr, NULL, on_accept, x, &x->server, err, sizeof(err)) == 0)
             return port;
     }
     return -1;
@@ -113,7 +113,7 @@ Test(rpc, echo_roundtrip_and_clean_close)
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", x.port);
     static const struct cm_rpc_handlers h = {cli_on_frame, NULL, cli_on_close};
-    cr_assert_eq(cm_rpc_connect(&x.loop, addr, 2000, &h, on_connect, &x), 0);
+    cr_assert_eq(cm_rpc_connect(&x.loop, addr, NULL, 2000, &h, on_connect, &x), 0);
     uv_run(&x.loop, UV_RUN_DEFAULT);
     cr_assert_eq(x.got, 50);
     cr_assert_eq(x.client_closed, 1);
@@ -141,7 +141,7 @@ Test(rpc, connect_refused_reports_once)
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     static const struct cm_rpc_handlers h = {cli_on_frame, NULL, cli_on_close};
-    cr_assert_eq(cm_rpc_connect(&x.loop, addr, 2000, &h, on_connect_refused, &x), 0);
+    cr_assert_eq(cm_rpc_connect(&x.loop, addr, NULL, 2000, &h, on_connect_refused, &x), 0);
     cr_assert_eq(x.connect_failed, 0, "callback must not fire from inside the call");
     uv_run(&x.loop, UV_RUN_DEFAULT);
     cr_assert_eq(x.connect_failed, 1);
@@ -155,7 +155,8 @@ Test(rpc, bad_address_fails_now)
     uv_loop_t loop;
     uv_loop_init(&loop);
     static const struct cm_rpc_handlers h = {cli_on_frame, NULL, cli_on_close};
-    cr_assert_eq(cm_rpc_connect(&loop, "nonsense", 100, &h, on_connect_refused, NULL), CM_EINVAL);
+    cr_assert_eq(cm_rpc_connect(&loop, "nonsense", NULL, 100, &h, on_connect_refused, NULL),
+                 CM_EINVAL);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&loop), 0);
 }
@@ -199,7 +200,7 @@ Test(rpc, garbage_closes_connection_server_survives)
     int port;
     for (port = 30000 + (getpid() % 20000); port < 65000; port += 11) {
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-        if (cm_rpc_listen(&x.loop, addr, garbage_on_accept, &x, &x.server, err, 128) == 0)
+        if (cm_rpc_listen(&x.loop, addr, NULL, garbage_on_accept, &x, &x.server, err, 128) == 0)
             break;
     }
     uv_tcp_t raw;
