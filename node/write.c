@@ -5,13 +5,16 @@
  *
  * raft_apply / raft_barrier either fail now (answered at once) or call back exactly once;
  * leadership lost after proposing -> CODE_LEADERSHIP_LOST (outcome unknown to the client). */
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "auth.h"
 #include "err.h"
 #include "etag.h"
 #include "log.h"
 #include "server.h"
+#include "shard/commit_check.h"
 #include "timeutil.h"
 
 struct apply_req {
@@ -115,20 +118,18 @@ void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
 {
     struct nd_node *n = sc->n;
     const Hw__Commit *c = env->commit;
-    if (c == NULL || !nd_key_valid(c->key) || c->upload_id.len != ND_UPLOAD_ID_LEN ||
-        c->n_holders == 0 || c->ttl_seconds < 0) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "COMMIT needs a key, a 16-byte upload id and holders");
-        return;
+    uint32_t members[ND_MAX_PEERS];
+    char why[160];
+    for (unsigned i = 0; i < n->npeers; i++)
+        members[i] = n->peers[i].id;
+    int rv = nd_commit_check(c, members, n->npeers, (unsigned)n->cfg->replicas, why, sizeof(why));
+    if (rv == 0 && !precondition_valid(c->precondition)) {
+        snprintf(why, sizeof(why), "COMMIT precondition value too long");
+        rv = CM_EINVAL;
     }
-    if (!precondition_valid(c->precondition)) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "COMMIT precondition value too long");
-        return;
-    }
-    if (c->n_holders * 2 <= n->cfg->replicas) {
-        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
-                          "COMMIT needs a quorum of holders");
+    if (rv != 0) {
+        cm_auth_refuse(n->auth, CM_AUTH_R_BAD_COMMIT, cm_rpc_peer(sc->conn), why);
+        cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST, why);
         return;
     }
     Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
@@ -154,7 +155,7 @@ void nd_handle_commit(struct nd_sconn *sc, const Hw__Envelope *env)
 void nd_handle_delete(struct nd_sconn *sc, const Hw__Envelope *env)
 {
     struct nd_node *n = sc->n;
-    if (env->delete_ == NULL || !nd_key_valid(env->delete_->key)) {
+    if (env->delete_ == NULL || !nd_commit_key_ok(env->delete_->key)) {
         cm_rpc_send_error(sc->conn, env->req_id, env->shard, HW__CODE__CODE_BAD_REQUEST,
                           "DELETE needs a key");
         return;
@@ -270,6 +271,17 @@ void nd_handle_status(struct nd_sconn *sc, const Hw__Envelope *env)
     st.staged_uploads = n->nuploads;
     st.uptime_ms = cm_wall_ms() - n->started_ms;
     st.reads = n->reads;
+    Hw__Refusal refusals[CM_AUTH_R_COUNT], *prefusals[CM_AUTH_R_COUNT];
+    for (int r = 0; r < CM_AUTH_R_COUNT; r++) {
+        hw__refusal__init(&refusals[r]);
+        refusals[r].reason = (char *)cm_auth_reason_name((enum cm_auth_reason)r);
+        refusals[r].count = cm_auth_refused(n->auth, (enum cm_auth_reason)r);
+        prefusals[r] = &refusals[r];
+    }
+    st.n_refusals = CM_AUTH_R_COUNT;
+    st.refusals = prefusals;
+    st.refusals_total = cm_auth_refused_total(n->auth);
+    st.authenticated = cm_auth_enabled(n->auth);
     cm_env_init(&out, HW__MSG_TYPE__MSG_STATUS_OK, env->req_id, env->shard);
     out.status_ok = &st;
     cm_rpc_send(sc->conn, &out, NULL, 0);
