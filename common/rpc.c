@@ -311,6 +311,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0 && c->state == CONN_AUTH) {
         if (c->hs_bytes > 0 && c->server != NULL)
             hs_refuse(c, CM_AUTH_R_BAD_HELLO, CM_EAUTH, "closed during the handshake");
+        else if (c->server == NULL && c->hs->state == CM_AUTH_HS_PROOF)
+            hs_refuse(c, CM_AUTH_R_BAD_PROOF, CM_EAUTH,
+                      "the node closed after our proof: a different cluster secret?");
         else
             hs_refuse(c, CM_AUTH_R_COUNT, c->hs_bytes > 0 ? CM_EAUTH : CM_ECLOSED, NULL);
         return;
