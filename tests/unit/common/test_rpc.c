@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "auth.h"
 #include "err.h"
 #include "rpc.h"
 
@@ -16,6 +17,7 @@ struct ctx {
     int server_conn_closed;
     int connect_failed;
     int connect_status;
+    int accepted;
     uv_timer_t deadline;
 };
 
@@ -41,6 +43,7 @@ static void on_accept(struct cm_rpc_server *s, struct cm_rpc_conn *c)
     static const struct cm_rpc_handlers h = {srv_on_frame, NULL, srv_on_close};
     cm_rpc_set_handlers(c, &h);
     cm_rpc_set_data(c, cm_rpc_server_data(s));
+    ((struct ctx *)cm_rpc_server_data(s))->accepted++;
 }
 
 static void cli_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
@@ -90,15 +93,20 @@ static void on_deadline(uv_timer_t *t)
     cr_assert_fail("rpc test timed out");
 }
 
-static int listen_free_port(struct ctx *x)
+static int listen_auth(struct ctx *x, struct cm_auth *a)
 {
     char err[128], addr[64];
     for (int port = 20000 + (getpid() % 20000); port < 65000; port += 7) {
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-        if (cm_rpc_listen(&x->loop, addr, NULL, on_accept, x, &x->server, err, sizeof(err)) == 0)
+        if (cm_rpc_listen(&x->loop, addr, a, on_accept, x, &x->server, err, sizeof(err)) == 0)
             return port;
     }
     return -1;
+}
+
+static int listen_free_port(struct ctx *x)
+{
+    return listen_auth(x, NULL);
 }
 
 Test(rpc, echo_roundtrip_and_clean_close)
@@ -216,4 +224,69 @@ Test(rpc, garbage_closes_connection_server_survives)
     uv_run(&x.loop, UV_RUN_DEFAULT);
     cr_assert_eq(x.server_conn_closed, 1);
     cr_assert_eq(uv_loop_close(&x.loop), 0);
+}
+
+static const char secret[] = "the-cluster-secret-for-rpc-tests";
+
+Test(rpc, authenticated_echo_roundtrip)
+{
+    struct ctx x;
+    struct cm_auth *node = NULL, *gw = NULL;
+    memset(&x, 0, sizeof(x));
+    cr_assert_eq(cm_auth_new_secret(secret, strlen(secret), CM_AUTH_ROLE_NODE, 1, &node), 0);
+    cr_assert_eq(cm_auth_new_secret(secret, strlen(secret), CM_AUTH_ROLE_GATEWAY, 0, &gw), 0);
+    uv_loop_init(&x.loop);
+    x.port = listen_auth(&x, node);
+    cr_assert_gt(x.port, 0);
+    uv_timer_init(&x.loop, &x.deadline);
+    uv_timer_start(&x.deadline, on_deadline, 10000, 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", x.port);
+    static const struct cm_rpc_handlers h = {cli_on_frame, NULL, cli_on_close};
+    cr_assert_eq(cm_rpc_connect(&x.loop, addr, gw, 2000, &h, on_connect, &x), 0);
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    cr_assert_eq(x.got, 50);
+    cr_assert_eq(x.accepted, 1);
+    cr_assert_eq(x.server_conn_closed, 1);
+    cr_assert_eq(cm_auth_refused_total(node) + cm_auth_refused_total(gw), 0);
+    cr_assert_eq(uv_loop_close(&x.loop), 0);
+    cm_auth_free(node);
+    cm_auth_free(gw);
+}
+
+static void on_connect_refused_stop(struct cm_rpc_conn *c, int status, void *arg)
+{
+    struct ctx *x = arg;
+    on_connect_refused(c, status, arg);
+    cm_rpc_server_close(x->server);
+    uv_close((uv_handle_t *)&x->deadline, NULL);
+}
+
+Test(rpc, a_wrong_secret_never_reaches_the_handlers)
+{
+    struct ctx x;
+    struct cm_auth *node = NULL, *gw = NULL;
+    const char other[] = "some-other-secret-entirely";
+    memset(&x, 0, sizeof(x));
+    cr_assert_eq(cm_auth_new_secret(secret, strlen(secret), CM_AUTH_ROLE_NODE, 1, &node), 0);
+    cr_assert_eq(cm_auth_new_secret(other, strlen(other), CM_AUTH_ROLE_GATEWAY, 0, &gw), 0);
+    uv_loop_init(&x.loop);
+    x.port = listen_auth(&x, node);
+    cr_assert_gt(x.port, 0);
+    uv_timer_init(&x.loop, &x.deadline);
+    uv_timer_start(&x.deadline, on_deadline, 10000, 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", x.port);
+    static const struct cm_rpc_handlers h = {cli_on_frame, NULL, cli_on_close};
+    cr_assert_eq(cm_rpc_connect(&x.loop, addr, gw, 2000, &h, on_connect_refused_stop, &x), 0);
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    cr_assert_eq(x.connect_failed, 1);
+    cr_assert_eq(x.connect_status, CM_EAUTH);
+    cr_assert_eq(x.accepted, 0, "an unauthenticated connection reached on_accept");
+    cr_assert_eq(x.server_conn_closed, 0);
+    cr_assert_eq(cm_auth_refused(node, CM_AUTH_R_BAD_PROOF), 1);
+    cr_assert_eq(cm_auth_refused(gw, CM_AUTH_R_BAD_PROOF), 1);
+    cr_assert_eq(uv_loop_close(&x.loop), 0);
+    cm_auth_free(node);
+    cm_auth_free(gw);
 }
