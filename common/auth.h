@@ -42,7 +42,8 @@ enum cm_auth_channel { CM_AUTH_CHAN_RPC = 1, CM_AUTH_CHAN_RAFT = 2 };
     X(CM_AUTH_R_LIMIT, "conn_limit")                                                               \
     X(CM_AUTH_R_IDLE, "idle")                                                                      \
     X(CM_AUTH_R_OVERSIZE, "oversize")                                                              \
-    X(CM_AUTH_R_BAD_COMMIT, "bad_commit")
+    X(CM_AUTH_R_BAD_COMMIT, "bad_commit")                                                          \
+    X(CM_AUTH_R_BAD_RAFT, "bad_raft_message")
 
 enum cm_auth_reason {
 #define CM_AUTH_R_ENUM(name, text) name,

@@ -246,7 +246,9 @@ static int transport_init(struct nd_node *n)
         .auth = n->auth,
         .group = n->shard,
         .max_pending = (unsigned)n->cfg->raft_max_conns,
+        .max_conns = (unsigned)n->cfg->raft_max_conns,
         .timeout_ms = CM_AUTH_TIMEOUT_MS,
+        .idle_ms = (unsigned)n->cfg->raft_idle_ms,
         .is_member = raft_is_member,
         .arg = n,
     };

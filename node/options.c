@@ -38,7 +38,9 @@ static const struct cm_opt nd_opts[] = {
     {"rpc-idle-timeout-ms", CM_OPT_U64, OFF(rpc_idle_ms), "300000", 0, 86400000, 0, "MS",
      "close an RPC connection idle this long (0 = never)"},
     {"raft-max-conns", CM_OPT_U64, OFF(raft_max_conns), "64", 2, 100000, 0, "N",
-     "raft connections being authenticated at once; beyond: refused"},
+     "raft connections at once (each of: being authenticated, inbound); beyond: refused"},
+    {"raft-idle-timeout-ms", CM_OPT_U64, OFF(raft_idle_ms), "300000", 1000, 86400000, 0, "MS",
+     "close an inbound raft connection silent this long"},
 };
 
 int nd_config_validate(struct nd_config *cfg, char *errmsg, size_t errlen)

@@ -31,6 +31,7 @@ struct nd_config {
     uint64_t rpc_max_conns;
     uint64_t rpc_idle_ms;
     uint64_t raft_max_conns;
+    uint64_t raft_idle_ms;
     /* derived by validate */
     struct nd_peer_addr peers[ND_MAX_PEERS];
     unsigned npeers;

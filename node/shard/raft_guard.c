@@ -16,6 +16,7 @@ enum {
     S_IS_CONFLEN /* field */,
     S_IS_CONF, /* the encoded configuration */
     S_IS_DATALEN /* field */,
+    S_TAIL, /* AppendEntries / InstallSnapshot: 8 header bytes raft leaves unused */
     S_PAYLOAD,
     S_REFUSED,
 };
@@ -78,12 +79,12 @@ static int on_preamble(struct nd_raft_guard *g)
             return refuse(g, "header length");
         break;
     case T_AE:
-        if (h < 40 || h > ND_RAFT_HEADER_MAX || (h - 40) % 16 != 0)
+        if (h < 48 || h > ND_RAFT_HEADER_MAX || (h - 48) % 16 != 0)
             return refuse(g, "AppendEntries header length");
         skip(g, S_AE_FIXED, 32);
         return 0;
     case T_IS:
-        if (h < 48 || h > ND_RAFT_HEADER_MAX)
+        if (h < 56 || h > ND_RAFT_HEADER_MAX)
             return refuse(g, "InstallSnapshot header length");
         skip(g, S_IS_FIXED, 32);
         return 0;
@@ -107,7 +108,7 @@ static int on_entry(struct nd_raft_guard *g)
     if (++g->entry < g->nentries)
         field(g, S_AE_ENTRY, 16);
     else
-        payload_or_next(g);
+        skip(g, S_TAIL, 8);
     return 0;
 }
 
@@ -122,16 +123,19 @@ static int step_done(struct nd_raft_guard *g)
     case S_PAYLOAD:
         field(g, S_PRE, 16);
         return 0;
+    case S_TAIL:
+        payload_or_next(g);
+        return 0;
     case S_AE_FIXED:
         field(g, S_AE_N, 8);
         return 0;
     case S_AE_N:
-        if (v != (g->hlen - 40) / 16)
+        if (v != (g->hlen - 48) / 16)
             return refuse(g, "AppendEntries entry count disagrees with its header length");
         g->nentries = v;
         g->entry = 0;
         if (v == 0)
-            payload_or_next(g);
+            skip(g, S_TAIL, 8);
         else
             field(g, S_AE_ENTRY, 16);
         return 0;
@@ -141,7 +145,7 @@ static int step_done(struct nd_raft_guard *g)
         field(g, S_IS_CONFLEN, 8);
         return 0;
     case S_IS_CONFLEN:
-        if (v != g->hlen - 48)
+        if (v != g->hlen - 56)
             return refuse(g, "InstallSnapshot configuration length");
         skip(g, S_IS_CONF, v);
         return 0;
@@ -152,7 +156,7 @@ static int step_done(struct nd_raft_guard *g)
         if (v > ND_RAFT_SNAPSHOT_MAX)
             return refuse(g, "snapshot too large");
         g->payload = v;
-        payload_or_next(g);
+        skip(g, S_TAIL, 8);
         return 0;
     default:
         return refuse(g, "refused");
@@ -162,7 +166,7 @@ static int step_done(struct nd_raft_guard *g)
 static int is_skip(int state)
 {
     return state == S_HDR_SKIP || state == S_AE_FIXED || state == S_IS_FIXED ||
-           state == S_IS_CONF || state == S_PAYLOAD;
+           state == S_IS_CONF || state == S_TAIL || state == S_PAYLOAD;
 }
 
 void nd_raft_guard_init(struct nd_raft_guard *g)

@@ -3,7 +3,8 @@
  *
  *   preamble: u64 LE type | u64 LE header length
  *   header:   per type (RequestVote 32/40 bytes, its result 16/24, AppendEntries result and
- *             TimeoutNow 24, AppendEntries 40 + 16 per entry, InstallSnapshot 48 + config)
+ *             TimeoutNow 24, AppendEntries 48 + 16 per entry, InstallSnapshot 56 + config;
+ *             raft 0.15 sizes both of these one u64 larger than it writes: 8 unused bytes)
  *   payload:  AppendEntries: the entries' data; InstallSnapshot: the snapshot data
  *
  * Refused: an unknown type, a header length that does not fit its type or exceeds

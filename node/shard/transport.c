@@ -24,6 +24,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "relay.h"
 
 enum hs_state { HS_CONNECTING, HS_AUTH, HS_HANDED, HS_CLOSING };
 
@@ -59,6 +60,7 @@ struct tp {
     raft_uv_accept_cb accept_cb;
     struct hs *hss;
     unsigned npending;
+    struct nd_relays relays;
     int closing;
     raft_uv_transport_close_cb close_cb;
 };
@@ -70,8 +72,8 @@ struct hs_wreq {
 
 static void tp_maybe_closed(struct tp *tp)
 {
-    if (tp->closing && tp->hss == NULL && (!tp->listener_inited || tp->listener_closed) &&
-        tp->close_cb != NULL) {
+    if (tp->closing && tp->hss == NULL && tp->relays.head == NULL &&
+        (!tp->listener_inited || tp->listener_closed) && tp->close_cb != NULL) {
         raft_uv_transport_close_cb cb = tp->close_cb;
         tp->close_cb = NULL;
         cb(tp->t);
@@ -205,6 +207,10 @@ static void hs_done(struct hs *h, const uint8_t *send, size_t sendlen)
         hs_refuse(h, CM_AUTH_R_NOT_MEMBER, what);
         return;
     }
+    if (!h->initiator && tp->relays.n >= tp->cfg.max_conns) {
+        hs_refuse(h, CM_AUTH_R_LIMIT, "too many raft connections");
+        return;
+    }
     if (send != NULL && hs_send(h, send, sendlen) != 0) {
         hs_close(h);
         return;
@@ -218,10 +224,13 @@ static void hs_done(struct hs *h, const uint8_t *send, size_t sendlen)
     h->handles_open--;
     CM_DEBUG("msg=\"raft peer authenticated\" peer=%s id=%llu dir=%s", h->peer,
              (unsigned long long)p->node_id, h->initiator ? "out" : "in");
-    if (h->initiator)
+    if (h->initiator) {
         h->cb(h->req, stream, 0);
-    else
-        tp->accept_cb(tp->t, (raft_id)p->node_id, p->addr, stream);
+    } else {
+        uv_stream_t *raft_end = NULL; /* raft reads it; our relay checks what goes in */
+        if (nd_relay_start(&tp->relays, tp->loop, (uv_tcp_t *)stream, h->peer, &raft_end) == 0)
+            tp->accept_cb(tp->t, (raft_id)p->node_id, p->addr, raft_end);
+    }
     hs_close(h); /* closes the timer only */
 }
 
@@ -415,6 +424,11 @@ static int tp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
 
 /* ---- close ---- */
 
+static void on_relays_empty(void *arg)
+{
+    tp_maybe_closed(arg);
+}
+
 static void on_listener_closed(uv_handle_t *handle)
 {
     struct tp *tp = handle->data;
@@ -432,6 +446,7 @@ static void tp_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
         uv_close((uv_handle_t *)&tp->listener, on_listener_closed);
     for (struct hs *h = tp->hss; h != NULL; h = h->next)
         hs_close(h);
+    nd_relays_close_all(&tp->relays);
     tp_maybe_closed(tp);
 }
 
@@ -449,6 +464,14 @@ int nd_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
         tp->cfg.max_pending = 64;
     if (tp->cfg.timeout_ms == 0)
         tp->cfg.timeout_ms = CM_AUTH_TIMEOUT_MS;
+    if (tp->cfg.max_conns == 0)
+        tp->cfg.max_conns = 64;
+    if (tp->cfg.idle_ms == 0)
+        tp->cfg.idle_ms = 300000;
+    tp->relays.auth = cfg->auth;
+    tp->relays.idle_ms = tp->cfg.idle_ms;
+    tp->relays.on_empty = on_relays_empty;
+    tp->relays.arg = tp;
     t->impl = tp;
     t->init = tp_init;
     t->listen = tp_listen;

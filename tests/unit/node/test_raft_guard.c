@@ -30,7 +30,7 @@ static void pre(struct wire *w, uint64_t type, uint64_t hlen)
 /* AppendEntries with entries of the given types and 8-byte payloads. */
 static void append_entries(struct wire *w, const uint8_t *types, size_t n)
 {
-    pre(w, 1, 40 + 16 * n);
+    pre(w, 1, 48 + 16 * n);
     for (int i = 0; i < 4; i++)
         u64(w, 7);
     u64(w, n);
@@ -39,6 +39,7 @@ static void append_entries(struct wire *w, const uint8_t *types, size_t n)
         uint8_t e[8] = {types[i], 0, 0, 0, 8, 0, 0, 0};
         bytes(w, (const char *)e, 8);
     }
+    u64(w, 0); /* the unused tail */
     for (size_t i = 0; i < n; i++)
         bytes(w, "payload!", 8);
 }
@@ -61,12 +62,13 @@ static void good_stream(struct wire *w)
     pre(w, 6, 24);
     for (int i = 0; i < 3; i++)
         u64(w, 1);
-    pre(w, 5, 48 + 16); /* InstallSnapshot: 16 bytes of configuration, 5 bytes of data */
+    pre(w, 5, 56 + 16); /* InstallSnapshot: 16 bytes of configuration, 5 bytes of data */
     for (int i = 0; i < 4; i++)
         u64(w, 9);
     u64(w, 16);
     bytes(w, "0123456789abcdef", 16);
     u64(w, 5);
+    u64(w, 0);
     bytes(w, "snap!", 5);
 }
 
@@ -109,7 +111,7 @@ Test(raft_guard, the_audit_packets_are_refused)
     pre(&w, 3, 1ull << 60);
     expect_refused(&w, "a RequestVote header of 2^60 bytes");
     memset(&w, 0, sizeof(w));
-    pre(&w, 1, 40ull + 16ull * (1ull << 30));
+    pre(&w, 1, 48ull + 16ull * (1ull << 30));
     expect_refused(&w, "an AppendEntries header of 16 GiB");
     memset(&w, 0, sizeof(w));
     pre(&w, 9, 24);
@@ -120,13 +122,13 @@ Test(raft_guard, lengths_must_agree)
 {
     struct wire w;
     memset(&w, 0, sizeof(w));
-    pre(&w, 1, 40 + 16);
+    pre(&w, 1, 48 + 16);
     for (int i = 0; i < 4; i++)
         u64(&w, 1);
     u64(&w, 5); /* five entries announced, room for one */
     expect_refused(&w, "an entry count that disagrees with the header length");
     memset(&w, 0, sizeof(w));
-    pre(&w, 1, 40 + 16);
+    pre(&w, 1, 48 + 16);
     for (int i = 0; i < 4; i++)
         u64(&w, 1);
     u64(&w, 1);
@@ -135,13 +137,13 @@ Test(raft_guard, lengths_must_agree)
     bytes(&w, (const char *)e, 8);
     expect_refused(&w, "4 GiB of entry data");
     memset(&w, 0, sizeof(w));
-    pre(&w, 5, 48 + 16);
+    pre(&w, 5, 56 + 16);
     for (int i = 0; i < 4; i++)
         u64(&w, 1);
     u64(&w, 1000);
     expect_refused(&w, "a configuration length past the header");
     memset(&w, 0, sizeof(w));
-    pre(&w, 5, 48);
+    pre(&w, 5, 56);
     for (int i = 0; i < 4; i++)
         u64(&w, 1);
     u64(&w, 0);
