@@ -262,7 +262,8 @@ static void conn_begin(struct cm_rpc_conn *c)
     }
     c->reading = 1;
     c->state = CONN_AUTH;
-    uv_timer_start(&c->timer, on_hs_timeout, CM_AUTH_TIMEOUT_MS, 0);
+    unsigned ms = c->server != NULL ? c->server->lim.handshake_ms : 0;
+    uv_timer_start(&c->timer, on_hs_timeout, ms ? ms : CM_AUTH_TIMEOUT_MS, 0);
 }
 
 static void hs_read(struct cm_rpc_conn *c, size_t n)

@@ -48,6 +48,7 @@ int cm_rpc_listen(uv_loop_t *loop, const char *hostport, struct cm_auth *auth,
 struct cm_rpc_limits {
     unsigned max_conns;
     unsigned idle_ms;
+    unsigned handshake_ms; /* deadline of the cluster handshake; 0 = CM_AUTH_TIMEOUT_MS */
 };
 void cm_rpc_server_set_limits(struct cm_rpc_server *s, const struct cm_rpc_limits *lim);
 void *cm_rpc_server_data(struct cm_rpc_server *s);
