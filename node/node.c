@@ -284,13 +284,19 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
 
     snprintf(path, sizeof(path), "%s/db", cfg->data_dir);
     snprintf(n->raft_dir, sizeof(n->raft_dir), "%s/raft/shard-%u", cfg->data_dir, n->shard);
+    /* The secret first: without it nothing is created on disk. */
+    rv = cm_auth_new(cfg->cluster_secret_file, cfg->insecure, CM_AUTH_ROLE_NODE, n->id, &n->auth,
+                     errmsg, errlen);
+    if (rv != 0)
+        return rv;
     if (mkdir_p(path) != 0 || mkdir_p(n->raft_dir) != 0) {
         snprintf(errmsg, errlen, "cannot create %s: %s", cfg->data_dir, strerror(errno));
-        return CM_EIO;
+        rv = CM_EIO;
+        goto err_after_auth;
     }
     rv = nd_store_open(path, &n->store, errmsg, errlen);
     if (rv != 0)
-        return rv;
+        goto err_after_auth;
     rv = nd_fsm_init(&n->fsm, &n->store, n->shard, &n->raft);
     if (rv != 0) {
         snprintf(errmsg, errlen, "cannot load the shard state: %s", cm_strerror(rv));
@@ -307,14 +313,10 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
         }
     }
     n->fsm.data = n;
-    rv = cm_auth_new(cfg->cluster_secret_file, cfg->insecure, CM_AUTH_ROLE_NODE, n->id, &n->auth,
-                     errmsg, errlen);
-    if (rv != 0)
-        goto err_after_store;
     if (transport_init(n) != 0) {
         snprintf(errmsg, errlen, "raft transport init failed");
         rv = CM_EIO;
-        goto err_after_auth;
+        goto err_after_store;
     }
     if (raft_uv_init(&n->io, loop, n->raft_dir, &n->transport) != 0) {
         snprintf(errmsg, errlen, "raft io init failed for %s", n->raft_dir);
@@ -348,11 +350,11 @@ err_after_io:
     raft_uv_close(&n->io);
 err_after_transport:
     transport_close(n);
+err_after_store:
+    nd_store_close(&n->store);
 err_after_auth:
     cm_auth_free(n->auth);
     n->auth = NULL;
-err_after_store:
-    nd_store_close(&n->store);
     return rv;
 }
 

@@ -12,10 +12,11 @@ catch the old behaviour."""
 import os
 import socket
 import struct
+import subprocess
 import time
 
 import hwtest
-from cluster import HOST, Cluster
+from cluster import HOST, Cluster, free_ports
 from nodeproto import (CHAN_RAFT, CHAN_RPC, HELLO_FIXED, ROLE_NODE, T, NodeClient, auth_hello,
                        auth_mac, crc32c, dec, enc, handshake, one, recv_exact)
 
@@ -386,6 +387,27 @@ def the_gateway_exports_its_refusals(cl):
     line = [ln for ln in r.body.decode().splitlines()
             if ln.startswith('headwater_gateway_cluster_auth_refusals_total{reason="bad_proof"}')]
     assert line and int(line[0].split()[-1]) > 0, r.body[-800:]
+
+
+@test
+def daemons_refuse_to_start_without_a_secret(cl):
+    env = {k: v for k, v in os.environ.items() if k != "HEADWATER_CLUSTER_SECRET_FILE"}
+    ddir = os.path.join(cl.tmp, "never-created")
+    short = os.path.join(cl.tmp, "short.secret")
+    with open(short, "wb") as f:
+        f.write(b"tooshort\n")
+    gp, ap = free_ports(2)
+    runs = [([cl.node_bin, "--id", "1", "--data-dir", ddir, "--peers", "1=127.0.0.1:1"], "FILE"),
+            ([cl.node_bin, "--id", "1", "--data-dir", ddir, "--peers", "1=127.0.0.1:1",
+              "--cluster-secret-file", short], "at least 16 bytes"),
+            ([cl.gateway_bin, "--nodes", "127.0.0.1:1", "--listen", f"{HOST}:{gp}",
+              "--admin-listen", f"{HOST}:{ap}"], "FILE")]
+    for argv, want in runs:
+        p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+        out = p.stdout + p.stderr
+        assert p.returncode != 0, f"{argv[0]} started without a usable secret"
+        assert "--cluster-secret-file" in out and want in out, out[-500:]
+    assert not os.path.exists(ddir), "a node without a secret created its data directory"
 
 
 if __name__ == "__main__":
