@@ -310,10 +310,13 @@ void cm_auth_refuse(struct cm_auth *a, enum cm_auth_reason r, const char *peer, 
     char host[64];
     peer_host(peer, host, sizeof(host));
     long long suppressed = limiter_pass(a, host);
+    /* An idle connection closed is housekeeping (a gateway's pool keeps some): info, not warn. */
+    enum cm_log_level level = r == CM_AUTH_R_IDLE ? CM_LOG_INFO : CM_LOG_WARN;
     if (suppressed >= 0)
-        CM_WARN("msg=\"refused peer\" peer=%s reason=%s what=\"%s\" suppressed=%lld "
-                "note=\"logged once a minute per peer\"",
-                peer ? peer : "?", cm_auth_reason_name(r), what ? what : "", suppressed);
+        CM_LOG(level,
+               "msg=\"refused peer\" peer=%s reason=%s what=\"%s\" suppressed=%lld "
+               "note=\"logged once a minute per peer\"",
+               peer ? peer : "?", cm_auth_reason_name(r), what ? what : "", suppressed);
 }
 
 uint64_t cm_auth_refused(const struct cm_auth *a, enum cm_auth_reason r)
