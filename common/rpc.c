@@ -1,15 +1,17 @@
 /* Framed RPC connections over libuv TCP.
  *
  * Happy path (connect): cm_rpc_connect -> getaddrinfo -> tcp connect -> cluster handshake
- *   (auth.h; skipped when insecure) -> on_connect(c, 0) -> read loop: alloc from the frame decoder
- * (payloads become slices of the read buffer, no copy) -> on_frame per frame -> cm_rpc_send queues
- * envelope + payload slices (refs held until the write completes). Happy path (accept): accept ->
- * cluster handshake under a deadline (nothing is handed to the user before the peer proved the
- * secret) -> on_accept -> read loop as above. Limits (accepting side): max connections (refused
- * past it), handshake deadline, idle timeout (swept once a second), a cap on each connection's
- * write queue; every refusal is counted and logged (rate-limited) through cm_auth_refuse. Failures:
- * resolve/connect error, timeout or failed handshake -> handles closed -> on_connect(NULL, err)
- * once. Malformed/oversized frame, read or write error, EOF -> cm_rpc_close with that status.
+ *   (auth.h; skipped when insecure) -> on_connect(c, 0) -> read loop: alloc from the frame
+ *   decoder (payloads become slices of the read buffer, no copy) -> on_frame per frame ->
+ *   cm_rpc_send queues envelope + payload slices (refs held until the write completes).
+ * Happy path (accept): accept -> cluster handshake under a deadline (nothing is handed to the
+ *   user before the peer proved the secret) -> on_accept -> read loop as above.
+ * Limits (accepting side): connections (refused past the limit), the handshake deadline, an
+ *   idle timeout (swept once a second), a cap on each connection's write queue; every refusal
+ *   is counted and logged (rate-limited) through cm_auth_refuse.
+ * Failures: resolve/connect error, timeout or failed handshake -> handles closed ->
+ *   on_connect(NULL, err) once. Malformed/oversized frame, read or write error, EOF ->
+ *   cm_rpc_close with that status.
  * Close: every handle (tcp, timer) is uv_close'd once; on_close fires after the last close
  *   callback, then the connection is freed. Pending writes are cancelled by libuv first. */
 #include "rpc.h"
@@ -22,9 +24,9 @@
 #include "alloc.h"
 #include "auth.h"
 #include "config.h"
-#include "timeutil.h"
 #include "err.h"
 #include "log.h"
+#include "timeutil.h"
 
 enum conn_state { CONN_RESOLVING, CONN_CONNECTING, CONN_AUTH, CONN_OPEN, CONN_CLOSING };
 

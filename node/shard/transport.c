@@ -3,16 +3,18 @@
  * Happy path (inbound): listener accepts -> a handshake object (hs) owns the new tcp handle
  *   (allocated with raft_malloc: raft frees it after its own uv_close) and a deadline timer ->
  *   both hellos, the peer's proof checked, its id/address checked against the membership ->
- *   our proof written -> reading stopped -> accept_cb(id, address, stream): raft owns the
- *   stream -> the timer closes, hs is freed.
+ *   our proof written -> reading stopped -> the tcp handle goes to a relay (relay.h), raft
+ *   gets the relay's socket-pair end in accept_cb(id, address, stream) -> the timer closes,
+ *   hs is freed.
  * Happy path (outbound): connect(id, address) -> tcp connect -> hellos, our proof, theirs
  *   checked, their id must be the one asked for -> connect cb(stream, 0).
  * Failures: a bad hello, a wrong proof, a non-member, the deadline, too many handshakes, a
  *   socket error -> tcp and timer closed -> (outbound) cb(NULL, RAFT_NOCONNECTION) once, after
  *   both close callbacks. The handshake reads exactly the bytes it wants (cm_auth_hs_space),
  *   so no raft byte is ever consumed here.
- * Close: stop listening, fail every handshake in progress (outbound ones with RAFT_CANCELED);
- *   the transport's close callback fires once the listener and every handshake are closed. */
+ * Close: stop listening, fail every handshake in progress (outbound ones with RAFT_CANCELED),
+ *   close every relay; the transport's close callback fires once the listener, every
+ *   handshake and every relay are closed. */
 #include "transport.h"
 
 #include <assert.h>
