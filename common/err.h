@@ -18,7 +18,8 @@
     X(CM_EHELP, -12, "help requested")                                                             \
     X(CM_EBUSY, -13, "busy")                                                                       \
     X(CM_ESTORE, -14, "store error")                                                               \
-    X(CM_ENOSPC, -15, "no space left on the store's device")
+    X(CM_ENOSPC, -15, "no space left on the store's device")                                       \
+    X(CM_EAUTH, -16, "authentication failed")
 
 enum {
 #define CM_ERR_ENUM(name, value, text) name = (value),

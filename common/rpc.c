@@ -1,11 +1,17 @@
 /* Framed RPC connections over libuv TCP.
  *
- * Happy path (connect): cm_rpc_connect -> getaddrinfo -> tcp connect -> on_connect(c, 0) ->
- *   read loop: alloc from the frame decoder (payloads become slices of the read buffer, no
- *   copy) -> on_frame per frame -> cm_rpc_send queues envelope + payload slices (refs held until
- *   the write completes).
- * Failures: resolve/connect error or timeout -> handles closed -> on_connect(NULL, err) once.
- *   Malformed/oversized frame, read or write error, EOF -> cm_rpc_close with that status.
+ * Happy path (connect): cm_rpc_connect -> getaddrinfo -> tcp connect -> cluster handshake
+ *   (auth.h; skipped when insecure) -> on_connect(c, 0) -> read loop: alloc from the frame
+ *   decoder (payloads become slices of the read buffer, no copy) -> on_frame per frame ->
+ *   cm_rpc_send queues envelope + payload slices (refs held until the write completes).
+ * Happy path (accept): accept -> cluster handshake under a deadline (nothing is handed to the
+ *   user before the peer proved the secret) -> on_accept -> read loop as above.
+ * Limits (accepting side): connections (refused past the limit), the handshake deadline, an
+ *   idle timeout (swept once a second), a cap on each connection's write queue; every refusal
+ *   is counted and logged (rate-limited) through cm_auth_refuse.
+ * Failures: resolve/connect error, timeout or failed handshake -> handles closed ->
+ *   on_connect(NULL, err) once. Malformed/oversized frame, read or write error, EOF ->
+ *   cm_rpc_close with that status.
  * Close: every handle (tcp, timer) is uv_close'd once; on_close fires after the last close
  *   callback, then the connection is freed. Pending writes are cancelled by libuv first. */
 #include "rpc.h"
@@ -16,11 +22,13 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "auth.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "timeutil.h"
 
-enum conn_state { CONN_RESOLVING, CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
+enum conn_state { CONN_RESOLVING, CONN_CONNECTING, CONN_AUTH, CONN_OPEN, CONN_CLOSING };
 
 struct cm_rpc_conn {
     uv_tcp_t tcp;
@@ -39,7 +47,11 @@ struct cm_rpc_conn {
     int tcp_inited;
     int handles_open;
     int close_status;
-    int handed; /* the user owns it: on_close will fire */
+    int handed;            /* the user owns it: on_close will fire */
+    struct cm_auth *auth;  /* borrowed; NULL = no accounting */
+    struct cm_auth_hs *hs; /* owned, during CONN_AUTH only */
+    size_t hs_bytes;       /* handshake bytes received (0: a bare connect-and-close) */
+    uint64_t last_io_ms;   /* for the idle sweep */
     /* connecting side */
     uv_getaddrinfo_t gai;
     uv_connect_t connect_req;
@@ -53,11 +65,21 @@ struct cm_rpc_conn {
 
 struct cm_rpc_server {
     uv_tcp_t tcp;
+    uv_timer_t sweep; /* idle timeout sweep, once a second */
     cm_rpc_accept_cb on_accept;
     void *data;
+    struct cm_auth *auth; /* borrowed */
+    struct cm_rpc_limits lim;
+    unsigned nconns;
     int closing;
     int tcp_closed;
+    int sweep_open;
     struct cm_rpc_conn *conns;
+};
+
+struct hs_wreq {
+    uv_write_t req;
+    uint8_t data[CM_AUTH_HELLO_MAX];
 };
 
 struct wreq {
@@ -72,6 +94,7 @@ struct wreq {
 static atomic_ullong next_conn_id = 1;
 
 static void conn_deliver(struct cm_rpc_conn *c);
+static void conn_start_reading(struct cm_rpc_conn *c);
 
 static struct cm_rpc_conn *conn_new(uv_loop_t *loop)
 {
@@ -89,7 +112,7 @@ static struct cm_rpc_conn *conn_new(uv_loop_t *loop)
 
 static void server_maybe_free(struct cm_rpc_server *s)
 {
-    if (s->closing && s->tcp_closed && s->conns == NULL)
+    if (s->closing && s->tcp_closed && !s->sweep_open && s->conns == NULL)
         cm_free(s);
 }
 
@@ -100,8 +123,10 @@ static void conn_finalize(struct cm_rpc_conn *c)
     else if (!c->handed && c->on_connect)
         c->on_connect(NULL, c->connect_status ? c->connect_status : CM_ECLOSED, c->arg);
     cm_frame_decoder_close(&c->dec);
+    cm_free(c->hs);
     struct cm_rpc_server *s = c->server;
     if (s != NULL) {
+        s->nconns--;
         if (c->prev)
             c->prev->next = c->next;
         else
@@ -149,8 +174,115 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct cm_rpc_conn *c = h->data;
     size_t len = 0;
+    if (c->state == CONN_AUTH) {
+        /* Exactly the handshake bytes still wanted: nothing after them is consumed here. */
+        uint8_t *hp = NULL;
+        cm_auth_hs_space(c->hs, &hp, &len);
+        *buf = uv_buf_init((char *)hp, (unsigned)len);
+        return;
+    }
     char *p = cm_frame_decoder_space(&c->dec, &len);
     *buf = uv_buf_init(p, p ? (unsigned)len : 0);
+}
+
+/* ---- cluster handshake (auth.h) ---- */
+
+static void on_hs_write(uv_write_t *req, int status)
+{
+    struct cm_rpc_conn *c = req->data;
+    cm_free(req);
+    if (status != 0 && status != UV_ECANCELED)
+        conn_close_status(c, CM_EIO);
+}
+
+static int hs_send(struct cm_rpc_conn *c, const uint8_t *p, size_t n)
+{
+    struct hs_wreq *w = cm_malloc(sizeof(*w));
+    if (w == NULL)
+        return CM_ENOMEM;
+    memcpy(w->data, p, n);
+    w->req.data = c;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_hs_write) != 0) {
+        cm_free(w);
+        return CM_EIO;
+    }
+    return 0;
+}
+
+static void hs_refuse(struct cm_rpc_conn *c, enum cm_auth_reason r, int status, const char *what)
+{
+    cm_auth_refuse(c->auth, r, c->peer, what);
+    c->connect_status = status;
+    conn_close_status(c, status);
+}
+
+/* Authenticated (or insecure): hand the connection to the user, then read frames. */
+static void conn_ready(struct cm_rpc_conn *c)
+{
+    cm_free(c->hs);
+    c->hs = NULL;
+    uv_timer_stop(&c->timer);
+    c->state = CONN_OPEN;
+    c->handed = 1;
+    c->last_io_ms = cm_mono_ms();
+    if (c->server != NULL)
+        c->server->on_accept(c->server, c);
+    else
+        c->on_connect(c, 0, c->arg);
+    conn_start_reading(c);
+}
+
+static void on_hs_timeout(uv_timer_t *t)
+{
+    struct cm_rpc_conn *c = t->data;
+    if (c->state == CONN_AUTH)
+        hs_refuse(c, CM_AUTH_R_TIMEOUT, CM_ETIMEDOUT, "no handshake before the deadline");
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* A connected socket (either side): run the handshake, or go straight to OPEN if insecure. */
+static void conn_begin(struct cm_rpc_conn *c)
+{
+    if (!cm_auth_enabled(c->auth)) {
+        conn_ready(c);
+        return;
+    }
+    int rv = CM_ENOMEM;
+    c->hs = cm_malloc(sizeof(*c->hs));
+    if (c->hs != NULL)
+        rv = cm_auth_hs_init(c->hs, c->auth, c->server == NULL, CM_AUTH_CHAN_RPC, 0, "");
+    if (rv == 0)
+        rv = hs_send(c, c->hs->mine, c->hs->mine_len);
+    if (rv == 0)
+        rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0 ? 0 : CM_EIO;
+    if (rv != 0) {
+        c->connect_status = rv;
+        conn_close_status(c, rv);
+        return;
+    }
+    c->reading = 1;
+    c->state = CONN_AUTH;
+    unsigned ms = c->server != NULL ? c->server->lim.handshake_ms : 0;
+    uv_timer_start(&c->timer, on_hs_timeout, ms ? ms : CM_AUTH_TIMEOUT_MS, 0);
+}
+
+static void hs_read(struct cm_rpc_conn *c, size_t n)
+{
+    const uint8_t *send = NULL;
+    size_t sendlen = 0;
+    c->hs_bytes += n;
+    int rv = cm_auth_hs_advance(c->hs, n, &send, &sendlen);
+    if (send != NULL && hs_send(c, send, sendlen) != 0) {
+        conn_close_status(c, CM_EIO);
+        return;
+    }
+    if (rv < 0)
+        hs_refuse(c, c->hs->why, CM_EAUTH,
+                  rv == CM_EAUTH ? "wrong cluster secret" : "not a cluster handshake");
+    else if (rv == 1)
+        conn_ready(c);
 }
 
 static void conn_deliver(struct cm_rpc_conn *c)
@@ -175,7 +307,22 @@ static void conn_deliver(struct cm_rpc_conn *c)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct cm_rpc_conn *c = s->data;
+    if (nread > 0 && c->state == CONN_AUTH) {
+        hs_read(c, (size_t)nread);
+        return;
+    }
+    if (nread < 0 && c->state == CONN_AUTH) {
+        if (c->hs_bytes > 0 && c->server != NULL)
+            hs_refuse(c, CM_AUTH_R_BAD_HELLO, CM_EAUTH, "closed during the handshake");
+        else if (c->server == NULL && c->hs->state == CM_AUTH_HS_PROOF)
+            hs_refuse(c, CM_AUTH_R_BAD_PROOF, CM_EAUTH,
+                      "the node closed after our proof: a different cluster secret?");
+        else
+            hs_refuse(c, CM_AUTH_R_COUNT, c->hs_bytes > 0 ? CM_EAUTH : CM_ECLOSED, NULL);
+        return;
+    }
     if (nread > 0) {
+        c->last_io_ms = cm_mono_ms();
         cm_frame_decoder_commit(&c->dec, (size_t)nread);
         conn_deliver(c);
         return;
@@ -242,6 +389,7 @@ static void on_write(uv_write_t *req, int status)
             conn_close_status(c, CM_EIO);
         return;
     }
+    c->last_io_ms = cm_mono_ms();
     if (c->above_high && c->queued <= CM_RPC_LOW_WATER && c->state == CONN_OPEN) {
         c->above_high = 0;
         if (c->h.on_drain)
@@ -257,6 +405,11 @@ int cm_rpc_send(struct cm_rpc_conn *c, const Hw__Envelope *env, const struct cm_
     size_t plen = 0;
     for (size_t i = 0; i < npayload; i++)
         plen += payload[i].len;
+    if (c->queued + plen > CM_RPC_QUEUE_MAX) {
+        cm_auth_refuse(c->auth, CM_AUTH_R_OVERSIZE, c->peer, "write queue over its cap");
+        conn_close_status(c, CM_ETOOBIG);
+        return CM_ETOOBIG;
+    }
     struct wreq *w = cm_malloc(sizeof(*w) + npayload * sizeof(struct cm_slice));
     uv_buf_t *bufs = cm_malloc((npayload + 1) * sizeof(uv_buf_t));
     int rv = CM_ENOMEM;
@@ -385,20 +538,43 @@ static void on_connection(uv_stream_t *ls, int status)
     c->tcp_inited = 1;
     c->handles_open++;
     c->server = s;
+    c->auth = s->auth;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
+    s->nconns++;
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
         conn_close_status(c, CM_EIO);
         return;
     }
     tcp_setup(c);
     peer_name(c);
-    c->state = CONN_OPEN;
-    c->handed = 1;
-    s->on_accept(s, c);
-    conn_start_reading(c);
+    if (s->lim.max_conns != 0 && s->nconns > s->lim.max_conns) {
+        hs_refuse(c, CM_AUTH_R_LIMIT, CM_EBUSY, "too many connections");
+        return;
+    }
+    conn_begin(c);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct cm_rpc_server *s = t->data;
+    uint64_t now = cm_mono_ms();
+    for (struct cm_rpc_conn *c = s->conns; c; c = c->next) {
+        if (c->state != CONN_OPEN || c->paused || c->queued > 0 ||
+            now - c->last_io_ms < s->lim.idle_ms)
+            continue;
+        cm_auth_refuse(c->auth, CM_AUTH_R_IDLE, c->peer, "idle connection closed");
+        conn_close_status(c, CM_ETIMEDOUT);
+    }
+}
+
+void cm_rpc_server_set_limits(struct cm_rpc_server *s, const struct cm_rpc_limits *lim)
+{
+    s->lim = *lim;
+    if (s->lim.idle_ms != 0 && s->sweep_open && !s->closing)
+        uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
 }
 
 static int resolve_sync(const char *hostport, struct sockaddr_storage *ss, char *errmsg,
@@ -417,8 +593,9 @@ static int resolve_sync(const char *hostport, struct sockaddr_storage *ss, char 
     return CM_EINVAL;
 }
 
-int cm_rpc_listen(uv_loop_t *loop, const char *hostport, cm_rpc_accept_cb on_accept, void *data,
-                  struct cm_rpc_server **out, char *errmsg, size_t errlen)
+int cm_rpc_listen(uv_loop_t *loop, const char *hostport, struct cm_auth *auth,
+                  cm_rpc_accept_cb on_accept, void *data, struct cm_rpc_server **out, char *errmsg,
+                  size_t errlen)
 {
     struct sockaddr_storage ss;
     int rv = resolve_sync(hostport, &ss, errmsg, errlen);
@@ -429,6 +606,11 @@ int cm_rpc_listen(uv_loop_t *loop, const char *hostport, cm_rpc_accept_cb on_acc
         return CM_ENOMEM;
     s->on_accept = on_accept;
     s->data = data;
+    s->auth = auth;
+    s->lim.max_conns = CM_RPC_MAX_CONNS;
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    s->sweep_open = 1;
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
     rv = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
@@ -455,6 +637,13 @@ static void on_server_closed(uv_handle_t *h)
     server_maybe_free(s);
 }
 
+static void on_sweep_closed(uv_handle_t *h)
+{
+    struct cm_rpc_server *s = h->data;
+    s->sweep_open = 0;
+    server_maybe_free(s);
+}
+
 void cm_rpc_server_close(struct cm_rpc_server *s)
 {
     if (uv_is_closing((uv_handle_t *)&s->tcp))
@@ -462,6 +651,7 @@ void cm_rpc_server_close(struct cm_rpc_server *s)
     s->closing = 1;
     for (struct cm_rpc_conn *c = s->conns; c; c = c->next)
         conn_close_status(c, 0);
+    uv_close((uv_handle_t *)&s->sweep, on_sweep_closed);
     uv_close((uv_handle_t *)&s->tcp, on_server_closed);
 }
 
@@ -496,10 +686,7 @@ static void on_connected(uv_connect_t *req, int status)
     }
     uv_timer_stop(&c->timer);
     tcp_setup(c);
-    c->state = CONN_OPEN;
-    c->handed = 1;
-    c->on_connect(c, 0, c->arg);
-    conn_start_reading(c);
+    conn_begin(c);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -522,7 +709,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         connect_fail(c, CM_EIO);
 }
 
-int cm_rpc_connect(uv_loop_t *loop, const char *hostport, unsigned timeout_ms,
+int cm_rpc_connect(uv_loop_t *loop, const char *hostport, struct cm_auth *auth, unsigned timeout_ms,
                    const struct cm_rpc_handlers *h, cm_rpc_connect_cb on_connect, void *arg)
 {
     char host[256], port_s[8];
@@ -534,6 +721,7 @@ int cm_rpc_connect(uv_loop_t *loop, const char *hostport, unsigned timeout_ms,
     if (c == NULL)
         return CM_ENOMEM;
     c->h = *h;
+    c->auth = auth;
     c->on_connect = on_connect;
     c->arg = arg;
     c->state = CONN_RESOLVING;

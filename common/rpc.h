@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "frame.h"
 
+struct cm_auth;
 struct cm_rpc_conn;
 struct cm_rpc_server;
 
@@ -31,20 +32,35 @@ struct cm_rpc_handlers {
     void (*on_close)(struct cm_rpc_conn *c, int status);
 };
 
-/* Accepting side. on_accept gets each new connection (already reading) and must set its
- * handlers via cm_rpc_set_handlers before returning. */
+/* Cluster authentication: auth (borrowed, outlives the server / connection) holds the secret;
+ * when cm_auth_enabled(auth) every connection first runs the handshake of auth.h, and no
+ * frame is read, nor the connection handed to the user, before the peer proved the secret.
+ * NULL or an insecure auth: no handshake (NULL also counts no refusals). */
+
+/* Accepting side. on_accept gets each new authenticated connection (already reading) and must
+ * set its handlers via cm_rpc_set_handlers before returning. */
 typedef void (*cm_rpc_accept_cb)(struct cm_rpc_server *s, struct cm_rpc_conn *c);
-int cm_rpc_listen(uv_loop_t *loop, const char *hostport, cm_rpc_accept_cb on_accept, void *data,
-                  struct cm_rpc_server **out, char *errmsg, size_t errlen);
+int cm_rpc_listen(uv_loop_t *loop, const char *hostport, struct cm_auth *auth,
+                  cm_rpc_accept_cb on_accept, void *data, struct cm_rpc_server **out, char *errmsg,
+                  size_t errlen);
+/* Listener limits: connections (handshaking ones included; 0 = no limit) and the idle
+ * timeout of an open connection with nothing queued and no request in flight (0 = none). */
+struct cm_rpc_limits {
+    unsigned max_conns;
+    unsigned idle_ms;
+    unsigned handshake_ms; /* deadline of the cluster handshake; 0 = CM_AUTH_TIMEOUT_MS */
+};
+void cm_rpc_server_set_limits(struct cm_rpc_server *s, const struct cm_rpc_limits *lim);
 void *cm_rpc_server_data(struct cm_rpc_server *s);
 /* Stop listening; close all connections it accepted that are still open. */
 void cm_rpc_server_close(struct cm_rpc_server *s);
 
-/* Connecting side: resolves host:port (async), connects with a timeout. on_connect fires exactly
- * once later: status 0 with a connection (handlers set at creation) or status < 0 and NULL
- * (on_close never fires then). */
+/* Connecting side: resolves host:port (async), connects with a timeout, then authenticates
+ * (deadline CM_AUTH_TIMEOUT_MS). on_connect fires exactly once later: status 0 with a
+ * connection (handlers set at creation) or status < 0 and NULL (CM_EAUTH: the handshake
+ * failed; on_close never fires then). */
 typedef void (*cm_rpc_connect_cb)(struct cm_rpc_conn *c, int status, void *arg);
-int cm_rpc_connect(uv_loop_t *loop, const char *hostport, unsigned timeout_ms,
+int cm_rpc_connect(uv_loop_t *loop, const char *hostport, struct cm_auth *auth, unsigned timeout_ms,
                    const struct cm_rpc_handlers *h, cm_rpc_connect_cb on_connect, void *arg);
 
 void cm_rpc_set_handlers(struct cm_rpc_conn *c, const struct cm_rpc_handlers *h);
@@ -69,5 +85,7 @@ void cm_rpc_close(struct cm_rpc_conn *c);
 
 #define CM_RPC_HIGH_WATER (8u * 1024u * 1024u)
 #define CM_RPC_LOW_WATER (2u * 1024u * 1024u)
+#define CM_RPC_QUEUE_MAX (64u * 1024u * 1024u) /* a connection's write queue cap */
+#define CM_RPC_MAX_CONNS 1024u                 /* default listener connection limit */
 
 #endif

@@ -172,7 +172,7 @@ int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_con
     ctx->cfg = cfg;
     ctx->shared = gw_shared_ref(sh);
     ctx->metrics = gw_shared_metrics(sh);
-    int rv = gw_upstream_new(loop, &ctx->up);
+    int rv = gw_upstream_new(loop, gw_shared_auth(sh), &ctx->up);
     if (rv != 0) {
         snprintf(errmsg, errlen, "node pool: %s", cm_strerror(rv));
         goto err_after_shared;

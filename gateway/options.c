@@ -66,6 +66,10 @@ static const struct cm_opt gw_opts[] = {
     {"cors-write-origins", CM_OPT_STR, offsetof(struct gw_config, cors_write_origins), "", 0, 0, 0,
      "*|ORIGIN[,...]",
      "origins whose pages may PUT/POST/DELETE (\"\" = none: cross-origin writes 403)"},
+    {"cluster-secret-file", CM_OPT_STR, offsetof(struct gw_config, cluster_secret_file), NULL, 0, 0,
+     0, "FILE", "the cluster secret shared by every node and gateway (required)"},
+    {"insecure", CM_OPT_BOOL, offsetof(struct gw_config, insecure), "0", 0, 0, 0, "BOOL",
+     "no cluster authentication (test clusters only; nodes must run --insecure too)"},
     {"access-log", CM_OPT_BOOL, offsetof(struct gw_config, access_log), "1", 0, 0, 0, "BOOL",
      "one log line per request"},
 };

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "auth.h"
 #include "err.h"
 #include "frame.h"
 #include "fsutil.h"
@@ -133,7 +134,7 @@ static void discover(struct nd_node *n)
         hello.node_id = h->cfg.id;
         hello.rpc_address = (char *)n->cfg->listen;
         req.hello = &hello;
-        nd_call_start(n->loop, p->rpc, h->cfg.id, n->cfg->listen, &req, 1000, on_hello, p,
+        nd_call_start(n->loop, n->auth, p->rpc, h->cfg.id, n->cfg->listen, &req, 1000, on_hello, p,
                       &p->hello);
     }
 }
@@ -173,10 +174,31 @@ static void host_setup(struct nd_node *n, uv_loop_t *loop, const struct nd_confi
     n->work.idle_data = n;
     nd_clock_system(&n->clock, &n->clock_seed);
     nd_host_init(&n->host, loop, &hc, &n->store, &n->work, &n->clock);
+    n->host.auth = n->auth;
     n->host.on_repair_needed = on_repair_needed;
     n->host.hook_data = n;
     for (unsigned i = 0; i < cfg->npeers; i++)
         nd_host_add_peer(&n->host, cfg->peers[i].id, cfg->peers[i].rpc);
+}
+
+/* Raft transport membership check: id is a member of the group at address (from the raft
+ * configuration once started, else from --peers and the raft addresses learned by HELLO). */
+static int raft_is_member(void *arg, raft_id id, const char *address)
+{
+    struct nd_node *n = arg;
+    const struct raft *r = n->shard.raft;
+    if (n->shard.started && r != NULL && r->configuration.n > 0) {
+        for (unsigned i = 0; i < r->configuration.n; i++) {
+            const struct raft_server *s = &r->configuration.servers[i];
+            if (s->id == id && s->address != NULL && strcmp(s->address, address) == 0)
+                return 1;
+        }
+        return 0;
+    }
+    for (unsigned i = 0; i < n->host.npeers; i++)
+        if (n->host.peers[i].id == id && strcmp(n->host.peers[i].raft, address) == 0)
+            return 1;
+    return 0;
 }
 
 static int rpc_setup(struct nd_node *n, char *errmsg, size_t errlen)
@@ -191,6 +213,9 @@ static int rpc_setup(struct nd_node *n, char *errmsg, size_t errlen)
     rc->hosts_shard = hosts_shard;
     rc->stopping = host_stopping;
     rc->on_conn_closed = nd_op_conn_closed;
+    rc->auth = n->auth;
+    rc->max_conns = (unsigned)n->cfg->rpc_max_conns;
+    rc->idle_ms = (unsigned)n->cfg->rpc_idle_ms;
     return nd_rpc_server_start(n->loop, rc, &n->server, errmsg, errlen);
 }
 
@@ -201,21 +226,34 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
     memset(n, 0, sizeof(*n));
     n->loop = loop;
     n->cfg = cfg;
+    /* The secret first: without it nothing is created on disk. */
+    int rv = cm_auth_new(cfg->cluster_secret_file, cfg->insecure, CM_AUTH_ROLE_NODE,
+                         (uint32_t)cfg->id, &n->auth, errmsg, errlen);
+    if (rv != 0)
+        return rv;
     host_setup(n, loop, cfg);
     snprintf(path, sizeof(path), "%s/db", cfg->data_dir);
     if (cm_mkdir_p(path) != 0) {
         snprintf(errmsg, errlen, "cannot create %s: %s", path, strerror(errno));
-        return CM_EIO;
+        rv = CM_EIO;
+        goto err_after_auth;
     }
-    int rv = nd_store_rocks_open(&n->store, path, errmsg, errlen);
+    rv = nd_store_rocks_open(&n->store, path, errmsg, errlen);
     if (rv != 0)
-        return rv;
-    struct nd_shard_cfg sc = {0,
-                              n->host.cfg.id,
-                              cfg->raft_listen,
-                              cfg->data_dir,
-                              (unsigned)cfg->snapshot_threshold,
-                              cfg->raft_bind};
+        goto err_after_auth;
+    struct nd_shard_cfg sc = {
+        .id = 0,
+        .self_id = n->host.cfg.id,
+        .raft_listen = cfg->raft_listen,
+        .data_dir = cfg->data_dir,
+        .snapshot_threshold = (unsigned)cfg->snapshot_threshold,
+        .raft_bind = cfg->raft_bind,
+        .auth = n->auth,
+        .raft_max_conns = (unsigned)cfg->raft_max_conns,
+        .raft_idle_ms = (unsigned)cfg->raft_idle_ms,
+        .is_member = raft_is_member,
+        .member_arg = n,
+    };
     rv = nd_shard_init(&n->shard, loop, &n->store, &sc, errmsg, errlen);
     if (rv != 0)
         goto err_after_store;
@@ -241,6 +279,9 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
 
 err_after_store:
     nd_store_close(&n->store);
+err_after_auth:
+    cm_auth_free(n->auth);
+    n->auth = NULL;
     return rv;
 }
 
@@ -260,6 +301,8 @@ static void maybe_stopped(struct nd_node *n)
     nd_repair_close(&n->repair);
     nd_store_close(&n->store);
     nd_workq_close(&n->work);
+    cm_auth_free(n->auth);
+    n->auth = NULL;
     CM_INFO("node stopped id=%u", n->host.cfg.id);
     if (n->on_stopped != NULL)
         n->on_stopped(n);

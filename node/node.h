@@ -33,6 +33,7 @@ struct nd_node {
     struct nd_expire expire;
     struct nd_rpc_server_cfg rpc_cfg;
     struct nd_rpc_server *server;
+    struct cm_auth *auth;   /* owned: cluster secret, refusal counters (common/auth.h) */
     uv_timer_t tick;        /* bootstrap retries, repair, GC, expiry */
     struct nd_admin *admin; /* --admin-listen (NULL when none or closing) */
     int admin_open;         /* until the admin listener's close callback */

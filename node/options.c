@@ -33,6 +33,18 @@ static const struct cm_opt nd_opts[] = {
     {"snapshot-threshold", CM_OPT_U64, OFF(snapshot_threshold), "1024", 16, 1000000, 0, "N",
      "raft entries between snapshots"},
     {"log-level", CM_OPT_STR, OFF(log_level), "info", 0, 0, 0, "LEVEL", "debug|info|warn|error"},
+    {"cluster-secret-file", CM_OPT_STR, OFF(cluster_secret_file), NULL, 0, 0, 0, "FILE",
+     "the cluster secret shared by every node and gateway (required)"},
+    {"insecure", CM_OPT_BOOL, OFF(insecure), "0", 0, 0, 0, "BOOL",
+     "no cluster authentication on RPC and Raft (test clusters only)"},
+    {"rpc-max-conns", CM_OPT_U64, OFF(rpc_max_conns), "1024", 1, 1000000, 0, "N",
+     "open RPC connections (gateways and peers); beyond: refused"},
+    {"rpc-idle-timeout-ms", CM_OPT_U64, OFF(rpc_idle_ms), "300000", 0, 86400000, 0, "MS",
+     "close an RPC connection idle this long (0 = never)"},
+    {"raft-max-conns", CM_OPT_U64, OFF(raft_max_conns), "64", 2, 100000, 0, "N",
+     "raft connections at once (each of: being authenticated, inbound); beyond: refused"},
+    {"raft-idle-timeout-ms", CM_OPT_U64, OFF(raft_idle_ms), "300000", 1000, 86400000, 0, "MS",
+     "close an inbound raft connection silent this long"},
 };
 
 int nd_config_validate(struct nd_config *cfg, char *errmsg, size_t errlen)

@@ -28,6 +28,12 @@ struct nd_config {
     uint64_t staged_ttl; /* seconds before an uncommitted staged upload is collected */
     uint64_t snapshot_threshold;
     const char *log_level;
+    const char *cluster_secret_file; /* required unless insecure */
+    int insecure;
+    uint64_t rpc_max_conns;
+    uint64_t rpc_idle_ms;
+    uint64_t raft_max_conns;
+    uint64_t raft_idle_ms;
     /* derived by validate */
     struct nd_peer_addr peers[ND_MAX_PEERS];
     unsigned npeers;

@@ -1,7 +1,8 @@
 /* Node connection pool.
  *
  * Happy path: acquire -> idle connection of that address (handed over from a 0 ms timer) or
- *   cm_rpc_connect -> HELLO -> HELLO_OK -> handed over -> owner sends, gets frames -> release
+ *   cm_rpc_connect (authenticated with the cluster secret) -> HELLO -> HELLO_OK -> handed over ->
+ * owner sends, gets frames -> release
  *   -> idle (at most GW_UP_IDLE_MAX per address).
  * Failures: connect error/timeout, HELLO error or no HELLO_OK within GW_UP_HELLO_MS -> the
  *   waiter gets status < 0. A connection dying while owned -> owner's on_close, then freed.
@@ -50,6 +51,7 @@ struct gw_upstream {
     int timers_open;
     int closing;
     uint64_t next_req_id;
+    struct cm_auth *auth; /* borrowed */
 };
 
 static void up_maybe_free(struct gw_upstream *up)
@@ -249,12 +251,13 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-int gw_upstream_new(uv_loop_t *loop, struct gw_upstream **out)
+int gw_upstream_new(uv_loop_t *loop, struct cm_auth *auth, struct gw_upstream **out)
 {
     struct gw_upstream *up = cm_calloc(1, sizeof(*up));
     if (up == NULL)
         return CM_ENOMEM;
     up->loop = loop;
+    up->auth = auth;
     uv_timer_init(loop, &up->kick);
     uv_timer_init(loop, &up->tick);
     up->kick.data = up;
@@ -325,7 +328,8 @@ int gw_up_acquire(struct gw_upstream *up, const char *addr, struct gw_up_wait *w
     uc->up = up;
     uc->state = UC_CONNECTING;
     snprintf(uc->addr, sizeof(uc->addr), "%s", addr);
-    int rv = cm_rpc_connect(up->loop, addr, GW_UP_CONNECT_MS, &up_handlers, on_rpc_connect, uc);
+    int rv = cm_rpc_connect(up->loop, addr, up->auth, GW_UP_CONNECT_MS, &up_handlers,
+                            on_rpc_connect, uc);
     if (rv != 0) {
         cm_free(uc);
         return rv;

@@ -46,7 +46,9 @@ struct gw_up_user {
     void (*on_drain)(void *arg, struct gw_up_conn *uc);
 };
 
-int gw_upstream_new(uv_loop_t *loop, struct gw_upstream **out);
+struct cm_auth;
+/* auth (borrowed, outlives the pool): the cluster secret every connection proves first. */
+int gw_upstream_new(uv_loop_t *loop, struct cm_auth *auth, struct gw_upstream **out);
 /* Close every connection; the pool frees itself when they are all gone. Owners must have
  * released their connections and cancelled their waits before. */
 void gw_upstream_close(struct gw_upstream *up);

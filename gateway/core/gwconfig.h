@@ -40,6 +40,9 @@ struct gw_config {
     const char *cors_origins;       /* NULL = "*" */
     const char *cors_write_origins; /* NULL = "": no cross-origin writes */
     int access_log;
+    /* cluster authentication (common/auth.h): required unless insecure */
+    const char *cluster_secret_file;
+    int insecure;
     /* filled by gw_config_validate */
     size_t nseeds;
     char seeds[GW_MAX_SEEDS][GW_ADDR_MAX];

@@ -27,6 +27,7 @@ struct gw_shared {
     const struct gw_config *cfg;
     /* connections */
     struct gw_tls_ctx *tls;
+    struct cm_auth *auth; /* cluster secret and node-connection refusal counters */
     struct gw_cors cors;
     struct gw_cors cors_write; /* --cors-write-origins */
     atomic_uint_fast64_t open_conns;
@@ -147,6 +148,10 @@ static int conns_init(struct gw_shared *sh, char *errmsg, size_t errlen)
         snprintf(errmsg, errlen, "out of memory");
         return CM_ENOMEM;
     }
+    rv = cm_auth_new(cfg->cluster_secret_file, cfg->insecure, CM_AUTH_ROLE_GATEWAY, 0, &sh->auth,
+                     errmsg, errlen);
+    if (rv != 0)
+        return rv;
     if (cfg->tls_listen != NULL)
         return gw_tls_ctx_new(cfg->tls_cert, cfg->tls_key, &sh->tls, errmsg, errlen);
     return 0;
@@ -156,6 +161,7 @@ static int conns_init(struct gw_shared *sh, char *errmsg, size_t errlen)
 static void shared_free(struct gw_shared *sh)
 {
     gw_tls_ctx_free(sh->tls);
+    cm_auth_free(sh->auth);
     gw_keyset_unref(sh->keys);
     gw_cache_free(sh->cache);
     gw_rules_free(&sh->cache_rules);
@@ -265,6 +271,16 @@ static size_t slots_in_use(struct gw_shared *sh)
 void gw_shared_metrics_render(struct gw_shared *sh, struct cm_sbuf *out)
 {
     gw_metrics_render(sh->metrics, slots_in_use(sh), atomic_load(&sh->open_conns), out);
+    cm_sbuf_printf(out, "# TYPE headwater_gateway_cluster_auth_refusals_total counter\n");
+    for (int r = 0; r < CM_AUTH_R_COUNT; r++)
+        cm_sbuf_printf(out, "headwater_gateway_cluster_auth_refusals_total{reason=\"%s\"} %llu\n",
+                       cm_auth_reason_name((enum cm_auth_reason)r),
+                       (unsigned long long)cm_auth_refused(sh->auth, (enum cm_auth_reason)r));
+}
+
+struct cm_auth *gw_shared_auth(struct gw_shared *sh)
+{
+    return sh->auth;
 }
 
 void gw_shared_reads_json(struct gw_shared *sh, struct cm_sbuf *out)

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "access/authkeys.h"
+#include "auth.h"
 #include "buf.h"
 #include "http/cors.h"
 #include "core/gwconfig.h"
@@ -59,6 +60,8 @@ const struct gw_config *gw_shared_admin_cfg(const struct gw_shared *sh);
 atomic_uint_fast64_t *gw_shared_admin_conns(struct gw_shared *sh);
 /* A metrics struct of its own for one loop (never NULL: past the slots, loops share the last). */
 struct gw_metrics *gw_shared_metrics(struct gw_shared *sh);
+/* The cluster secret for node connections and their refusal counters (thread-safe). */
+struct cm_auth *gw_shared_auth(struct gw_shared *sh);
 /* /metrics: every loop's counters summed. */
 void gw_shared_metrics_render(struct gw_shared *sh, struct cm_sbuf *out);
 /* The /status "reads" member (`,"reads":{...}`): read counters of every loop, cache figures. */

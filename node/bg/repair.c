@@ -260,8 +260,8 @@ static void try_holder(struct repair_pass *p)
             f.key = m->key;
             f.upload_id = m->upload_id;
             req.fetch = &f;
-            if (nd_call_start(h->loop, rpc, h->cfg.id, h->cfg.listen, &req, 3000, on_fetch, p,
-                              &p->call) == 0)
+            if (nd_call_start(h->loop, h->auth, rpc, h->cfg.id, h->cfg.listen, &req, 3000, on_fetch,
+                              p, &p->call) == 0)
                 return;
         }
         p->holder++;

@@ -20,6 +20,7 @@
 #define ND_HOST_MAX_SHARDS 64
 
 struct nd_call;
+struct cm_auth;
 
 struct nd_peer {
     uint32_t id;
@@ -40,9 +41,10 @@ struct nd_host_cfg {
 struct nd_host {
     uv_loop_t *loop;
     struct nd_host_cfg cfg;
-    struct nd_store *store;                      /* borrowed */
-    struct nd_workq *work;                       /* borrowed */
-    struct nd_clock *clock;                      /* borrowed */
+    struct nd_store *store; /* borrowed */
+    struct nd_workq *work;  /* borrowed */
+    struct nd_clock *clock; /* borrowed */
+    struct cm_auth *auth;   /* borrowed: the cluster secret outbound calls prove (auth.h) */
     struct nd_shard *shards[ND_HOST_MAX_SHARDS]; /* borrowed; today shard 0 only */
     unsigned nshards;
     struct nd_peer peers[ND_HOST_MAX_PEERS];

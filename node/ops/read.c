@@ -250,8 +250,8 @@ static void read_index(struct read_op *op)
     }
     Hw__Envelope req;
     cm_env_init(&req, HW__MSG_TYPE__MSG_READ_INDEX, ++h->next_req_id, op->sh->id);
-    if (nd_call_start(h->loop, rpc, h->cfg.id, h->cfg.listen, &req, 1000, on_read_index, op,
-                      &op->call) != 0)
+    if (nd_call_start(h->loop, h->auth, rpc, h->cfg.id, h->cfg.listen, &req, 1000, on_read_index,
+                      op, &op->call) != 0)
         op_fail(op, HW__CODE__CODE_UNAVAILABLE, "cannot reach the leader");
 }
 
@@ -479,8 +479,8 @@ static void try_holder(struct read_op *op)
             f.key = op->key;
             f.upload_id = op->meta->upload_id;
             req.fetch = &f;
-            if (nd_call_start(h->loop, rpc, h->cfg.id, h->cfg.listen, &req, 2000, on_fetch_frame,
-                              op, &op->call) == 0)
+            if (nd_call_start(h->loop, h->auth, rpc, h->cfg.id, h->cfg.listen, &req, 2000,
+                              on_fetch_frame, op, &op->call) == 0)
                 return;
         }
         op->holder++;

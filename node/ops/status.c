@@ -1,6 +1,7 @@
 /* STATUS (see status.h): answered at once from the host's state. */
 #include "ops/status.h"
 
+#include "auth.h"
 #include "frame.h"
 
 static void shard_info(struct nd_host *h, struct nd_shard *sh, Hw__ShardInfo *si,
@@ -58,6 +59,17 @@ void nd_op_status(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
     st.staged_uploads = h->uploads.n;
     st.uptime_ms = nd_now_ms(h->clock) - h->started_ms;
     st.reads = h->reads;
+    Hw__Refusal refusals[CM_AUTH_R_COUNT], *prefusals[CM_AUTH_R_COUNT];
+    for (int r = 0; r < CM_AUTH_R_COUNT; r++) {
+        hw__refusal__init(&refusals[r]);
+        refusals[r].reason = (char *)cm_auth_reason_name((enum cm_auth_reason)r);
+        refusals[r].count = cm_auth_refused(h->auth, (enum cm_auth_reason)r);
+        prefusals[r] = &refusals[r];
+    }
+    st.n_refusals = CM_AUTH_R_COUNT;
+    st.refusals = prefusals;
+    st.refusals_total = cm_auth_refused_total(h->auth);
+    st.authenticated = cm_auth_enabled(h->auth);
     cm_env_init(&out, HW__MSG_TYPE__MSG_STATUS_OK, env->req_id, env->shard);
     out.status_ok = &st;
     nd_sconn_send(sc, &out, NULL, 0);

@@ -7,9 +7,12 @@
  * leadership lost after proposing -> CODE_LEADERSHIP_LOST (outcome unknown to the client). */
 #include "ops/write.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "auth.h"
+#include "shard/commit_check.h"
 #include "err.h"
 #include "etag.h"
 #include "log.h"
@@ -120,19 +123,18 @@ void nd_op_commit(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
     struct nd_host *h = ctx;
     struct nd_shard *sh = nd_host_shard(h, env->shard);
     const Hw__Commit *c = env->commit;
-    if (c == NULL || !nd_key_valid(c->key) || c->upload_id.len != ND_UPLOAD_ID_LEN ||
-        c->n_holders == 0 || c->ttl_seconds < 0 || c->ttl_seconds > CM_TTL_MAX_S) {
-        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST,
-                       "COMMIT needs a key, a 16-byte upload id, holders and a TTL of at "
-                       "most 315360000 s");
-        return;
+    uint32_t members[ND_HOST_MAX_PEERS];
+    char why[160];
+    for (unsigned i = 0; i < h->npeers; i++)
+        members[i] = h->peers[i].id;
+    int rv = nd_commit_check(c, members, h->npeers, h->cfg.replicas, why, sizeof(why));
+    if (rv == 0 && !precondition_valid(c->precondition)) {
+        snprintf(why, sizeof(why), "COMMIT precondition value too long");
+        rv = CM_EINVAL;
     }
-    if (!precondition_valid(c->precondition)) {
-        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "COMMIT precondition value too long");
-        return;
-    }
-    if (c->n_holders * 2 <= h->cfg.replicas) {
-        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "COMMIT needs a quorum of holders");
+    if (rv != 0) {
+        cm_auth_refuse(h->auth, CM_AUTH_R_BAD_COMMIT, sc->conn ? cm_rpc_peer(sc->conn) : "-", why);
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, why);
         return;
     }
     Hw__RaftEntry e = HW__RAFT_ENTRY__INIT;
@@ -160,7 +162,7 @@ void nd_op_delete(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
 {
     struct nd_host *h = ctx;
     struct nd_shard *sh = nd_host_shard(h, env->shard);
-    if (env->delete_ == NULL || !nd_key_valid(env->delete_->key)) {
+    if (env->delete_ == NULL || !nd_commit_key_ok(env->delete_->key)) {
         nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "DELETE needs a key");
         return;
     }

@@ -133,9 +133,9 @@ static void on_connect(struct cm_rpc_conn *conn, int status, void *arg)
     c->req = NULL;
 }
 
-int nd_call_start(uv_loop_t *loop, const char *addr, uint32_t self_id, const char *self_rpc,
-                  const Hw__Envelope *req, unsigned idle_ms, nd_call_cb cb, void *arg,
-                  struct nd_call **out)
+int nd_call_start(uv_loop_t *loop, struct cm_auth *auth, const char *addr, uint32_t self_id,
+                  const char *self_rpc, const Hw__Envelope *req, unsigned idle_ms, nd_call_cb cb,
+                  void *arg, struct nd_call **out)
 {
     struct nd_call *c = cm_calloc(1, sizeof(*c));
     if (c == NULL)
@@ -158,7 +158,7 @@ int nd_call_start(uv_loop_t *loop, const char *addr, uint32_t self_id, const cha
     c->idle_ms = idle_ms;
     c->self_id = self_id;
     snprintf(c->self_rpc, sizeof(c->self_rpc), "%s", self_rpc ? self_rpc : "");
-    int rv = cm_rpc_connect(loop, addr, idle_ms, &call_handlers, on_connect, c);
+    int rv = cm_rpc_connect(loop, addr, auth, idle_ms, &call_handlers, on_connect, c);
     if (rv != 0) {
         hw__envelope__free_unpacked(c->req, NULL);
         cm_free(c);

@@ -22,9 +22,11 @@ typedef int (*nd_call_cb)(struct nd_call *c, int status, const Hw__Envelope *env
                           const struct cm_slice *payload, void *arg);
 
 /* idle_ms: deadline without any frame. `req` is copied out (packed) before returning. */
-int nd_call_start(uv_loop_t *loop, const char *addr, uint32_t self_id, const char *self_rpc,
-                  const Hw__Envelope *req, unsigned idle_ms, nd_call_cb cb, void *arg,
-                  struct nd_call **out);
+struct cm_auth;
+/* auth (borrowed): the cluster secret the connection proves first (common/auth.h). */
+int nd_call_start(uv_loop_t *loop, struct cm_auth *auth, const char *addr, uint32_t self_id,
+                  const char *self_rpc, const Hw__Envelope *req, unsigned idle_ms, nd_call_cb cb,
+                  void *arg, struct nd_call **out);
 void nd_call_cancel(struct nd_call *c);
 void nd_call_pause(struct nd_call *c);
 void nd_call_resume(struct nd_call *c);

@@ -133,11 +133,13 @@ int nd_rpc_server_start(uv_loop_t *loop, const struct nd_rpc_server_cfg *cfg,
         return CM_ENOMEM;
     }
     s->cfg = cfg;
-    int rv = cm_rpc_listen(loop, cfg->listen, on_accept, s, &s->rpc, errmsg, errlen);
+    int rv = cm_rpc_listen(loop, cfg->listen, cfg->auth, on_accept, s, &s->rpc, errmsg, errlen);
     if (rv != 0) {
         cm_free(s);
         return rv;
     }
+    struct cm_rpc_limits lim = {.max_conns = cfg->max_conns, .idle_ms = cfg->idle_ms};
+    cm_rpc_server_set_limits(s->rpc, &lim);
     *out = s;
     return 0;
 }

@@ -29,6 +29,9 @@ struct nd_rpc_server_cfg {
     int (*hosts_shard)(void *ctx, uint32_t shard);          /* else BAD_REQUEST */
     int (*stopping)(void *ctx);                             /* then UNAVAILABLE */
     void (*on_conn_closed)(void *ctx, struct nd_sconn *sc); /* before its last unref */
+    struct cm_auth *auth; /* borrowed: every connection proves the cluster secret first */
+    unsigned max_conns;   /* open connections at once (0 = no limit) */
+    unsigned idle_ms;     /* close a connection idle this long (0 = never) */
 };
 
 struct nd_rpc_server;

@@ -10,27 +10,65 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "auth.h"
 #include "err.h"
 #include "fsutil.h"
 #include "log.h"
+#include "shard/transport.h"
 
-/* The raft I/O of this replica: raft_uv over the transport. Swap the transport here. */
-static int shard_io_init(struct nd_shard *sh, uv_loop_t *loop, const char *bind, char *errmsg,
-                         size_t errlen)
+static int transport_init(struct nd_shard *sh, uv_loop_t *loop, const struct nd_shard_cfg *cfg,
+                          char *errmsg, size_t errlen)
 {
-    if (raft_uv_tcp_init(&sh->transport, loop) != 0) {
+    struct nd_transport_cfg tc = {
+        .auth = cfg->auth,
+        .group = cfg->id,
+        .max_pending = cfg->raft_max_conns,
+        .max_conns = cfg->raft_max_conns,
+        .timeout_ms = CM_AUTH_TIMEOUT_MS,
+        .idle_ms = cfg->raft_idle_ms,
+        .bind = cfg->raft_bind,
+        .is_member = cfg->is_member,
+        .arg = cfg->member_arg,
+    };
+    if (nd_transport_init(&sh->transport, loop, &tc) != 0) {
+        snprintf(errmsg, errlen, "raft transport init failed: out of memory");
+        return CM_ENOMEM;
+    }
+    sh->secure = 1;
+    return 0;
+}
+
+static void transport_close(struct nd_shard *sh)
+{
+    if (sh->secure)
+        nd_transport_close(&sh->transport);
+    else
+        raft_uv_tcp_close(&sh->transport);
+}
+
+/* The raft I/O of this replica: raft_uv over the authenticated transport (transport.h), or
+ * over raft's stock TCP one with --insecure. */
+static int shard_io_init(struct nd_shard *sh, uv_loop_t *loop, const struct nd_shard_cfg *cfg,
+                         char *errmsg, size_t errlen)
+{
+    const char *bind = cfg->raft_bind;
+    if (cm_auth_enabled(cfg->auth)) {
+        int rv = transport_init(sh, loop, cfg, errmsg, errlen);
+        if (rv != 0)
+            return rv;
+    } else if (raft_uv_tcp_init(&sh->transport, loop) != 0) {
         snprintf(errmsg, errlen, "raft transport init failed");
         return CM_EIO;
     }
-    if (bind != NULL && bind[0] != '\0' &&
+    if (!sh->secure && bind != NULL && bind[0] != '\0' &&
         raft_uv_tcp_set_bind_address(&sh->transport, bind) != 0) {
         snprintf(errmsg, errlen, "--raft-bind %s: not an IPv4 IP:PORT", bind);
-        raft_uv_tcp_close(&sh->transport);
+        transport_close(sh);
         return CM_EINVAL;
     }
     if (raft_uv_init(&sh->io, loop, sh->dir, &sh->transport) != 0) {
         snprintf(errmsg, errlen, "raft io init failed for %s", sh->dir);
-        raft_uv_tcp_close(&sh->transport);
+        transport_close(sh);
         return CM_EIO;
     }
     return 0;
@@ -39,7 +77,7 @@ static int shard_io_init(struct nd_shard *sh, uv_loop_t *loop, const char *bind,
 static void shard_io_close(struct nd_shard *sh)
 {
     raft_uv_close(&sh->io);
-    raft_uv_tcp_close(&sh->transport);
+    transport_close(sh);
 }
 
 static int load_state(struct nd_shard *sh, struct nd_store *store, uint32_t id)
@@ -90,7 +128,7 @@ int nd_shard_init(struct nd_shard *sh, uv_loop_t *loop, struct nd_store *store,
         snprintf(errmsg, errlen, "cannot create %s: %s", sh->dir, strerror(errno));
         return CM_EIO;
     }
-    rv = shard_io_init(sh, loop, cfg->raft_bind, errmsg, errlen);
+    rv = shard_io_init(sh, loop, cfg, errmsg, errlen);
     if (rv != 0)
         return rv;
     if (raft_init(sh->raft, &sh->io, &sh->fsm.raft, cfg->self_id, cfg->raft_listen) != 0) {

@@ -23,6 +23,12 @@ struct nd_shard_cfg {
     const char *data_dir;        /* the node's data directory; raft lives in raft/shard-<id> */
     unsigned snapshot_threshold; /* raft entries between snapshots */
     const char *raft_bind;       /* IP:PORT to bind instead of raft_listen (NULL/"": none) */
+    /* The authenticated transport (transport.h); auth NULL or not enabled: raft's stock TCP
+     * transport (--insecure). */
+    struct cm_auth *auth;
+    unsigned raft_max_conns, raft_idle_ms;
+    int (*is_member)(void *arg, raft_id id, const char *address);
+    void *member_arg;
 };
 
 struct nd_shard {
@@ -36,6 +42,7 @@ struct nd_shard {
     struct raft own_raft;
     struct raft_io io;
     struct raft_uv_transport transport;
+    int secure; /* transport is ours (transport.h), not raft_uv_tcp */
     char dir[4096];
 };
 

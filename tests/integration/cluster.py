@@ -9,8 +9,12 @@
     cl.stop(); cl.cleanup()         # SIGTERM, then SIGKILL after a deadline; temp dir removed
 
 Binaries come from HW_NODE_BIN, HW_GATEWAY_BIN and HW_CTL_BIN (set by meson). Every daemon
+gets the cluster secret through HEADWATER_CLUSTER_SECRET_FILE: one random secret per test
+process (cluster_secret_file(); exported in os.environ, so extra daemons a test starts from
+os.environ or a Proc's env get it too). Every daemon
 logs to a file in the temp dir; dump_logs() prints their tails (hwtest calls it on failure).
 """
+import atexit
 import ctypes
 import hashlib
 import http.client
@@ -48,6 +52,29 @@ def free_ports(n):
         for s in socks:
             s.close()
     return ports
+
+
+_SECRET = {}
+
+
+def cluster_secret_file():
+    """Path of this test process's cluster secret (created once, removed at exit), also
+    exported as HEADWATER_CLUSTER_SECRET_FILE."""
+    if "path" not in _SECRET:
+        d = tempfile.mkdtemp(prefix="hw-secret-")
+        path = os.path.join(d, "cluster.secret")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, os.urandom(32).hex().encode() + b"\n")
+        os.close(fd)
+        atexit.register(shutil.rmtree, d, True)
+        _SECRET["path"] = path
+        os.environ["HEADWATER_CLUSTER_SECRET_FILE"] = path
+    return _SECRET["path"]
+
+
+def cluster_secret():
+    with open(cluster_secret_file(), "rb") as f:
+        return f.read().strip()
 
 
 def _die_with_parent():
@@ -165,6 +192,7 @@ class Cluster:
         self.tmp = tempfile.mkdtemp(prefix=f"{name}-")
         ports = free_ports(2 * nodes + 2)
         self.gw_port, self.admin_port = ports[0], ports[1]
+        self.secret_file = cluster_secret_file()
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         peers = ",".join(f"{i + 1}={HOST}:{ports[2 + i]}" for i in range(nodes))

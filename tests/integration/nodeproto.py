@@ -1,5 +1,8 @@
 """A minimal node-RPC client for tests: protobuf wire format for the few messages used,
-frames as in common/frame.h. Test tooling only; the gateway is the production client."""
+frames as in common/frame.h, and the cluster handshake of common/auth.h that comes first on
+every connection. Test tooling only; the gateway is the production client."""
+import hashlib
+import hmac
 import os
 import socket
 import struct
@@ -97,14 +100,72 @@ def one(d, num, default=0):
     return d.get(num, [default])[-1]
 
 
+# ---- cluster handshake (common/auth.h) ----
+ROLE_GATEWAY, ROLE_NODE = 1, 2
+CHAN_RPC, CHAN_RAFT = 1, 2
+HELLO_FIXED = 52
+
+
+def default_secret():
+    path = os.environ.get("HEADWATER_CLUSTER_SECRET_FILE")
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read().rstrip(b"\r\n\t ")
+
+
+def auth_hello(role, channel, group=0, node_id=0, addr=b"", nonce=None, addr_len=None):
+    """Our HELLO; addr_len overrides the length byte (for attacks)."""
+    nonce = nonce if nonce is not None else os.urandom(32)
+    n = len(addr) if addr_len is None else addr_len
+    return b"HWA1" + struct.pack(">BBBBIQ", 1, role, channel, n, group, node_id) + nonce + addr
+
+
+def auth_mac(secret, direction, hello_i, hello_a):
+    return hmac.new(secret, b"headwater-auth-v1" + direction + hello_i + hello_a,
+                    hashlib.sha256).digest()
+
+
+def recv_exact(s, n):
+    b = bytearray()
+    while len(b) < n:
+        chunk = s.recv(n - len(b))
+        if not chunk:
+            raise ConnectionError("closed")
+        b += chunk
+    return bytes(b)
+
+
+def handshake(s, secret, role=ROLE_GATEWAY, channel=CHAN_RPC, group=0, node_id=0, addr=b""):
+    """Run the initiator side on socket s; returns the acceptor's (role, node_id, addr).
+    Raises ConnectionError when the acceptor refuses (closes)."""
+    mine = auth_hello(role, channel, group, node_id, addr)
+    s.sendall(mine)
+    head = recv_exact(s, HELLO_FIXED)
+    theirs = head + recv_exact(s, head[7])
+    s.sendall(auth_mac(secret, b"I", mine, theirs))
+    proof = recv_exact(s, 32)
+    if not hmac.compare_digest(proof, auth_mac(secret, b"A", mine, theirs)):
+        raise ConnectionError("acceptor's proof is wrong")
+    _, _, r, _, _, _, nid = struct.unpack(">4sBBBBIQ", head[:20])
+    return r, nid, theirs[HELLO_FIXED:]
+
+
 class NodeClient:
-    def __init__(self, addr, timeout=5.0):
+    def __init__(self, addr, timeout=5.0, secret="env", hello=True):
+        """secret: the cluster secret (default: HEADWATER_CLUSTER_SECRET_FILE's), None = skip
+        the cluster handshake (an insecure node, or an attacker)."""
         host, port = addr.rsplit(":", 1)
         self.s = socket.create_connection((host, int(port)), timeout=timeout)
         self.req = 0
-        self.send(T["HELLO"], 10, [(1, PROTO_VERSION), (2, 0)])
-        env, _ = self.recv()
-        assert one(env, 1) == T["HELLO_OK"], env
+        if secret == "env":
+            secret = default_secret()
+        if secret is not None:
+            handshake(self.s, secret)
+        if hello:
+            self.send(T["HELLO"], 10, [(1, PROTO_VERSION), (2, 0)])
+            env, _ = self.recv()
+            assert one(env, 1) == T["HELLO_OK"], env
 
     def close(self):
         self.s.close()

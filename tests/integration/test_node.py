@@ -10,7 +10,7 @@ import time
 
 import hwtest
 from cluster import Cluster
-from nodeproto import T, NodeClient, crc32c, dec, enc, one
+from nodeproto import T, NodeClient, crc32c, dec, default_secret, enc, handshake, one
 
 TESTS = []
 test = hwtest.collector(TESTS)
@@ -358,11 +358,17 @@ def bad_uploads_are_refused(cl):
 @test
 def garbage_and_wrong_versions_close_only_that_connection(cl):
     addr = ("127.0.0.1", cl.nodes[2].rpc_port)
-    for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(4096),
-                 struct.pack(">II", 0x7FFFFFFF, 10), struct.pack(">II", 20, 16) + b"\xff" * 16):
+    junks = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(4096),
+             struct.pack(">II", 0x7FFFFFFF, 10), struct.pack(">II", 20, 16) + b"\xff" * 16)
+    for authenticated, junk in [(a, j) for a in (False, True) for j in junks]:
         s = socket.create_connection(addr, timeout=5)
-        s.sendall(junk)
-        s.shutdown(socket.SHUT_WR)
+        if authenticated:  # garbage frames from a peer that holds the secret
+            handshake(s, default_secret())
+        try:  # the node may refuse (close) at the first byte: before we finish
+            s.sendall(junk)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
         got = b""
         while True:
             try:
@@ -374,6 +380,7 @@ def garbage_and_wrong_versions_close_only_that_connection(cl):
             got += b
         s.close()
     s = socket.create_connection(addr, timeout=5)
+    handshake(s, default_secret())  # authenticated, then a HELLO of the wrong version
     env = enc([(1, T["HELLO"]), (2, 1), (10, [(1, 99)])])
     s.sendall(struct.pack(">II", 4 + len(env), len(env)) + env)
     head = s.recv(8)

@@ -339,8 +339,8 @@ void fc_node_up(struct fc_cluster *fc, int i)
     char err[128];
     struct fc_node *n = &fc->n[i];
     cr_assert_null(n->srv);
-    cr_assert_eq(cm_rpc_listen(fc->loop, n->addr, on_accept, n, &n->srv, err, sizeof(err)), 0, "%s",
-                 err);
+    cr_assert_eq(cm_rpc_listen(fc->loop, n->addr, NULL, on_accept, n, &n->srv, err, sizeof(err)), 0,
+                 "%s", err);
 }
 
 void fc_node_down(struct fc_cluster *fc, int i)
@@ -363,7 +363,7 @@ void fc_start(struct fc_cluster *fc, uv_loop_t *loop)
         n->id = (uint32_t)i + 1;
         for (;; port++) {
             snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", port);
-            if (cm_rpc_listen(loop, n->addr, on_accept, n, &n->srv, err, sizeof(err)) == 0)
+            if (cm_rpc_listen(loop, n->addr, NULL, on_accept, n, &n->srv, err, sizeof(err)) == 0)
                 break;
         }
         port++;

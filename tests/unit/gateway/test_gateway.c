@@ -261,6 +261,7 @@ static void setup_cache(struct t *t, uint64_t cache_size)
     t->cfg.threads = 1;
     t->cfg.max_object_size = 8 * 1024 * 1024;
     t->cfg.log_level = "warn";
+    t->cfg.insecure = 1; /* the fake cluster runs without the cluster handshake */
     t->cfg.zone = "";
     static char nodes[256];
     snprintf(nodes, sizeof(nodes), "%s", t->fc.n[1].addr); /* one seed is enough */
@@ -894,6 +895,7 @@ Test(gateway, worker_threads_share_the_port)
     t.cfg.threads = 3;
     t.cfg.max_object_size = 1 << 20;
     t.cfg.log_level = "warn";
+    t.cfg.insecure = 1;
     t.cfg.nodes = nodes;
     char err[256];
     struct gw_workers *ws = NULL;

@@ -19,6 +19,7 @@ static void base(struct gw_config *cfg)
     cfg->threads = 1;
     cfg->max_object_size = 1;
     cfg->log_level = "info";
+    cfg->insecure = 1;
 }
 
 /* Shared state with a 1 MiB cache (cfg: the caller's, it must outlive the state). */

@@ -104,7 +104,8 @@ static void start(unsigned self)
     nd_host_init(&host, &loop, &hc, &stores[self], &work, &clk.clock);
     cr_assert_eq(nd_host_add_shard(&host, &shards[self]), 0);
     cr_assert_eq(nd_host_add_peer(&host, 1, "leader.example:7001"), 0);
-    cfg = (struct nd_rpc_server_cfg){self + 1, addr, "", routes, 3, &host, hosts, stopping, NULL};
+    cfg = (struct nd_rpc_server_cfg){self + 1, addr,     "",   routes, 3, &host,
+                                     hosts,    stopping, NULL, NULL,   0, 0};
     for (int port = 23000 + (getpid() % 20000); port < 65000; port += 17) {
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
         if (nd_rpc_server_start(&loop, &cfg, &server, err, sizeof(err)) == 0)
@@ -151,7 +152,7 @@ static int on_answer(struct nd_call *c, int status, const Hw__Envelope *env,
 static void request(const Hw__Envelope *req)
 {
     memset(&ans, 0, sizeof(ans));
-    cr_assert_eq(nd_call_start(&loop, addr, 9, "", req, 60000, on_answer, NULL, NULL), 0);
+    cr_assert_eq(nd_call_start(&loop, NULL, addr, 9, "", req, 60000, on_answer, NULL, NULL), 0);
     uint64_t deadline = cm_mono_ms() + 10000;
     while (!ans.done && cm_mono_ms() < deadline) {
         uv_run(&loop, UV_RUN_NOWAIT);

@@ -96,8 +96,8 @@ static int harness_start(struct harness *x)
     cr_assert_eq(nd_shard_attach(&x->shard, &x->store, 0), 0);
     x->shard.started = 1; /* no raft: never the leader */
     cr_assert_eq(nd_host_add_shard(&x->host, &x->shard), 0);
-    x->cfg = (struct nd_rpc_server_cfg){1,        x->addr, "127.0.0.1:1", routes,           4,
-                                        &x->host, hosts,   stopping,      nd_op_conn_closed};
+    x->cfg = (struct nd_rpc_server_cfg){1,     x->addr,  "127.0.0.1:1",     routes, 4, &x->host,
+                                        hosts, stopping, nd_op_conn_closed, NULL,   0, 0};
     for (int port = 21000 + (getpid() % 20000); port < 65000; port += 13) {
         snprintf(x->addr, sizeof(x->addr), "127.0.0.1:%d", port);
         int rv = nd_rpc_server_start(&x->loop, &x->cfg, &x->server, err, sizeof(err));
@@ -155,7 +155,7 @@ static int request(struct harness *x, const Hw__Envelope *req)
     x->frames = x->bytes = 0;
     x->type = 0;
     /* the call's own idle timeout is far past the deadline: a dropped request shows here */
-    int rv = nd_call_start(&x->loop, x->addr, 9, "", req, 60000, on_answer, x, NULL);
+    int rv = nd_call_start(&x->loop, NULL, x->addr, 9, "", req, 60000, on_answer, x, NULL);
     if (rv != 0)
         return rv;
     uint64_t deadline = cm_mono_ms() + 10000;
@@ -427,7 +427,8 @@ static void upload(struct harness *x, struct raw *r)
 {
     memset(r, 0, sizeof(*r));
     r->x = x;
-    cr_assert_eq(cm_rpc_connect(&x->loop, x->addr, 2000, &raw_handlers, raw_on_connect, r), 0);
+    cr_assert_eq(cm_rpc_connect(&x->loop, x->addr, NULL, 2000, &raw_handlers, raw_on_connect, r),
+                 0);
     uint64_t deadline = cm_mono_ms() + 10000;
     while (!r->done && cm_mono_ms() < deadline) {
         uv_run(&x->loop, UV_RUN_ONCE);
