@@ -6,13 +6,14 @@
 
 #include "err.h"
 
-/* NULL counts as empty. Printable ASCII only (space included, no DEL, no bytes >= 0x80). */
+/* NULL counts as empty. A field value as the gateway accepts one (RFC 9110 §5.5): no control
+ * bytes but HTAB, no DEL; obs-text (bytes >= 0x80) passes. */
 static int text_ok(const char *s, size_t max)
 {
     size_t n = 0;
     for (; s != NULL && s[n] != '\0'; n++) {
         unsigned char ch = (unsigned char)s[n];
-        if (ch < 0x20 || ch >= 0x7f || n >= max)
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f || n >= max)
             return 0;
     }
     return 1;
@@ -81,9 +82,9 @@ int nd_commit_check(const Hw__Commit *c, const uint32_t *members, size_t nmember
     else if (c->ttl_seconds < 0 || c->ttl_seconds > ND_COMMIT_TTL_MAX)
         bad = "COMMIT ttl_seconds out of range (0 to ten years)";
     else if (!text_ok(c->content_type, ND_COMMIT_CTYPE_MAX))
-        bad = "COMMIT content type: at most 255 printable ASCII bytes";
+        bad = "COMMIT content type: at most 1024 bytes, no control characters";
     else if (!text_ok(c->cache_control, ND_COMMIT_CC_MAX))
-        bad = "COMMIT cache control: at most 1024 printable ASCII bytes";
+        bad = "COMMIT cache control: at most 1024 bytes, no control characters";
     if (bad != NULL) {
         snprintf(why, whylen, "%s", bad);
         return CM_EINVAL;

@@ -14,11 +14,12 @@
 #include <stdint.h>
 
 #include "headwater.pb-c.h"
+#include "timeutil.h"
 
 #define ND_COMMIT_KEY_MAX 1024u
-#define ND_COMMIT_CTYPE_MAX 255u
+#define ND_COMMIT_CTYPE_MAX 1024u
 #define ND_COMMIT_CC_MAX 1024u
-#define ND_COMMIT_TTL_MAX (10ll * 366 * 86400) /* ten years */
+#define ND_COMMIT_TTL_MAX CM_TTL_MAX_S /* ten years, as the gateway (timeutil.h) */
 #define ND_COMMIT_SIZE_MAX (1ull << 40)
 #define ND_COMMIT_HOLDERS_MAX 16u
 #define ND_COMMIT_UPLOAD_ID_LEN 16u

@@ -140,9 +140,10 @@ def put_refuses_control_bytes_in_stored_headers(cl):
 
 
 @test
-def stored_metadata_with_crlf_never_becomes_a_header(cl):
-    """Metadata that reached a node some other way (here: a COMMIT straight to the nodes) is
-    answered without the injected lines."""
+def stored_metadata_with_crlf_is_refused_by_the_nodes(cl):
+    """Metadata with CR/LF sent to the nodes some other way (here: a COMMIT straight to the nodes,
+    with the cluster secret) is refused there too, so nothing can store it; the gateway's own
+    replacement of unprintable stored values is covered by the objresp unit tests."""
     key, data = "/hw/stored/evil.ts", b"evil-bytes"
     up = os.urandom(16)
     for nid in cl.nodes:
@@ -150,24 +151,18 @@ def stored_metadata_with_crlf_never_becomes_a_header(cl):
         c.put(key, data, upload=up)
         c.close()
     answers = []
-    for nid in cl.nodes:  # the shard leader takes it; the others answer NOT_LEADER
+    for nid in cl.nodes:  # the shard leader checks it; the others check it too
         c = NodeClient(cl.nodes[nid].address)
         c.send(T["COMMIT"], 16, [(1, key), (2, up), (3, len(data)), (4, crc32c(data)),
                                  (5, "text/html\r\nSet-Cookie: injected=1"), (6, [1, 2, 3]),
                                  (8, "max-age=1\r\nX-Injected: 2")])
         answers.append(one(c.recv()[0], 1))
         c.close()
-    assert T["COMMIT_OK"] in answers, answers
-    for method in ("GET", "HEAD"):
-        head, _ = raw_exchange(cl.gw_port, f"{method} {key} HTTP/1.1\r\nHost: x\r\n"
-                               "Connection: close\r\n\r\n".encode())
-        assert head.startswith(b"HTTP/1.1 200"), head
-        assert b"injected" not in head.lower(), head
-        for i, b in enumerate(head):
-            assert b >= 0x20 or b == 9 or head[i:i + 2] == b"\r\n" or head[i - 1:i + 1] == b"\r\n", \
-                f"control byte {b:#x} in the head: {head!r}"
-        assert b"\r\nContent-Type: application/octet-stream\r\n" in head, head
-    cl.wait_for(lambda: "stored metadata not printable" in cl.log(), 5.0, "the replacement logged")
+    assert all(a == T["ERROR"] for a in answers), answers
+    head, _ = raw_exchange(cl.gw_port, f"GET {key} HTTP/1.1\r\nHost: x\r\n"
+                           "Connection: close\r\n\r\n".encode())
+    assert head.startswith(b"HTTP/1.1 404"), head
+    assert b"injected" not in head.lower(), head
 
 
 # ---- listings -------------------------------------------------------------------------------

@@ -104,6 +104,8 @@ static void start(unsigned self)
     nd_host_init(&host, &loop, &hc, &stores[self], &work, &clk.clock);
     cr_assert_eq(nd_host_add_shard(&host, &shards[self]), 0);
     cr_assert_eq(nd_host_add_peer(&host, 1, "leader.example:7001"), 0);
+    cr_assert_eq(nd_host_add_peer(&host, 2, "two.example:7002"), 0); /* holders are members */
+    cr_assert_eq(nd_host_add_peer(&host, 3, "three.example:7003"), 0);
     cfg = (struct nd_rpc_server_cfg){self + 1, addr,     "",   routes, 3, &host,
                                      hosts,    stopping, NULL, NULL,   0, 0};
     for (int port = 23000 + (getpid() % 20000); port < 65000; port += 17) {

@@ -76,6 +76,10 @@ Test(commit_check, text_fields_are_bounded_and_printable)
     expect_refused(&c, "a content type with CRLF");
     c.content_type = "video/mp2t\x7f";
     expect_refused(&c, "a content type with DEL");
+    c.content_type = "text/plain;\tq=1";
+    char why[160] = "";
+    cr_assert_eq(nd_commit_check(&c, members, 3, 3, why, sizeof(why)), 0,
+                 "HTAB is a field-value byte: %s", why);
     memset(long_text, 'a', sizeof(long_text) - 1);
     long_text[sizeof(long_text) - 1] = '\0';
     c.content_type = long_text;
