@@ -134,6 +134,7 @@ static int listen_data(struct gw_ctx *ctx, unsigned flags, char *errmsg, size_t 
         .cors = gw_shared_cors(ctx->shared),
         .metrics = ctx->metrics,
         .open_conns = gw_shared_open_conns(ctx->shared),
+        .budget = gw_shared_budget(ctx->shared),
         .access_log = cfg->access_log,
     };
     int rv = listen_one(ctx, cfg->listen, &o, route_data, &ctx->data, errmsg, errlen);

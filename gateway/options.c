@@ -58,6 +58,10 @@ static const struct cm_opt gw_opts[] = {
      10000000, 0, "N", "open client connections per gateway; beyond: 503 and close"},
     {"max-pipeline", CM_OPT_U64, offsetof(struct gw_config, max_pipeline), "16", 1, 1024, 0, "N",
      "answers in flight per connection before the gateway stops reading it"},
+    {"max-buffered-bytes", CM_OPT_SIZE, offsetof(struct gw_config, max_buffered_bytes), "1G",
+     1ULL << 20, 1ULL << 40, 0, "BYTES",
+     "bytes queued toward clients, whole process: slow readers are throttled near it and the "
+     "slowest closed past it"},
     {"cors-origins", CM_OPT_STR, offsetof(struct gw_config, cors_origins), "*", 0, 0, 0,
      "*|ORIGIN[,...]", "CORS allowed origins (\"\" = CORS off)"},
     {"access-log", CM_OPT_BOOL, offsetof(struct gw_config, access_log), "1", 0, 0, 0, "BOOL",
@@ -87,7 +91,7 @@ static int check_limits(struct gw_config *cfg, char *errmsg, size_t errlen)
     for (size_t i = 0; i < GW_NOPTS; i++) {
         const struct cm_opt *o = &gw_opts[i];
         if (o->offset < offsetof(struct gw_config, max_header_size) ||
-            o->offset > offsetof(struct gw_config, max_pipeline))
+            o->offset > offsetof(struct gw_config, max_buffered_bytes))
             continue;
         uint64_t *v = (uint64_t *)((char *)cfg + o->offset);
         if (*v == 0 && cm_size_parse(o->def, v) != 0)

@@ -36,6 +36,8 @@ struct gw_config {
     uint64_t send_timeout_ms;
     uint64_t max_connections;
     uint64_t max_pipeline;
+    /* --max-buffered-bytes */
+    uint64_t max_buffered_bytes;
     const char *cors_origins; /* NULL = "*" */
     int access_log;
     /* filled by gw_config_validate */

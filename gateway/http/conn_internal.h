@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "http/budget.h"
 #include "http/server.h"
 #include "http/tls.h"
 
@@ -85,6 +86,9 @@ struct gw_conn {
     /* Plain: the answer's head waits here for the first body bytes (or gw_conn_done), so head
      * and body leave in one write: one syscall, no lone head packet. */
     struct cm_slice head_pend;
+    /* --max-buffered-bytes: what it holds unsent is charged to the process's budget */
+    struct gw_budget_member bm;
+    int budget_kill; /* picked to close over the budget: its timer (0 ms) closes it */
 };
 
 struct gw_server {
@@ -101,6 +105,7 @@ struct gw_server {
     const struct gw_cors *cors;
     struct gw_metrics *metrics;
     atomic_uint_fast64_t *open_conns;
+    struct gw_budget_list budget; /* this server's connections (one loop) */
     int access_log;
     uint64_t max_conns, max_head, max_url, max_pipeline;
     uint64_t header_ms, idle_ms, body_ms, send_ms;
@@ -133,5 +138,6 @@ int gwc_req_has_body(const struct gw_http_req *r);
 int gwc_tls_flush(struct gw_conn *c);
 void gwc_tls_pump(struct gw_conn *c);
 void gwc_on_write(uv_write_t *req, int status);
+void gwc_budget_kill(struct gw_conn *c);
 
 #endif

@@ -18,11 +18,21 @@
 #include "http/conn_internal.h"
 /* ---- writing ---- */
 
+/* Tell the budget what the connection holds unsent now; over it, the connection of this server
+ * holding the most for the longest (maybe this one) is closed from its own timer. */
+static void conn_budget_sync(struct gw_conn *c)
+{
+    struct gw_conn *victim = gw_budget_set(&c->bm, gw_conn_write_queue(c), uv_now(c->srv->loop));
+    if (victim != NULL)
+        gwc_budget_kill(victim);
+}
+
 void gwc_on_write(uv_write_t *req, int status)
 {
     struct wr *w = (struct wr *)req;
     struct gw_conn *c = w->c;
     c->queued -= w->bytes;
+    conn_budget_sync(c);
     c->answers_queued -= w->answers;
     if (c->last_wr == w)
         c->last_wr = NULL;
@@ -47,7 +57,7 @@ void gwc_on_write(uv_write_t *req, int status)
         return;
     c->write_deadline = c->queued > 0 ? uv_now(c->srv->loop) + c->srv->send_ms : 0;
     gwc_arm(c);
-    if (c->above_high && gw_conn_write_queue(c) <= GW_CONN_LOW_WATER) {
+    if (c->above_high && gw_conn_write_queue(c) <= gw_conn_high_water(c) / 8) {
         c->above_high = 0;
         if (c->active && !c->responded && c->ops && c->ops->on_drain)
             c->ops->on_drain(c->h);
@@ -110,8 +120,9 @@ int gwc_write_raw(struct gw_conn *c, const struct cm_slice *s, size_t n)
     }
     c->queued += w->bytes;
     c->last_wr = w;
-    if (gw_conn_write_queue(c) > GW_CONN_HIGH_WATER)
+    if (gw_conn_write_queue(c) > gw_conn_high_water(c))
         c->above_high = 1;
+    conn_budget_sync(c);
     return 0;
 }
 
@@ -195,9 +206,10 @@ static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
             return CM_ENOMEM;
         }
     }
-    if (gw_conn_write_queue(c) > GW_CONN_HIGH_WATER)
+    if (gw_conn_write_queue(c) > gw_conn_high_water(c))
         c->above_high = 1;
     gwc_tls_pump(c);
+    conn_budget_sync(c);
     return c->state == CS_CLOSING ? CM_ECLOSED : 0;
 }
 
@@ -310,6 +322,11 @@ int gw_conn_write_body(struct gw_conn *c, const struct cm_slice *s, size_t n)
 size_t gw_conn_write_queue(const struct gw_conn *c)
 {
     return c->queued + c->tq_bytes;
+}
+
+size_t gw_conn_high_water(const struct gw_conn *c)
+{
+    return gw_budget_mark(c->srv->budget.budget, GW_CONN_HIGH_WATER);
 }
 
 void gw_conn_done(struct gw_conn *c)

@@ -68,6 +68,7 @@ static void on_conn_handle_closed(uv_handle_t *hd)
         c->next->prev = c->prev;
     if (c->counted)
         atomic_fetch_sub(s->open_conns, 1);
+    gw_budget_leave(&c->bm);
     for (size_t i = c->tq_head; i < c->tq_n; i++)
         cm_slice_release(&c->tq[i]);
     cm_free(c->tq);
@@ -141,7 +142,7 @@ void gwc_close(struct gw_conn *c)
 
 void gwc_arm(struct gw_conn *c)
 {
-    if (c->state == CS_CLOSING)
+    if (c->state == CS_CLOSING || c->budget_kill)
         return;
     uint64_t dl = c->read_deadline;
     if (c->write_deadline != 0 && (dl == 0 || c->write_deadline < dl))
@@ -179,10 +180,29 @@ static void conn_reject(struct gw_conn *c, int status, const char *code, const c
     gw_conn_error(c, status, code, message, GW_COMMITTED_OMIT);
 }
 
+/* Picked by the budget (from another connection's write, maybe this one's): closed from its
+ * timer, never inside the write that found the process over --max-buffered-bytes. */
+void gwc_budget_kill(struct gw_conn *c)
+{
+    if (c->budget_kill || c->state == CS_CLOSING)
+        return;
+    c->budget_kill = 1;
+    uv_timer_start(&c->timer, gwc_on_timer, 0, 0);
+}
+
 void gwc_on_timer(uv_timer_t *t)
 {
     struct gw_conn *c = t->data;
     uint64_t now = uv_now(c->srv->loop);
+    if (c->budget_kill) {
+        CM_INFO("msg=\"closing the slowest reader over --max-buffered-bytes\" conn=%llu "
+                "queued=%zu",
+                (unsigned long long)c->id, gw_conn_write_queue(c));
+        if (c->srv->metrics != NULL)
+            GW_METRIC_ADD(c->srv->metrics, budget_closes, 1);
+        gwc_close(c);
+        return;
+    }
     int linger_send = c->state == CS_LINGER && c->queued > 0;
     if (linger_send || (c->write_deadline != 0 && now >= c->write_deadline)) {
         /* One uv_write may carry a whole cached object: progress inside it counts too. */
@@ -519,7 +539,8 @@ static void conn_bad_request(struct gw_conn *c)
 /* The previous request is answered and its body read: may the next one start? */
 int gwc_may_start_next(const struct gw_conn *c)
 {
-    return c->answers_queued < c->srv->max_pipeline && gw_conn_write_queue(c) <= GW_CONN_HIGH_WATER;
+    return c->answers_queued < c->srv->max_pipeline &&
+           gw_conn_write_queue(c) <= gw_conn_high_water(c);
 }
 
 static void conn_feed(struct gw_conn *c)
@@ -634,6 +655,7 @@ static void on_connection(uv_stream_t *ls, int status)
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
+    gw_budget_join(&s->budget, &c->bm, c);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -724,6 +746,7 @@ int gw_server_listen(uv_loop_t *loop, const char *hostport, const struct gw_serv
     s->cors = o->cors;
     s->metrics = o->metrics;
     s->open_conns = o->open_conns;
+    gw_budget_list_init(&s->budget, o->budget);
     s->access_log = o->access_log;
     s->on_free = o->on_free;
     s->on_free_arg = o->on_free_arg;

@@ -56,6 +56,7 @@ struct gw_server_opts {
     const struct gw_cors *cors;       /* NULL = no CORS headers (admin port) */
     struct gw_metrics *metrics;       /* NULL = not counted */
     atomic_uint_fast64_t *open_conns; /* shared by every loop; NULL = no --max-connections */
+    struct gw_budget *budget;         /* shared by every loop; NULL = no --max-buffered-bytes */
     int access_log;
     /* called once the server has freed itself (drop what the borrowed fields point into) */
     void (*on_free)(void *arg);
@@ -84,6 +85,9 @@ int gw_conn_write_head(struct gw_conn *c, int status, const char *headers, size_
 /* Body slices: refs are taken until written. */
 int gw_conn_write_body(struct gw_conn *c, const struct cm_slice *s, size_t n);
 size_t gw_conn_write_queue(const struct gw_conn *c);
+/* Where a handler should stop producing (GW_CONN_HIGH_WATER, less as the process nears
+ * --max-buffered-bytes); on_drain comes once the queue is back under an eighth of it. */
+size_t gw_conn_high_water(const struct gw_conn *c);
 /* The answer is complete; the handler is detached. */
 void gw_conn_done(struct gw_conn *c);
 

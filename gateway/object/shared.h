@@ -22,6 +22,7 @@
 
 #include "access/authkeys.h"
 #include "buf.h"
+#include "http/budget.h"
 #include "http/cors.h"
 #include "core/gwconfig.h"
 #include "core/metrics.h"
@@ -51,6 +52,8 @@ void gw_shared_unref(struct gw_shared *sh);
 struct gw_tls_ctx *gw_shared_tls(struct gw_shared *sh); /* NULL without --tls-listen */
 const struct gw_cors *gw_shared_cors(const struct gw_shared *sh);
 atomic_uint_fast64_t *gw_shared_open_conns(struct gw_shared *sh);
+/* --max-buffered-bytes: every loop's connections charge it. */
+struct gw_budget *gw_shared_budget(struct gw_shared *sh);
 /* A metrics struct of its own for one loop (never NULL: past the slots, loops share the last). */
 struct gw_metrics *gw_shared_metrics(struct gw_shared *sh);
 /* /metrics: every loop's counters summed. */
