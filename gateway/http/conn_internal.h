@@ -18,6 +18,9 @@
 #define GW_TLS_AHEAD (256u * 1024u) /* ciphertext in flight before we encrypt more */
 #define GW_TLS_RECORD (16u * 1024u)
 #define GW_LINGER_MS 1000
+#define GW_TLS_HANDSHAKE_COST                                                                      \
+    (64u * 1024u) /* charged to the budget until the handshake is done                             \
+                   */
 
 enum conn_state { CS_OPEN, CS_LINGER, CS_CLOSING };
 
@@ -139,5 +142,6 @@ int gwc_tls_flush(struct gw_conn *c);
 void gwc_tls_pump(struct gw_conn *c);
 void gwc_on_write(uv_write_t *req, int status);
 void gwc_budget_kill(struct gw_conn *c);
+void gwc_budget_sync(struct gw_conn *c);
 
 #endif

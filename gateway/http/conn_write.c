@@ -18,11 +18,15 @@
 #include "http/conn_internal.h"
 /* ---- writing ---- */
 
-/* Tell the budget what the connection holds unsent now; over it, the connection of this server
- * holding the most for the longest (maybe this one) is closed from its own timer. */
-static void conn_budget_sync(struct gw_conn *c)
+/* Tell the budget what the connection holds now (unsent bytes; a TLS handshake in progress
+ * counts GW_TLS_HANDSHAKE_COST); over it, the connection of this server holding the most for the
+ * longest (maybe this one) is closed from its own timer. */
+void gwc_budget_sync(struct gw_conn *c)
 {
-    struct gw_conn *victim = gw_budget_set(&c->bm, gw_conn_write_queue(c), uv_now(c->srv->loop));
+    size_t n = gw_conn_write_queue(c);
+    if (c->tls != NULL && !gw_tls_handshake_done(c->tls))
+        n += GW_TLS_HANDSHAKE_COST;
+    struct gw_conn *victim = gw_budget_set(&c->bm, n, uv_now(c->srv->loop));
     if (victim != NULL)
         gwc_budget_kill(victim);
 }
@@ -32,7 +36,7 @@ void gwc_on_write(uv_write_t *req, int status)
     struct wr *w = (struct wr *)req;
     struct gw_conn *c = w->c;
     c->queued -= w->bytes;
-    conn_budget_sync(c);
+    gwc_budget_sync(c);
     c->answers_queued -= w->answers;
     if (c->last_wr == w)
         c->last_wr = NULL;
@@ -122,7 +126,7 @@ int gwc_write_raw(struct gw_conn *c, const struct cm_slice *s, size_t n)
     c->last_wr = w;
     if (gw_conn_write_queue(c) > gw_conn_high_water(c))
         c->above_high = 1;
-    conn_budget_sync(c);
+    gwc_budget_sync(c);
     return 0;
 }
 
@@ -209,7 +213,7 @@ static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
     if (gw_conn_write_queue(c) > gw_conn_high_water(c))
         c->above_high = 1;
     gwc_tls_pump(c);
-    conn_budget_sync(c);
+    gwc_budget_sync(c);
     return c->state == CS_CLOSING ? CM_ECLOSED : 0;
 }
 
@@ -327,6 +331,14 @@ size_t gw_conn_write_queue(const struct gw_conn *c)
 size_t gw_conn_high_water(const struct gw_conn *c)
 {
     return gw_budget_mark(c->srv->budget.budget, GW_CONN_HIGH_WATER);
+}
+
+int gw_conn_over_high_water(struct gw_conn *c)
+{
+    if (gw_conn_write_queue(c) <= gw_conn_high_water(c))
+        return 0;
+    c->above_high = 1; /* the mark moves with the budget: promise the drain now */
+    return 1;
 }
 
 void gw_conn_done(struct gw_conn *c)

@@ -419,6 +419,8 @@ static void conn_tls_pull(struct gw_conn *c)
     c->in_pull = 0;
     if (c->state == CS_OPEN)
         gwc_tls_flush(c); /* e.g. TLS 1.3 session tickets after the handshake */
+    if (c->state == CS_OPEN)
+        gwc_budget_sync(c); /* a finished handshake stops counting */
 }
 
 void gwc_update_reading(struct gw_conn *c)
@@ -686,6 +688,8 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     c->fresh = 1;
     gwc_phase(c, PH_IDLE, s->header_ms);
+    if (c->tls != NULL)
+        gwc_budget_sync(c); /* the handshake's memory counts until it is done */
     gwc_update_reading(c);
 }
 

@@ -409,7 +409,7 @@ static void direct_data(struct gw_get *g, const Hw__Data *d, const struct cm_sli
         get_fail(g, 502, "unavailable", "node ended the object early");
         return;
     }
-    if (gw_conn_write_queue(g->conn) > gw_conn_high_water(g->conn) && !g->paused) {
+    if (!g->paused && gw_conn_over_high_water(g->conn)) {
         g->paused = 1;
         gw_up_pause(g->uc);
         uv_timer_stop(&g->timer);

@@ -18,7 +18,9 @@ from cluster import HOST, Cluster, RawConn, request, sha256  # noqa: E402
 TESTS = []
 test = hwtest.collector(TESTS)
 BUDGET = 16 << 20
-GW_ARGS = []  # the budget flag is added with the budget
+# HW_LIMITS_BUDGET=1024G runs the budget tests without an effective budget (they must fail then)
+GW_ARGS = ["--threads", "1", "--cache-size", "64M",  # objects over 8 MiB stream from the nodes
+           "--max-buffered-bytes", os.environ.get("HW_LIMITS_BUDGET", str(BUDGET))]
 
 
 def rss_kib(pid):
@@ -103,6 +105,94 @@ def failed_one_byte_upload_gives_memory_back(cl):
     assert during < 48 * 1024, f"gateway grew by {during} KiB"
     assert after < 16 * 1024, f"gateway kept {after} KiB after the failed upload"
     assert cl.get("/lim/tiny.ts").status == 200
+
+
+def metric(cl, name):
+    text = cl.admin("GET", "/metrics").body.decode()
+    return int([ln for ln in text.splitlines() if ln.startswith(name + " ")][0].split()[1])
+
+
+def stalled_readers(cl, key, n):
+    """n clients that ask for key and read nothing (small receive buffers)."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((HOST, cl.gw_port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(f"GET {key} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        socks.append(s)
+        time.sleep(0.1)  # distinct ages: the oldest holder is the first to go
+    return socks
+
+
+def closed_socks(socks):
+    """How many of socks the gateway closed (EOF or reset after whatever it had sent)."""
+    n = 0
+    for s in socks:
+        s.settimeout(5.0)
+        try:
+            while True:
+                if not s.recv(1 << 20):
+                    n += 1
+                    break
+        except (ConnectionResetError, BrokenPipeError):
+            n += 1
+        except socket.timeout:
+            pass
+    return n
+
+
+def normal_client_gets(cl, key, body):
+    g = cl.get(key, timeout=60)
+    assert g.status == 200 and sha256(g.body) == sha256(body), (g.status, len(g.body))
+
+
+@test
+def readers_that_read_nothing_are_throttled_under_the_budget(cl):
+    """Streamed from the nodes (too big for the cache): each stalled reader would hold 8 MiB; the
+    budget shrinks their marks so the process holds about the budget, not 8 MiB per reader."""
+    pid = cl.gateway.proc.pid
+    body = os.urandom(24 << 20)
+    assert cl.put_retry("/lim/big.bin", body).status == 201
+    normal_client_gets(cl, "/lim/big.bin", body)
+    base = settled_rss(pid)
+    socks = stalled_readers(cl, "/lim/big.bin", 8)
+    time.sleep(1.5)
+    grown = rss_kib(pid) - base
+    held = metric(cl, "headwater_gateway_buffered_bytes")
+    print(f"  8 stalled readers: rss +{grown} KiB, buffered {held} bytes")
+    try:
+        assert held <= BUDGET + (4 << 20), f"{held} bytes buffered over a {BUDGET} budget"
+        assert grown < 40 * 1024, f"gateway grew by {grown} KiB for 8 stalled readers"
+        normal_client_gets(cl, "/lim/big.bin", body)  # while they are still stalled
+    finally:
+        for s in socks:
+            s.close()
+
+
+@test
+def past_the_budget_the_slowest_are_closed(cl):
+    """A cached object is queued whole to each reader: 6 stalled readers of 6 MiB are past a
+    16 MiB budget, so the oldest are closed (and counted); a normal client still gets it."""
+    body = os.urandom(6 << 20)
+    assert cl.put_retry("/lim/mid.ts", body).status == 201
+    normal_client_gets(cl, "/lim/mid.ts", body)  # now cached
+    before = metric(cl, "headwater_gateway_budget_closes_total")
+    socks = stalled_readers(cl, "/lim/mid.ts", 6)
+    try:
+        cl.wait_for(lambda: metric(cl, "headwater_gateway_budget_closes_total") > before, 10.0,
+                    "budget closes counted")
+        normal_client_gets(cl, "/lim/mid.ts", body)
+        held = metric(cl, "headwater_gateway_buffered_bytes")
+        assert held <= BUDGET + len(body), f"{held} bytes still buffered"
+        closes = metric(cl, "headwater_gateway_budget_closes_total") - before
+        print(f"  6 stalled readers of 6 MiB: {closes} closed over the budget, buffered {held}")
+        assert closed_socks(socks) >= closes >= 1
+    finally:
+        for s in socks:
+            s.close()
+    assert metric(cl, "headwater_gateway_buffered_bytes") < (1 << 20) or cl.wait_for(
+        lambda: metric(cl, "headwater_gateway_buffered_bytes") < (1 << 20), 10.0,
+        "buffered bytes released after the readers left")
 
 
 if __name__ == "__main__":
