@@ -141,7 +141,7 @@ int gwc_req_has_body(const struct gw_http_req *r);
 int gwc_tls_flush(struct gw_conn *c);
 void gwc_tls_pump(struct gw_conn *c);
 void gwc_on_write(uv_write_t *req, int status);
-void gwc_budget_kill(struct gw_conn *c);
+void gwc_budget_kill(struct gw_conn *c, const struct gw_conn *writer);
 void gwc_budget_sync(struct gw_conn *c);
 
 #endif

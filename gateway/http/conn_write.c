@@ -28,7 +28,7 @@ void gwc_budget_sync(struct gw_conn *c)
         n += GW_TLS_HANDSHAKE_COST;
     struct gw_conn *victim = gw_budget_set(&c->bm, n, uv_now(c->srv->loop));
     if (victim != NULL)
-        gwc_budget_kill(victim);
+        gwc_budget_kill(victim, c);
 }
 
 void gwc_on_write(uv_write_t *req, int status)
@@ -55,7 +55,7 @@ void gwc_on_write(uv_write_t *req, int status)
     if (c->state == CS_CLOSING)
         return;
     c->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    if (c->state == CS_LINGER && c->queued > 0) /* progress: restart the send timeout */
+    if (c->state == CS_LINGER && c->queued > 0 && !c->budget_kill) /* progress: send timeout */
         uv_timer_start(&c->timer, gwc_on_timer, c->srv->send_ms, 0);
     if (c->state != CS_OPEN)
         return;

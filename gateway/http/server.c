@@ -180,14 +180,27 @@ static void conn_reject(struct gw_conn *c, int status, const char *code, const c
     gw_conn_error(c, status, code, message, GW_COMMITTED_OMIT);
 }
 
-/* Picked by the budget (from another connection's write, maybe this one's): closed from its
- * timer, never inside the write that found the process over --max-buffered-bytes. */
-void gwc_budget_kill(struct gw_conn *c)
+static void budget_close(struct gw_conn *c)
+{
+    CM_INFO("msg=\"closing the slowest reader over --max-buffered-bytes\" conn=%llu queued=%zu",
+            (unsigned long long)c->id, gw_conn_write_queue(c));
+    if (c->srv->metrics != NULL)
+        GW_METRIC_ADD(c->srv->metrics, budget_closes, 1);
+    gwc_close(c);
+}
+
+/* Picked by the budget while `writer` wrote: a lingering connection other than the writer has
+ * no handler and closes now; else it closes from its timer (0 ms), never inside the write that
+ * found the process over --max-buffered-bytes. */
+void gwc_budget_kill(struct gw_conn *c, const struct gw_conn *writer)
 {
     if (c->budget_kill || c->state == CS_CLOSING)
         return;
     c->budget_kill = 1;
-    uv_timer_start(&c->timer, gwc_on_timer, 0, 0);
+    if (c != writer && c->state == CS_LINGER)
+        budget_close(c);
+    else
+        uv_timer_start(&c->timer, gwc_on_timer, 0, 0);
 }
 
 void gwc_on_timer(uv_timer_t *t)
@@ -195,12 +208,7 @@ void gwc_on_timer(uv_timer_t *t)
     struct gw_conn *c = t->data;
     uint64_t now = uv_now(c->srv->loop);
     if (c->budget_kill) {
-        CM_INFO("msg=\"closing the slowest reader over --max-buffered-bytes\" conn=%llu "
-                "queued=%zu",
-                (unsigned long long)c->id, gw_conn_write_queue(c));
-        if (c->srv->metrics != NULL)
-            GW_METRIC_ADD(c->srv->metrics, budget_closes, 1);
-        gwc_close(c);
+        budget_close(c);
         return;
     }
     int linger_send = c->state == CS_LINGER && c->queued > 0;
@@ -300,6 +308,10 @@ void gwc_finish_and_close(struct gw_conn *c)
 {
     if (c->state != CS_OPEN)
         return;
+    if (c->budget_kill) { /* picked over the budget: its timer must not turn into a linger */
+        budget_close(c);
+        return;
+    }
     conn_set(c, CS_LINGER);
     c->pend_len = 0;
     c->read_deadline = c->write_deadline = 0;
