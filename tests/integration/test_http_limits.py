@@ -3,17 +3,23 @@
 --max-buffered-bytes, ASan's quarantine off so RSS means what the gateway holds): a PUT of
 1-byte chunks costs a bounded amount of gateway memory during and after (and is stored
 byte-exact), a failed one gives it back; clients that read nothing are throttled and, past the
-budget, closed (counted on /metrics) while a normal client still gets its object."""
+budget, closed (counted on /metrics) while a normal client still gets its object; stalled TLS
+handshakes count toward the budget too (a separate HTTPS gateway with a test CA)."""
 import os
+import shutil
+import signal
 import socket
+import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hwtest  # noqa: E402
-from cluster import HOST, Cluster, RawConn, request, sha256  # noqa: E402
+from cluster import HOST, Cluster, Proc, RawConn, free_ports, request, sha256  # noqa: E402
 
 TESTS = []
 test = hwtest.collector(TESTS)
@@ -193,6 +199,90 @@ def past_the_budget_the_slowest_are_closed(cl):
     assert metric(cl, "headwater_gateway_buffered_bytes") < (1 << 20) or cl.wait_for(
         lambda: metric(cl, "headwater_gateway_buffered_bytes") < (1 << 20), 10.0,
         "buffered bytes released after the readers left")
+
+
+def make_pki(d):
+    def sh(cmd):
+        subprocess.run(cmd, cwd=d, shell=True, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+       "-subj /CN=hw-test-ca -keyout ca.key -out ca.pem")
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost "
+       "-keyout server.key -out server.csr")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+       "-extfile san.ext -out server.pem")
+
+
+def client_hello_only(port):
+    """A TLS client that sends its ClientHello and then nothing: a stalled handshake."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    s = socket.create_connection((HOST, port), timeout=10)
+    s.sendall(out.read())
+    return s
+
+
+@test
+def stalled_tls_handshakes_count_toward_the_budget(cl):
+    """A separate gateway with HTTPS and the smallest budget (1 MiB): each handshake in progress
+    counts 64 KiB, so 40 stalled ones are past it and the oldest are closed; a client that
+    completes its handshake is served."""
+    assert cl.put_retry("/lim/hello.ts", b"hello over tls").status == 201
+    pki = tempfile.mkdtemp(prefix="hw-limits-pki-")
+    port, admin, tport = free_ports(3)
+    g = None
+    socks = []
+    try:
+        make_pki(pki)
+        g = Proc("gateway-tls", [cl.gateway_bin, "--listen", f"{HOST}:{port}",
+                                 "--admin-listen", f"{HOST}:{admin}", "--threads", "1",
+                                 "--nodes", cl.nodes[1].address, "--access-log=false",
+                                 "--max-buffered-bytes", os.environ.get("HW_LIMITS_BUDGET", "1M"),
+                                 "--tls-listen", f"{HOST}:{tport}",
+                                 "--tls-cert", os.path.join(pki, "server.pem"),
+                                 "--tls-key", os.path.join(pki, "server.key")],
+                 os.path.join(cl.tmp, "gateway-tls.log"), dict(cl.gateway.env))
+        g.start()
+        cl.wait_for(lambda: request(admin, "GET", "/readyz", timeout=2).status == 200, 30.0,
+                    "gateway-tls ready")
+
+        def closes():
+            text = request(admin, "GET", "/metrics").body.decode()
+            return int([ln for ln in text.splitlines()
+                        if ln.startswith("headwater_gateway_budget_closes_total ")][0].split()[1])
+        for _ in range(40):
+            socks.append(client_hello_only(tport))
+        cl.wait_for(lambda: closes() >= 1, 5.0, "stalled handshakes closed over the budget")
+        ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.pem"))
+        with ctx.wrap_socket(socket.create_connection((HOST, tport), timeout=10),
+                             server_hostname="localhost") as t:
+            t.sendall(b"GET /lim/hello.ts HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            got = b""
+            while True:
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"hello over tls"), got[:200]
+        n = closes()
+        print(f"  40 stalled TLS handshakes: {n} closed over a 1 MiB budget")
+        assert n <= 40, n
+    finally:
+        for s in socks:
+            s.close()
+        if g is not None:
+            g.signal(signal.SIGTERM)
+            assert g.wait(10.0) == 0, "gateway-tls did not exit cleanly"
+        shutil.rmtree(pki, ignore_errors=True)
 
 
 if __name__ == "__main__":
