@@ -64,9 +64,21 @@ def put_head(key):
             "Transfer-Encoding: chunked\r\n\r\n").encode()
 
 
+def steady(read, deadline=10.0, interval=0.2, within=256):
+    """read() once it stopped moving (three polls within `within` of each other), or at the
+    deadline."""
+    end = time.monotonic() + deadline
+    vals = [read()]
+    while time.monotonic() < end:
+        time.sleep(interval)
+        vals = (vals + [read()])[-3:]
+        if len(vals) == 3 and max(vals) - min(vals) <= within:
+            break
+    return vals[-1]
+
+
 def settled_rss(pid):
-    time.sleep(0.5)
-    return rss_kib(pid)
+    return steady(lambda: rss_kib(pid))
 
 
 @test
@@ -100,8 +112,10 @@ def failed_one_byte_upload_gives_memory_back(cl):
     wire = one_byte_chunks(data)
     peak = RssPeak(pid)
     c = RawConn(cl.gw_port, timeout=120)
+    got0 = metric(cl, "headwater_gateway_received_bytes_total")
     c.send(put_head("/lim/failed.ts") + wire)  # no last chunk: the client goes away
-    time.sleep(0.5)
+    cl.wait_for(lambda: metric(cl, "headwater_gateway_received_bytes_total") - got0 >= len(wire),
+                30.0, "the gateway read the whole body")
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     c.close()  # reset
     during = peak.stop() - base
@@ -162,9 +176,10 @@ def readers_that_read_nothing_are_throttled_under_the_budget(cl):
     normal_client_gets(cl, "/lim/big.bin", body)
     base = settled_rss(pid)
     socks = stalled_readers(cl, "/lim/big.bin", 8)
-    time.sleep(1.5)
-    grown = rss_kib(pid) - base
-    held = metric(cl, "headwater_gateway_buffered_bytes")
+    cl.wait_for(lambda: metric(cl, "headwater_gateway_buffered_bytes") > BUDGET // 2, 10.0,
+                "stalled readers holding bytes")
+    held = steady(lambda: metric(cl, "headwater_gateway_buffered_bytes"), within=64 << 10)
+    grown = settled_rss(pid) - base
     print(f"  8 stalled readers: rss +{grown} KiB, buffered {held} bytes")
     try:
         assert held <= BUDGET + (4 << 20), f"{held} bytes buffered over a {BUDGET} budget"
