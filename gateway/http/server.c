@@ -13,7 +13,9 @@
  *   body-timeout while reading a body (408 + close), no write progress for send-timeout (close).
  *   At most max-pipeline answers in the write queue (or > GW_CONN_HIGH_WATER bytes) before the
  *   next request is parsed; reading stops meanwhile. Over --max-connections: 503 + close (TLS:
- *   closed at once).
+ *   closed at once). --max-buffered-bytes (budget.h): every connection charges what it holds
+ *   unsent (+ a TLS handshake in progress) at gwc_budget_sync; the high-water mark shrinks near
+ *   the budget; past it the server's connection holding most for longest is closed (its timer).
  * Failures: bytes that are not HTTP -> 400 + close; an answer given before the body was fully
  *   read -> close after the answer; write error / client EOF mid-request -> handler on_abort,
  *   close; TLS errors -> the alert is sent, then close.
@@ -68,7 +70,6 @@ static void on_conn_handle_closed(uv_handle_t *hd)
         c->next->prev = c->prev;
     if (c->counted)
         atomic_fetch_sub(s->open_conns, 1);
-    gw_budget_leave(&c->bm);
     for (size_t i = c->tq_head; i < c->tq_n; i++)
         cm_slice_release(&c->tq[i]);
     cm_free(c->tq);
@@ -134,6 +135,7 @@ void gwc_close(struct gw_conn *c)
         return;
     conn_abort_handler(c, 1);
     conn_set(c, CS_CLOSING);
+    gw_budget_leave(&c->bm); /* what it holds is about to be freed: never pick it */
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
