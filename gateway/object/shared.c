@@ -32,6 +32,7 @@ struct gw_shared {
     atomic_uint_fast64_t open_conns;
     struct gw_config admin_cfg; /* cfg with the admin listener's own connection limit */
     atomic_uint_fast64_t admin_conns;
+    struct gw_budget budget;
     atomic_uint slots_used;
     struct gw_metrics *metrics; /* GW_METRIC_SLOTS */
     uv_mutex_t keys_lock;
@@ -102,6 +103,7 @@ static int reads_init(struct gw_shared *sh, char *errmsg, size_t errlen)
 {
     const struct gw_config *cfg = sh->cfg;
     char err[256] = "";
+    gw_budget_init(&sh->budget, cfg->max_buffered_bytes);
     int rv = gw_rules_parse(&sh->cache_rules, cfg->cache_rules ? cfg->cache_rules : "", err,
                             sizeof(err));
     if (rv != 0) {
@@ -250,6 +252,11 @@ atomic_uint_fast64_t *gw_shared_admin_conns(struct gw_shared *sh)
     return &sh->admin_conns;
 }
 
+struct gw_budget *gw_shared_budget(struct gw_shared *sh)
+{
+    return &sh->budget;
+}
+
 struct gw_metrics *gw_shared_metrics(struct gw_shared *sh)
 {
     unsigned i = atomic_fetch_add(&sh->slots_used, 1);
@@ -265,6 +272,9 @@ static size_t slots_in_use(struct gw_shared *sh)
 void gw_shared_metrics_render(struct gw_shared *sh, struct cm_sbuf *out)
 {
     gw_metrics_render(sh->metrics, slots_in_use(sh), atomic_load(&sh->open_conns), out);
+    gw_metrics_render_gauge(out, "headwater_gateway_buffered_bytes",
+                            "bytes queued toward clients now (--max-buffered-bytes budget)",
+                            gw_budget_used(&sh->budget));
 }
 
 void gw_shared_reads_json(struct gw_shared *sh, struct cm_sbuf *out)
