@@ -300,15 +300,16 @@ static void sc_line_reset(struct gw_http_in *in)
 static void sc_reset(struct gw_http_in *in)
 {
     in->sc_state = SC_HEAD;
-    in->sc_lines = 0;
+    in->sc_field = 0;
     sc_line_reset(in);
 }
 
 static void sc_chunk_line(struct gw_http_in *in)
 {
     in->sc_state = SC_CSIZE;
-    in->sc_size = 0;
-    in->sc_digits = 0;
+    in->sc_left = 0; /* the size, while its line is read */
+    in->sc_digit = 0;
+    in->sc_ext = 0;
     sc_line_reset(in);
 }
 
@@ -334,7 +335,7 @@ static int sc_refuse(struct gw_http_in *in, const char *why)
 /* One byte of a head or trailer line: 0 fine, 1 it ended the section, -1 refused. */
 static int sc_field_byte(struct gw_http_in *in, unsigned char ch, int trailer)
 {
-    int field_line = trailer || in->sc_lines > 0; /* not the request line */
+    int field_line = trailer || in->sc_field; /* not the request line */
     if (in->sc_cr && ch != '\n')
         return sc_refuse(in, "bare CR in a request head");
     if (ch == '\r') {
@@ -342,10 +343,10 @@ static int sc_field_byte(struct gw_http_in *in, unsigned char ch, int trailer)
         return 0;
     }
     if (ch == '\n') {
-        size_t n = in->sc_line;
+        int empty = in->sc_line == 0;
         sc_line_reset(in);
-        if (n > 0) {
-            in->sc_lines++;
+        if (!empty) {
+            in->sc_field = 1;
             return 0;
         }
         return field_line ? 1 : 0; /* blank lines before a request line are skipped */
@@ -358,7 +359,7 @@ static int sc_field_byte(struct gw_http_in *in, unsigned char ch, int trailer)
         else if (ch == ' ' || ch == '\t')
             return sc_refuse(in, "whitespace before a field's colon");
     }
-    in->sc_line++;
+    in->sc_line = 1; /* not empty */
     return 0;
 }
 
@@ -373,7 +374,7 @@ static int sc_size_byte(struct gw_http_in *in, unsigned char ch)
     if (++in->sc_line > GW_HTTP_CHUNK_LINE_MAX)
         return sc_refuse(in, "chunk-size line too long");
     if (ch == '\r') {
-        if (in->sc_digits == 0)
+        if (!in->sc_digit)
             return sc_refuse(in, "empty chunk size");
         in->sc_cr = 1;
         return 0;
@@ -381,16 +382,16 @@ static int sc_size_byte(struct gw_http_in *in, unsigned char ch)
     if (ch == '\n')
         return sc_refuse(in, "chunk-size line not ended by CRLF");
     int h = hexdigit((char)ch);
-    if (in->sc_digits >= 0 && h >= 0) {
-        if (in->sc_size > (UINT64_C(1) << 56))
+    if (!in->sc_ext && h >= 0) {
+        if (in->sc_left > (UINT64_C(1) << 56))
             return sc_refuse(in, "chunk size too large");
-        in->sc_size = in->sc_size * 16 + (uint64_t)h;
-        in->sc_digits++;
+        in->sc_left = in->sc_left * 16 + (uint64_t)h;
+        in->sc_digit = 1;
         return 0;
     }
-    if (in->sc_digits == 0 || (in->sc_digits > 0 && ch != ';' && ch != ' ' && ch != '\t'))
+    if (!in->sc_digit || (!in->sc_ext && ch != ';' && ch != ' ' && ch != '\t'))
         return sc_refuse(in, "bad chunk size");
-    in->sc_digits = -1; /* the rest is extensions: visible bytes, SP, HTAB */
+    in->sc_ext = 1; /* the rest is extensions: visible bytes, SP, HTAB */
     if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
         return sc_refuse(in, "control byte in a chunk extension");
     return 0;
@@ -435,12 +436,11 @@ static int sc_byte(struct gw_http_in *in, unsigned char ch)
         return 0;
     default:
         r = sc_size_byte(in, ch);
-        if (r == 1 && in->sc_size == 0) {
+        if (r == 1 && in->sc_left == 0) {
             sc_reset(in);
             in->sc_state = SC_TRAILER;
         } else if (r == 1) {
-            in->sc_state = SC_CDATA;
-            in->sc_left = in->sc_size;
+            in->sc_state = SC_CDATA; /* sc_left: the size just read */
         }
         return r < 0 ? -1 : 0;
     }

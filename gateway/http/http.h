@@ -119,15 +119,14 @@ struct gw_http_in {
     uint32_t head_bytes;
     int limit_status; /* 414 / 431 when a limit stopped the framer */
     /* strict framing (RFC 9112), checked on the raw bytes before http_parser sees them */
-    int sc_state;       /* enum in http.c */
-    int sc_lines;       /* complete non-empty lines of the head / trailer so far */
-    int sc_cr;          /* the previous byte was CR: the next must be LF */
-    int sc_colon;       /* a ':' was seen on this field line */
-    size_t sc_line;     /* bytes on the current line */
-    uint64_t sc_left;   /* body or chunk-data bytes still to come */
-    uint64_t sc_size;   /* chunk size being read */
-    int sc_digits;      /* hex digits of it so far; -1 once in the extension */
-    const char *sc_why; /* why the framing was refused (static), NULL */
+    uint64_t sc_left;      /* body / chunk-data bytes still to come; the chunk size on its line */
+    const char *sc_why;    /* why the framing was refused (static), NULL */
+    uint32_t sc_line;      /* bytes on the chunk-size line; head and trailer lines: 0 = empty */
+    unsigned sc_state : 3; /* enum in http.c */
+    unsigned sc_field : 1; /* a non-empty line was seen: field lines follow */
+    unsigned sc_cr : 1;    /* the previous byte was CR: the next must be LF */
+    unsigned sc_colon : 1; /* a ':' was seen on this field line */
+    unsigned sc_digit : 1, sc_ext : 1; /* chunk size: a hex digit seen; in its extension */
 };
 
 void gw_http_in_init(struct gw_http_in *in, const struct gw_http_sink *sink, void *arg);
