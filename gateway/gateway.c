@@ -148,6 +148,7 @@ static int listen_data(struct gw_ctx *ctx, unsigned flags, char *errmsg, size_t 
         .cors = gw_shared_cors(ctx->shared),
         .metrics = ctx->metrics,
         .open_conns = gw_shared_open_conns(ctx->shared),
+        .budget = gw_shared_budget(ctx->shared),
         .access_log = cfg->access_log,
         .nosniff = 1,
     };

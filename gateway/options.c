@@ -61,6 +61,10 @@ static const struct cm_opt gw_opts[] = {
      "answers in flight per connection before the gateway stops reading it"},
     {"admin-max-connections", CM_OPT_U64, offsetof(struct gw_config, admin_max_connections), "32",
      1, 4096, 0, "N", "open admin-port connections; beyond: 503 and close"},
+    {"max-buffered-bytes", CM_OPT_SIZE, offsetof(struct gw_config, max_buffered_bytes), "1G",
+     1ULL << 20, 1ULL << 40, 0, "BYTES",
+     "bytes queued toward clients, whole process: slow readers are throttled near it and the "
+     "slowest closed past it"},
     {"cors-origins", CM_OPT_STR, offsetof(struct gw_config, cors_origins), "*", 0, 0, 0,
      "*|ORIGIN[,...]", "CORS allowed origins (\"\" = CORS off)"},
     {"cors-write-origins", CM_OPT_STR, offsetof(struct gw_config, cors_write_origins), "", 0, 0, 0,
@@ -97,7 +101,7 @@ static int check_limits(struct gw_config *cfg, char *errmsg, size_t errlen)
     for (size_t i = 0; i < GW_NOPTS; i++) {
         const struct cm_opt *o = &gw_opts[i];
         if (o->offset < offsetof(struct gw_config, max_header_size) ||
-            o->offset > offsetof(struct gw_config, admin_max_connections))
+            o->offset > offsetof(struct gw_config, max_buffered_bytes))
             continue;
         uint64_t *v = (uint64_t *)((char *)cfg + o->offset);
         if (*v == 0 && cm_size_parse(o->def, v) != 0)

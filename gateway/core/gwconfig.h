@@ -37,6 +37,7 @@ struct gw_config {
     uint64_t max_connections;
     uint64_t max_pipeline;
     uint64_t admin_max_connections; /* the admin listener's own limit */
+    uint64_t max_buffered_bytes;    /* --max-buffered-bytes */
     const char *cors_origins;       /* NULL = "*" */
     const char *cors_write_origins; /* NULL = "": no cross-origin writes */
     int access_log;

@@ -41,6 +41,12 @@ static void counter(struct cm_sbuf *out, const char *name, const char *help, uin
                    (unsigned long long)v);
 }
 
+void gw_metrics_render_gauge(struct cm_sbuf *out, const char *name, const char *help, uint64_t v)
+{
+    cm_sbuf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name,
+                   (unsigned long long)v);
+}
+
 void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns,
                        struct cm_sbuf *out)
 {
@@ -80,6 +86,10 @@ void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns
             "cache misses that waited for another request's node read", SUM(coalesced));
     counter(out, "headwater_gateway_node_reads_total", "GET/HEAD requests sent to nodes",
             SUM(node_reads));
+    counter(out, "headwater_gateway_budget_closes_total",
+            "client connections closed for holding the most unsent bytes over "
+            "--max-buffered-bytes",
+            SUM(budget_closes));
     cm_sbuf_printf(out,
                    "# HELP headwater_gateway_open_connections client connections open now\n"
                    "# TYPE headwater_gateway_open_connections gauge\n"

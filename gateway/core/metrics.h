@@ -36,7 +36,9 @@ struct gw_metrics {
     _Atomic uint64_t cache_misses; /* read cache: needed a node read (own or coalesced) */
     _Atomic uint64_t coalesced;    /* misses that waited for another request's node read */
     _Atomic uint64_t node_reads;   /* GET/HEAD requests sent to nodes */
-    char pad[64];                  /* keep loops' structs on separate cache lines */
+    /* connections closed over --max-buffered-bytes */
+    _Atomic uint64_t budget_closes;
+    char pad[64]; /* keep loops' structs on separate cache lines */
 };
 
 #define GW_METRIC_ADD(m, field, n)                                                                 \
@@ -50,5 +52,7 @@ enum gw_metric_method gw_metric_method(unsigned http_method);
 /* Prometheus text for the sum of n structs (+ the open connection gauge). */
 void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns,
                        struct cm_sbuf *out);
+/* One gauge (# HELP, # TYPE, value) for a process-wide value kept elsewhere. */
+void gw_metrics_render_gauge(struct cm_sbuf *out, const char *name, const char *help, uint64_t v);
 
 #endif

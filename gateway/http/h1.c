@@ -13,8 +13,11 @@
  *   per phase (the stream's one timer): fresh connection / keep-alive idle (close silently),
  *   head started but not complete (408 + close), no body bytes for body-timeout while reading
  *   a body (408 + close); the send timeout is the stream's. At most max-pipeline answers in the
- *   write queue (or > GW_CONN_HIGH_WATER bytes) before the next request is parsed; reading
- *   stops meanwhile. busy (over --max-connections): 503 + close.
+ *   write queue (or more bytes than gw_conn_high_water: GW_CONN_HIGH_WATER, shrinking as the
+ *   process nears --max-buffered-bytes) before the next request is parsed; reading stops
+ *   meanwhile; handlers get on_drain under an eighth of the mark. busy (over
+ *   --max-connections): 503 + close. Closing the connection the budget picks is the stream's
+ *   (we hear on_close).
  * Failures: bytes that are not HTTP -> 400 + close; an answer given before the body was fully
  *   read -> close after the answer; stream failure / client EOF mid-request -> handler
  *   on_abort, close.
@@ -299,7 +302,7 @@ static void conn_bad_request(struct gw_conn *c)
 static int conn_may_start_next(const struct gw_conn *c)
 {
     return gw_stream_marks(c->st) < c->env->max_pipeline &&
-           gw_stream_queued(c->st) <= GW_CONN_HIGH_WATER;
+           gw_stream_queued(c->st) <= gw_conn_high_water(c);
 }
 
 /* Frame the unparsed bytes; give the stream back what no request points into. */
@@ -365,7 +368,7 @@ static void h1_on_drain(void *proto)
     struct gw_conn *c = proto;
     if (c->closed)
         return;
-    if (c->above_high && gw_stream_queued(c->st) <= GW_CONN_LOW_WATER) {
+    if (c->above_high && gw_stream_queued(c->st) <= gw_conn_high_water(c) / 8) {
         c->above_high = 0;
         if (c->active && !c->responded && c->ops && c->ops->on_drain)
             c->ops->on_drain(c->h);
@@ -476,7 +479,7 @@ static int conn_write(struct gw_conn *c, const struct cm_slice *s, size_t n)
     } else {
         rv = gw_stream_write(c->st, s, n);
     }
-    if (rv == 0 && gw_stream_queued(c->st) > GW_CONN_HIGH_WATER)
+    if (rv == 0 && gw_stream_queued(c->st) > gw_conn_high_water(c))
         c->above_high = 1;
     return rv;
 }
@@ -588,6 +591,19 @@ int gw_conn_write_body(struct gw_conn *c, const struct cm_slice *s, size_t n)
 size_t gw_conn_write_queue(const struct gw_conn *c)
 {
     return c->closed ? 0 : gw_stream_queued(c->st);
+}
+
+size_t gw_conn_high_water(const struct gw_conn *c)
+{
+    return gw_budget_mark(c->env->budget, GW_CONN_HIGH_WATER);
+}
+
+int gw_conn_over_high_water(struct gw_conn *c)
+{
+    if (gw_conn_write_queue(c) <= gw_conn_high_water(c))
+        return 0;
+    c->above_high = 1; /* the mark moves with the budget: promise the drain now */
+    return 1;
 }
 
 void gw_conn_done(struct gw_conn *c)

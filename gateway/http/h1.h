@@ -16,8 +16,9 @@ struct gw_h1_env {
     char name[16];
     gw_route_fn route;
     void *arg;
-    const struct gw_cors *cors; /* NULL = no CORS headers */
-    struct gw_metrics *metrics; /* NULL = not counted */
+    const struct gw_cors *cors;     /* NULL = no CORS headers */
+    struct gw_metrics *metrics;     /* NULL = not counted */
+    const struct gw_budget *budget; /* --max-buffered-bytes; NULL = none (marks stay fixed) */
     int access_log;
     int nosniff; /* X-Content-Type-Options: nosniff on every answer */
     uint64_t max_head, max_url, max_pipeline;

@@ -48,6 +48,10 @@ static size_t span_off(uint32_t span)
     return span >> GW_HTTP_LEN_BITS;
 }
 
+static int hexdigit(char c);
+static void sc_reset(struct gw_http_in *in);
+static void sc_body(struct gw_http_in *in, const struct gw_http_req *r);
+
 static struct gw_http_in *in_of(http_parser *p)
 {
     return p->data;
@@ -218,6 +222,7 @@ static int on_headers_complete(http_parser *p)
     r->keep_alive = http_should_keep_alive(p) != 0;
     r->content_length = r->has_length ? p->content_length : 0;
     head_publish(in);
+    sc_body(in, r);
     if (in->sink->on_head(in->arg, r) != 0) {
         in->stopped = 1;
         return -1;
@@ -242,6 +247,7 @@ static int on_message_complete(http_parser *p)
 {
     struct gw_http_in *in = in_of(p);
     in->in_message = 0;
+    sc_reset(in);
     if (in->sink->on_end(in->arg) != 0) {
         in->stopped = 1;
         return -1;
@@ -277,16 +283,191 @@ void gw_http_in_close(struct gw_http_in *in)
     (void)in;
 }
 
-int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_t len,
-                    size_t *consumed)
+/* ---- strict framing: the raw bytes of heads, chunk-size lines and trailers are checked
+ * here before http_parser sees them (it may be a lenient build). The scan stops where the parser
+ * must run first: at the end of a head (on_headers_complete tells how the body is framed) and at
+ * the end of a message (the parser pauses there), so both always stand at the same byte. ---- */
+
+enum { SC_HEAD = 0, SC_AWAIT, SC_DATA, SC_CSIZE, SC_CDATA, SC_CDATA_CR, SC_CDATA_LF, SC_TRAILER };
+
+static void sc_line_reset(struct gw_http_in *in)
 {
-    *consumed = 0;
-    if (in->stopped)
-        return GW_HTTP_STOPPED;
-    if (len == 0)
-        return GW_HTTP_OK;
-    if (in->pinning && in->pos - in->head_pos > off)
-        return GW_HTTP_ERROR; /* the caller did not keep the head in front of this feed */
+    in->sc_cr = 0;
+    in->sc_line = 0;
+    in->sc_colon = 0;
+}
+
+static void sc_reset(struct gw_http_in *in)
+{
+    in->sc_state = SC_HEAD;
+    in->sc_field = 0;
+    sc_line_reset(in);
+}
+
+static void sc_chunk_line(struct gw_http_in *in)
+{
+    in->sc_state = SC_CSIZE;
+    in->sc_left = 0; /* the size, while its line is read */
+    in->sc_digit = 0;
+    in->sc_ext = 0;
+    sc_line_reset(in);
+}
+
+/* The head is parsed (on_headers_complete): how its body is framed. */
+static void sc_body(struct gw_http_in *in, const struct gw_http_req *r)
+{
+    if (r->chunked) {
+        sc_chunk_line(in);
+    } else if (r->has_length && r->content_length > 0) {
+        in->sc_state = SC_DATA;
+        in->sc_left = r->content_length;
+    } else {
+        sc_reset(in);
+    }
+}
+
+static int sc_refuse(struct gw_http_in *in, const char *why)
+{
+    in->sc_why = why;
+    return -1;
+}
+
+/* One byte of a head or trailer line: 0 fine, 1 it ended the section, -1 refused. */
+static int sc_field_byte(struct gw_http_in *in, unsigned char ch, int trailer)
+{
+    int field_line = trailer || in->sc_field; /* not the request line */
+    if (in->sc_cr && ch != '\n')
+        return sc_refuse(in, "bare CR in a request head");
+    if (ch == '\r') {
+        in->sc_cr = 1;
+        return 0;
+    }
+    if (ch == '\n') {
+        int empty = in->sc_line == 0;
+        sc_line_reset(in);
+        if (!empty) {
+            in->sc_field = 1;
+            return 0;
+        }
+        return field_line ? 1 : 0; /* blank lines before a request line are skipped */
+    }
+    if (field_line && in->sc_line == 0 && (ch == ' ' || ch == '\t'))
+        return sc_refuse(in, "obs-fold in a request head");
+    if (field_line && !in->sc_colon) {
+        if (ch == ':')
+            in->sc_colon = 1;
+        else if (ch == ' ' || ch == '\t')
+            return sc_refuse(in, "whitespace before a field's colon");
+    }
+    in->sc_line = 1; /* not empty */
+    return 0;
+}
+
+/* One byte of a chunk-size line (size [BWS ";" ext] CRLF): 0 fine, 1 it ended the line. */
+static int sc_size_byte(struct gw_http_in *in, unsigned char ch)
+{
+    if (in->sc_cr) {
+        if (ch != '\n')
+            return sc_refuse(in, "bare CR in a chunk-size line");
+        return 1;
+    }
+    if (++in->sc_line > GW_HTTP_CHUNK_LINE_MAX)
+        return sc_refuse(in, "chunk-size line too long");
+    if (ch == '\r') {
+        if (!in->sc_digit)
+            return sc_refuse(in, "empty chunk size");
+        in->sc_cr = 1;
+        return 0;
+    }
+    if (ch == '\n')
+        return sc_refuse(in, "chunk-size line not ended by CRLF");
+    int h = hexdigit((char)ch);
+    if (!in->sc_ext && h >= 0) {
+        if (in->sc_left > (UINT64_C(1) << 56))
+            return sc_refuse(in, "chunk size too large");
+        in->sc_left = in->sc_left * 16 + (uint64_t)h;
+        in->sc_digit = 1;
+        return 0;
+    }
+    if (!in->sc_digit || (!in->sc_ext && ch != ';' && ch != ' ' && ch != '\t'))
+        return sc_refuse(in, "bad chunk size");
+    in->sc_ext = 1; /* the rest is extensions: visible bytes, SP, HTAB */
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+        return sc_refuse(in, "control byte in a chunk extension");
+    return 0;
+}
+
+/* Data bytes (Content-Length body or chunk data) pass unchecked. Returns 1 when they ended. */
+static int sc_data(struct gw_http_in *in, size_t avail, size_t *i)
+{
+    size_t n = in->sc_left < avail ? (size_t)in->sc_left : avail;
+    *i += n;
+    in->sc_left -= n;
+    if (in->sc_left > 0)
+        return 0;
+    if (in->sc_state == SC_DATA)
+        sc_reset(in);
+    else
+        in->sc_state = SC_CDATA_CR;
+    return 1;
+}
+
+/* One byte at a line-oriented state: 0 go on, 1 stop after it (the parser runs first). */
+static int sc_byte(struct gw_http_in *in, unsigned char ch)
+{
+    int r;
+    switch (in->sc_state) {
+    case SC_HEAD:
+    case SC_TRAILER:
+        r = sc_field_byte(in, ch, in->sc_state == SC_TRAILER);
+        if (r == 1 && in->sc_state == SC_TRAILER)
+            sc_reset(in); /* message end */
+        else if (r == 1)
+            in->sc_state = SC_AWAIT;
+        return r;
+    case SC_CDATA_CR:
+    case SC_CDATA_LF:
+        if (ch != (in->sc_state == SC_CDATA_CR ? '\r' : '\n'))
+            return sc_refuse(in, "chunk data not followed by CRLF");
+        if (in->sc_state == SC_CDATA_CR)
+            in->sc_state = SC_CDATA_LF;
+        else
+            sc_chunk_line(in);
+        return 0;
+    default:
+        r = sc_size_byte(in, ch);
+        if (r == 1 && in->sc_left == 0) {
+            sc_reset(in);
+            in->sc_state = SC_TRAILER;
+        } else if (r == 1) {
+            in->sc_state = SC_CDATA; /* sc_left: the size just read */
+        }
+        return r < 0 ? -1 : 0;
+    }
+}
+
+/* Check data[0 .. len) ahead of the parser. *ok: the bytes it may parse now; returns -1 when
+ * data[*ok] is refused (sc_why says why), else 0. */
+static int sc_scan(struct gw_http_in *in, const char *data, size_t len, size_t *ok)
+{
+    size_t i = 0;
+    int r = 0;
+    while (i < len && r == 0 && in->sc_state != SC_AWAIT) {
+        if (in->sc_state == SC_DATA || in->sc_state == SC_CDATA) {
+            r = sc_data(in, len - i, &i) && in->sc_state == SC_HEAD;
+            continue;
+        }
+        r = sc_byte(in, (unsigned char)data[i]);
+        if (r >= 0)
+            i++; /* r == 1: a head or a trailer section ended with this byte */
+    }
+    *ok = i;
+    return r < 0 ? -1 : 0;
+}
+
+static int parse(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_t len,
+                 size_t *consumed)
+{
     in->feeding = buf;
     in->chunk = buf->data + off;
     size_t n = http_parser_execute(&in->parser, &settings, buf->data + off, len);
@@ -300,6 +481,41 @@ int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_
         return GW_HTTP_PAUSED;
     if (e != HPE_OK || n != len)
         return GW_HTTP_ERROR;
+    return GW_HTTP_OK;
+}
+
+int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_t len,
+                    size_t *consumed)
+{
+    *consumed = 0;
+    if (in->stopped)
+        return GW_HTTP_STOPPED;
+    if (HTTP_PARSER_ERRNO(&in->parser) == HPE_PAUSED)
+        return GW_HTTP_PAUSED;
+    if (in->sc_why != NULL)
+        return GW_HTTP_ERROR;
+    if (in->pinning && in->pos - in->head_pos > off)
+        return GW_HTTP_ERROR; /* the caller did not keep the head in front of this feed */
+    size_t done = 0;
+    while (done < len) {
+        size_t ok = 0, n = 0;
+        int bad = sc_scan(in, buf->data + off + done, len - done, &ok);
+        if (ok == 0 && !bad)
+            bad = sc_refuse(in, "framing out of step with the parser");
+        if (ok > 0) {
+            int rc = parse(in, buf, off + done, ok, &n);
+            done += n;
+            if (rc != GW_HTTP_OK) {
+                *consumed = done;
+                return rc;
+            }
+        }
+        if (bad) {
+            *consumed = done;
+            return GW_HTTP_ERROR;
+        }
+    }
+    *consumed = done;
     return GW_HTTP_OK;
 }
 
@@ -439,6 +655,8 @@ int gw_http_in_mid_request(const struct gw_http_in *in)
 
 const char *gw_http_in_error(const struct gw_http_in *in)
 {
+    if (in->sc_why != NULL)
+        return in->sc_why;
     return http_errno_name(HTTP_PARSER_ERRNO(&in->parser));
 }
 

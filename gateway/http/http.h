@@ -10,6 +10,13 @@
  * order). A sink callback returning non-zero stops the framer (GW_HTTP_STOPPED). Anything that
  * is not HTTP/1.x returns GW_HTTP_ERROR; the stream is then unusable.
  *
+ * Framing is strict (RFC 9112) whatever http_parser build is linked: the raw bytes of the head,
+ * chunk-size lines and trailers are checked before the parser sees them, and a bare CR, obs-fold
+ * (a field line starting with SP/HT), whitespace before a field's colon, a chunk-size line not
+ * ended by CRLF (or longer than GW_HTTP_CHUNK_LINE_MAX, or a size past 2^60), chunk data not
+ * followed by CRLF are GW_HTTP_ERROR (400) before the request they are in reaches on_end (and a
+ * head with one never reaches on_head). A bare LF ends a head line (RFC 9112 2.2 allows it).
+ *
  * Also here: response head / error body formatting (pure). */
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
@@ -22,6 +29,7 @@
 
 #define GW_HTTP_URL_MAX 8192
 #define GW_HTTP_VALUE_MAX 1024
+#define GW_HTTP_CHUNK_LINE_MAX 4096 /* a chunk-size line with its extensions, bytes */
 
 enum gw_http_rc {
     GW_HTTP_OK = 0,      /* every byte consumed, more may come */
@@ -110,6 +118,15 @@ struct gw_http_in {
     uint32_t max_url;  /* target bytes (414 beyond) */
     uint32_t head_bytes;
     int limit_status; /* 414 / 431 when a limit stopped the framer */
+    /* strict framing (RFC 9112), checked on the raw bytes before http_parser sees them */
+    uint64_t sc_left;      /* body / chunk-data bytes still to come; the chunk size on its line */
+    const char *sc_why;    /* why the framing was refused (static), NULL */
+    uint32_t sc_line;      /* bytes on the chunk-size line; head and trailer lines: 0 = empty */
+    unsigned sc_state : 3; /* enum in http.c */
+    unsigned sc_field : 1; /* a non-empty line was seen: field lines follow */
+    unsigned sc_cr : 1;    /* the previous byte was CR: the next must be LF */
+    unsigned sc_colon : 1; /* a ':' was seen on this field line */
+    unsigned sc_digit : 1, sc_ext : 1; /* chunk size: a hex digit seen; in its extension */
 };
 
 void gw_http_in_init(struct gw_http_in *in, const struct gw_http_sink *sink, void *arg);

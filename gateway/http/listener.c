@@ -3,6 +3,8 @@
  *
  * Happy path: on_connection -> gw_stream_accept -> counted in --max-connections ->
  *   gw_h1_start. Over the limit: plain = 503 + close (h1), TLS = closed at once.
+ *   --max-buffered-bytes: this server's streams are one budget list (budget.h; the streams
+ *   join, charge and leave it themselves) and h1 reads its high-water marks from the budget.
  * Close: gw_server_close stops listening and closes every stream (handlers get on_abort);
  *   the server frees itself after the listener handle and the last stream are gone. */
 #include "http/server.h"
@@ -28,7 +30,8 @@ struct gw_server {
     int closing;
     int tcp_closed;
     struct gw_stream *streams;
-    uint64_t live; /* streams not yet gone */
+    struct gw_budget_list budget; /* this server's streams (one loop) */
+    uint64_t live;                /* streams not yet gone */
     uint64_t next_id;
     uint64_t max_conns;
     atomic_uint_fast64_t *open_conns;
@@ -138,6 +141,7 @@ static void server_init(struct gw_server *s, uv_loop_t *loop, const struct gw_se
     s->h1.arg = arg;
     s->h1.cors = o->cors;
     s->h1.metrics = o->metrics;
+    s->h1.budget = o->budget;
     s->h1.access_log = o->access_log;
     s->h1.nosniff = o->nosniff;
     s->senv.loop = loop;
@@ -146,6 +150,8 @@ static void server_init(struct gw_server *s, uv_loop_t *loop, const struct gw_se
     s->senv.scratch = s->scratch;
     s->senv.scratch_len = SCRATCH_LEN;
     s->senv.list = &s->streams;
+    gw_budget_list_init(&s->budget, o->budget);
+    s->senv.budget = o->budget != NULL ? &s->budget : NULL;
     s->senv.on_gone = on_stream_gone;
     s->senv.owner = s;
     server_set_limits(s, o->cfg);

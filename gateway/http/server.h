@@ -58,6 +58,7 @@ struct gw_server_opts {
     const struct gw_cors *cors;       /* NULL = no CORS headers (admin port) */
     struct gw_metrics *metrics;       /* NULL = not counted */
     atomic_uint_fast64_t *open_conns; /* shared by every loop; NULL = no --max-connections */
+    struct gw_budget *budget;         /* shared by every loop; NULL = no --max-buffered-bytes */
     int access_log;
     int nosniff; /* X-Content-Type-Options: nosniff on every answer (data and TLS ports) */
     /* called once the server has freed itself (drop what the borrowed fields point into) */
@@ -87,6 +88,12 @@ int gw_conn_write_head(struct gw_conn *c, int status, const char *headers, size_
 /* Body slices: refs are taken until written. */
 int gw_conn_write_body(struct gw_conn *c, const struct cm_slice *s, size_t n);
 size_t gw_conn_write_queue(const struct gw_conn *c);
+/* Where a handler should stop producing: GW_CONN_HIGH_WATER, less as the process nears
+ * --max-buffered-bytes. */
+size_t gw_conn_high_water(const struct gw_conn *c);
+/* Is the write queue over the high-water mark now? When it is, on_drain is due once the queue
+ * is back under an eighth of the mark (or empty): a handler that pauses on this gets it. */
+int gw_conn_over_high_water(struct gw_conn *c);
 /* The answer is complete; the handler is detached. */
 void gw_conn_done(struct gw_conn *c);
 

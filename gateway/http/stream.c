@@ -7,6 +7,11 @@
  *   the socket, each batch taken into one buffer per uv_write -> on_drain per completed write.
  * Limits: no write progress (libuv's write queue did not shrink) for send_ms: close; one timer
  *   carries the protocol's deadline, the send deadline, and the linger second.
+ *   --max-buffered-bytes: budget_sync wherever the write queue changes (write_raw, on_write,
+ *   TLS plaintext queued / encrypted) and while a TLS handshake is unfinished; the stream the
+ *   budget picks gets budget_kill: its timer fires at once and closes it (a lingering stream
+ *   that is not the writer closes at once; a picked stream never lingers), and no other
+ *   deadline re-arms that timer.
  * Failures: read error / EOF -> on_eof (the protocol decides); write error -> on_close; TLS
  *   error -> the alert is sent, on_close, then the linger path; TLS close_notify -> on_close.
  * Close: finish = queued bytes out -> close_notify (TLS) -> uv_shutdown -> read and discard
@@ -66,18 +71,22 @@ struct gw_stream {
     struct cm_buf *rbuf; /* ref */
     size_t roff, rlen;
     unsigned detached : 1, want : 1, reading : 1, peer_eof : 1, in_pull : 1, shut_deferred : 1;
+    unsigned budget_kill : 1; /* picked over --max-buffered-bytes: closing from its timer */
     /* deadlines (uv_now ms, 0 = none) */
     uint64_t proto_deadline, write_deadline;
     size_t wq_mark; /* bytes libuv had not yet written when the send timeout was (re)armed */
     size_t queued;  /* socket bytes in uv_writes */
     unsigned marks; /* marks not yet written */
     struct wr *last_wr;
-    struct st_tls *t; /* owned; NULL for plain, or before the first TLS bytes arrived */
+    struct st_tls *t;           /* owned; NULL for plain, or before the first TLS bytes arrived */
+    struct gw_budget_member bm; /* in env->budget while not closing */
 };
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_timer(uv_timer_t *t);
+static void budget_close(struct gw_stream *st);
+static void budget_sync(struct gw_stream *st);
 static int tls_flush(struct gw_stream *st);
 static void tls_pump(struct gw_stream *st);
 
@@ -129,6 +138,7 @@ static void stream_close(struct gw_stream *st)
     if (st->state == ST_CLOSING)
         return;
     stream_set(st, ST_CLOSING);
+    gw_budget_leave(&st->bm); /* what it holds is about to be freed: never pick it */
     void *p = proto_of(st);
     st->detached = 1;
     if (p != NULL)
@@ -166,11 +176,15 @@ int gw_stream_accept(const struct gw_stream_env *env, uv_stream_t *listener, uin
     if (*env->list)
         (*env->list)->prev = st;
     *env->list = st;
+    if (env->budget != NULL)
+        gw_budget_join(env->budget, &st->bm, st);
     if (uv_accept(listener, (uv_stream_t *)&st->tcp) != 0) {
         stream_close(st);
         return CM_EIO;
     }
     uv_tcp_nodelay(&st->tcp, 1);
+    if (env->tls != NULL)
+        budget_sync(st); /* the handshake's memory counts until it is done */
     return 0;
 }
 
@@ -192,9 +206,17 @@ int gw_stream_is_tls(const struct gw_stream *st)
 
 /* ---- timer ---- */
 
+/* Every (re)start of the timer but the budget's: a stream picked over the budget keeps its 0 ms
+ * timer. */
+static void timer_start(struct gw_stream *st, uint64_t ms)
+{
+    if (!st->budget_kill)
+        uv_timer_start(&st->timer, on_timer, ms, 0);
+}
+
 static void stream_arm(struct gw_stream *st)
 {
-    if (st->state != ST_OPEN)
+    if (st->state != ST_OPEN || st->budget_kill)
         return;
     uint64_t dl = st->proto_deadline;
     if (st->write_deadline != 0 && (dl == 0 || st->write_deadline < dl))
@@ -204,7 +226,7 @@ static void stream_arm(struct gw_stream *st)
         return;
     }
     uint64_t now = uv_now(st->env->loop);
-    uv_timer_start(&st->timer, on_timer, dl > now ? dl - now : 0, 0);
+    timer_start(st, dl > now ? dl - now : 0);
 }
 
 void gw_stream_deadline(struct gw_stream *st, uint64_t ms)
@@ -220,7 +242,7 @@ static int send_check(struct gw_stream *st, int linger)
     if (wq < st->wq_mark) {
         st->wq_mark = wq;
         if (linger) {
-            uv_timer_start(&st->timer, on_timer, st->env->send_ms, 0);
+            timer_start(st, st->env->send_ms);
         } else {
             st->write_deadline = uv_now(st->env->loop) + st->env->send_ms;
             stream_arm(st);
@@ -237,6 +259,10 @@ static void on_timer(uv_timer_t *t)
 {
     struct gw_stream *st = t->data;
     uint64_t now = uv_now(st->env->loop);
+    if (st->budget_kill) {
+        budget_close(st);
+        return;
+    }
     int linger_send = st->state == ST_LINGER && st->queued > 0;
     if (linger_send || (st->write_deadline != 0 && now >= st->write_deadline)) {
         send_check(st, linger_send);
@@ -257,6 +283,47 @@ static void on_timer(uv_timer_t *t)
         st->ops->on_timeout(p);
 }
 
+/* ---- budget ---- */
+
+static void budget_close(struct gw_stream *st)
+{
+    CM_INFO("msg=\"closing the slowest reader over --max-buffered-bytes\" conn=%llu queued=%zu",
+            (unsigned long long)st->id, gw_stream_queued(st));
+    if (st->env->metrics != NULL)
+        GW_METRIC_ADD(st->env->metrics, budget_closes, 1);
+    stream_close(st);
+}
+
+/* Picked by the budget while `writer` wrote: a lingering stream other than the writer has no
+ * protocol and closes now; else it closes from its timer (0 ms), never inside the write that
+ * found the process over --max-buffered-bytes. */
+static void budget_kill(struct gw_stream *st, const struct gw_stream *writer)
+{
+    if (st->budget_kill || st->state == ST_CLOSING)
+        return;
+    if (st != writer && st->state == ST_LINGER) {
+        budget_close(st);
+        return;
+    }
+    st->budget_kill = 1;
+    uv_timer_start(&st->timer, on_timer, 0, 0);
+}
+
+/* Tell the budget what the stream holds now: unsent bytes, + GW_STREAM_TLS_HANDSHAKE_COST while
+ * a TLS handshake is unfinished. Over the budget, the stream of this owner holding the most
+ * for the longest (maybe this one) is closed, never from here. */
+static void budget_sync(struct gw_stream *st)
+{
+    if (st->bm.list == NULL)
+        return;
+    size_t n = gw_stream_queued(st);
+    if (st->env->tls != NULL && (st->t == NULL || !gw_tls_handshake_done(st->t->tls)))
+        n += GW_STREAM_TLS_HANDSHAKE_COST;
+    struct gw_stream *victim = gw_budget_set(&st->bm, n, uv_now(st->env->loop));
+    if (victim != NULL)
+        budget_kill(victim, st);
+}
+
 /* ---- writing ---- */
 
 static void on_write(uv_write_t *req, int status)
@@ -265,6 +332,7 @@ static void on_write(uv_write_t *req, int status)
     struct gw_stream *st = w->st;
     st->queued -= w->bytes;
     st->marks -= w->marks;
+    budget_sync(st);
     if (st->last_wr == w)
         st->last_wr = NULL;
     if (status == 0 && st->env->metrics != NULL)
@@ -284,7 +352,7 @@ static void on_write(uv_write_t *req, int status)
     st->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&st->tcp);
     if (st->state == ST_LINGER) {
         if (st->queued > 0) /* progress: restart the send timeout */
-            uv_timer_start(&st->timer, on_timer, st->env->send_ms, 0);
+            timer_start(st, st->env->send_ms);
         return;
     }
     st->write_deadline = st->queued > 0 ? uv_now(st->env->loop) + st->env->send_ms : 0;
@@ -345,13 +413,14 @@ static int write_raw(struct gw_stream *st, const struct cm_slice *s, size_t n, u
             st->write_deadline = uv_now(st->env->loop) + st->env->send_ms;
             stream_arm(st);
         } else {
-            uv_timer_start(&st->timer, on_timer, st->env->send_ms, 0);
+            timer_start(st, st->env->send_ms);
         }
     } else {
         st->wq_mark += w->bytes; /* not progress: more to write */
     }
     st->queued += w->bytes;
     st->last_wr = w;
+    budget_sync(st);
     return 0;
 }
 
@@ -399,7 +468,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         stream_close(st);
         return;
     }
-    uv_timer_start(&st->timer, on_timer, GW_STREAM_LINGER_MS, 0);
+    timer_start(st, GW_STREAM_LINGER_MS);
 }
 
 /* LINGER, every byte queued: close_notify (TLS), then half-close after the writes. */
@@ -498,6 +567,7 @@ int gw_stream_write(struct gw_stream *st, const struct cm_slice *s, size_t n)
         }
     }
     tls_pump(st);
+    budget_sync(st); /* the plaintext queued (what was encrypted synced in write_raw) */
     return st->state == ST_CLOSING ? CM_ECLOSED : 0;
 }
 
@@ -526,6 +596,10 @@ void gw_stream_finish(struct gw_stream *st)
 {
     if (st->state != ST_OPEN)
         return;
+    if (st->budget_kill) { /* picked over the budget: its timer must not turn into a linger */
+        budget_close(st);
+        return;
+    }
     stream_set(st, ST_LINGER);
     st->detached = 1;
     st->rlen = 0;
@@ -533,7 +607,7 @@ void gw_stream_finish(struct gw_stream *st)
     uv_timer_stop(&st->timer);
     if (st->queued > 0) { /* the shutdown waits for the writes: the send timeout still applies */
         st->wq_mark = uv_stream_get_write_queue_size((uv_stream_t *)&st->tcp);
-        uv_timer_start(&st->timer, on_timer, st->env->send_ms, 0);
+        timer_start(st, st->env->send_ms);
     }
     if (st->t != NULL && st->t->tq_bytes > 0)
         st->shut_deferred = 1; /* the pump shuts down once the plaintext is encrypted */
@@ -744,4 +818,5 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (tls_flush(st) != 0)
         return;
     stream_update(st); /* pulls the plaintext */
+    budget_sync(st);   /* a finished handshake stops counting */
 }

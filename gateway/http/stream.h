@@ -16,6 +16,11 @@
  * (zero-copy); TLS: encrypted only GW_STREAM_TLS_AHEAD bytes ahead of the socket. No write
  * progress for send_ms closes the stream.
  *
+ * Budget (budget.h): what a stream holds unsent (+ GW_STREAM_TLS_HANDSHAKE_COST while a TLS
+ * handshake is unfinished) is charged to env->budget whenever it changes; a stream picked there
+ * as the one holding most for longest is closed from its own timer (a lingering one other than
+ * the writer at once), never inside the write that went over; the protocol hears on_close.
+ *
  * Ending: gw_stream_finish = send what is queued, close_notify (TLS), half-close, read and
  * discard until the peer closes or a linger second passed, close. The protocol is detached at
  * once (no more callbacks but on_free). gw_stream_close = close now. Either way, or when the
@@ -30,11 +35,15 @@
 
 #include "buf.h"
 #include "core/metrics.h"
+#include "http/budget.h"
 #include "http/tls.h"
 
 #define GW_STREAM_RBUF (64u * 1024u)
 #define GW_STREAM_TLS_AHEAD (256u * 1024u) /* ciphertext in flight before we encrypt more */
 #define GW_STREAM_LINGER_MS 1000
+/* charged to --max-buffered-bytes while a TLS handshake is unfinished (about what OpenSSL
+ * holds for it) */
+#define GW_STREAM_TLS_HANDSHAKE_COST (64u * 1024u)
 
 struct gw_stream;
 
@@ -58,6 +67,9 @@ struct gw_stream_env {
     char *scratch;              /* ciphertext reads and discarded bytes (one loop) */
     size_t scratch_len;
     struct gw_stream **list; /* every live stream of the owner (linked here) */
+    /* --max-buffered-bytes: every stream of the owner charges what it holds unsent here;
+     * NULL = not counted */
+    struct gw_budget_list *budget;
     /* a stream is gone (after on_free, unlinked): called before its memory is freed */
     void (*on_gone)(void *owner);
     void *owner;

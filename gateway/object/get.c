@@ -14,7 +14,8 @@
  *   object turns out too large or not cacheable continues as a direct read of the stream it
  *   has (waiters read for themselves), except a HEAD, answered from the first frame's meta, and
  *   a plain "bytes=a-b" / "a-" Range not starting at 0, which asks the node again for its range.
- * Back-pressure (direct): client write queue over GW_CONN_HIGH_WATER -> pause the node
+ * Back-pressure (direct): client write queue over gw_conn_high_water (GW_CONN_HIGH_WATER, less
+ *   as the process nears --max-buffered-bytes) -> pause the node
  *   connection; resume on the client's drain. A fill reads at node speed into its bounded
  *   buffer; the client is only written once the object is complete.
  * Replica order: the shard leader first for mutable kinds (playlists, manifests, unknown kinds)
@@ -427,7 +428,7 @@ static void direct_data(struct gw_get *g, const Hw__Data *d, const struct cm_sli
         get_fail(g, 502, "unavailable", "node ended the object early");
         return;
     }
-    if (gw_conn_write_queue(g->conn) > GW_CONN_HIGH_WATER && !g->paused) {
+    if (!g->paused && gw_conn_over_high_water(g->conn)) {
         g->paused = 1;
         gw_up_pause(g->uc);
         uv_timer_stop(&g->timer);

@@ -1,7 +1,9 @@
 /* Write path.
  *
  * Happy path: start -> acquire a connection to every replica -> body pieces (slices of the
- *   client's read buffers) are appended to chunks of <= GW_STAGE_MAX; a chunk is sealed at the
+ *   client's read buffers; pieces under GW_PUT_COPY_BELOW are copied into a per-upload staging
+ *   buffer instead, so tiny chunks neither pin read buffers nor cost a slice each) are appended
+ *   to chunks of <= GW_STAGE_MAX; a chunk is sealed at the
  *   end of each socket read or when full and sent as one STAGE frame to every live replica
  *   (pipelined) -> STAGE_OK frees chunks every live replica holds -> body end: FINISH to each
  *   replica once it acknowledged everything -> FINISH_OK from a quorum (+ grace for the rest)
@@ -9,7 +11,10 @@
  * Conditional writes: If-Match / If-None-Match ride in the COMMIT (Hw__Precondition) and the
  *   shard FSM decides them at apply, atomically with the write: CODE_PRECONDITION_FAILED ->
  *   412 precondition_failed, committed false (nothing was written; staged bytes are GC'd).
- * Flow control: the client is paused while any live replica lags > GW_PUT_UNACKED_MAX.
+ * Flow control: the client is paused while the upload holds > GW_PUT_UNACKED_MAX: payload not
+ *   yet acknowledged by every live replica plus GW_PUT_CHUNK_COST per chunk and
+ *   GW_PUT_FRAME_COST per STAGE frame (so a body of 1-byte chunks is bounded by the same
+ *   memory as one of big pieces).
  * Failures: a replica that errors, closes, fails to connect or stalls is dropped; fewer live
  *   than a quorum -> 503 no_quorum (committed false). Body over --max-object-size -> 413.
  *   GW_PUT_DEADLINE_MS after the body end: 503 (commit never sent) or 504 (sent, no answer).
@@ -46,6 +51,7 @@ struct chunk {
     struct chunk *next;
     uint64_t off;
     size_t len;
+    size_t cost; /* counted in gw_put.held besides len */
     size_t n;
     struct cm_slice s[CHUNK_SLICES];
 };
@@ -88,6 +94,8 @@ struct gw_put {
     struct chunk *head, *tail; /* sealed chunks not yet acknowledged by every live replica */
     struct chunk *open;        /* being filled */
     uint64_t total;
+    uint64_t held;          /* bytes of chunks held + their per-chunk and per-frame cost */
+    struct cm_buf *staging; /* ref: small body pieces are copied here (NULL before the first) */
     uint64_t max;
     uint32_t crc;
     int body_done;
@@ -156,6 +164,9 @@ static void put_end(struct gw_put *p)
         chunk_free(p->open);
     p->open = NULL;
     p->tail = NULL;
+    p->held = 0;
+    cm_buf_unref(p->staging);
+    p->staging = NULL;
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 }
 
@@ -229,24 +240,21 @@ static void put_trim(struct gw_put *p)
         p->head = ch->next;
         if (p->head == NULL)
             p->tail = NULL;
+        p->held -= ch->len + ch->cost;
         chunk_free(ch);
     }
 }
 
+/* Chunks are held until every live replica acknowledged them, so p->held (payload + overhead)
+ * is at least the byte lag of the slowest replica. */
 static void put_flow(struct gw_put *p)
 {
     if (p->conn == NULL || p->body_done)
         return;
-    uint64_t lag = 0;
-    for (size_t i = 0; i < p->nrep; i++) {
-        const struct replica *r = &p->reps[i];
-        if ((r->st == REP_LIVE || r->st == REP_CONNECTING) && p->total - r->acked > lag)
-            lag = p->total - r->acked;
-    }
-    if (lag > GW_PUT_UNACKED_MAX && !p->paused) {
+    if (p->held > GW_PUT_UNACKED_MAX && !p->paused) {
         p->paused = 1;
         gw_conn_read_pause(p->conn);
-    } else if (lag <= GW_PUT_UNACKED_MAX && p->paused) {
+    } else if (p->held <= GW_PUT_UNACKED_MAX && p->paused) {
         p->paused = 0;
         gw_conn_read_resume(p->conn);
     }
@@ -495,29 +503,69 @@ static void put_seal(struct gw_put *p)
     }
 }
 
-static int put_append(struct gw_put *p, const struct cm_slice *piece)
+/* Add s (borrowed) to the open chunk: as a ref, or by growing the last slice when s continues
+ * it in the same buffer. */
+static int put_add(struct gw_put *p, struct cm_slice s)
 {
-    struct cm_slice s = *piece;
     while (s.len > 0) {
         if (p->open == NULL) {
             p->open = cm_calloc(1, sizeof(*p->open));
             if (p->open == NULL)
                 return CM_ENOMEM;
             p->open->off = p->total;
+            p->open->cost = GW_PUT_CHUNK_COST + p->nrep * GW_PUT_FRAME_COST;
+            p->held += p->open->cost;
         }
         struct chunk *ch = p->open;
         size_t take = GW_STAGE_MAX - ch->len;
         if (take > s.len)
             take = s.len;
-        ch->s[ch->n++] = cm_slice_ref(s.buf, s.off, take);
+        struct cm_slice *last = ch->n > 0 ? &ch->s[ch->n - 1] : NULL;
+        if (last != NULL && last->buf == s.buf && last->off + last->len == s.off)
+            last->len += take;
+        else
+            ch->s[ch->n++] = cm_slice_ref(s.buf, s.off, take);
         ch->len += take;
         p->total += take;
+        p->held += take;
         s.off += take;
         s.len -= take;
         if (ch->len == GW_STAGE_MAX || ch->n == CHUNK_SLICES)
             put_seal(p);
     }
     return 0;
+}
+
+/* A small piece: copied to the end of the staging buffer (bytes there never change once
+ * written; a full one is left to the chunks that hold slices of it). */
+static int put_add_copy(struct gw_put *p, const char *src, size_t len)
+{
+    while (len > 0) {
+        struct cm_buf *b = p->staging;
+        if (b == NULL || b->len == b->cap) {
+            cm_buf_unref(b);
+            p->staging = b = cm_buf_new(GW_PUT_STAGING);
+            if (b == NULL)
+                return CM_ENOMEM;
+        }
+        size_t n = b->cap - b->len < len ? b->cap - b->len : len;
+        memcpy(b->data + b->len, src, n);
+        struct cm_slice s = {b, b->len, n};
+        b->len += n;
+        int rc = put_add(p, s);
+        if (rc != 0)
+            return rc;
+        src += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int put_append(struct gw_put *p, const struct cm_slice *piece)
+{
+    if (piece->len < GW_PUT_COPY_BELOW)
+        return put_add_copy(p, cm_slice_ptr(piece), piece->len);
+    return put_add(p, *piece);
 }
 
 static void h_body(void *h, const struct cm_slice *piece)

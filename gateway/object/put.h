@@ -14,6 +14,14 @@
 #define GW_PUT_DEADLINE_MS 3000u                /* after the body ended */
 #define GW_PUT_GRACE_MS 200u                    /* wait for more FINISH_OKs after a quorum */
 #define GW_PUT_STALL_MS 2000u /* a replica with no progress this long is dropped */
+/* Body pieces under GW_PUT_COPY_BELOW bytes are copied into a per-upload staging buffer of
+ * GW_PUT_STAGING bytes (coalesced), bigger ones stay zero-copy slices of the read buffer. What
+ * an upload holds counts each chunk as its payload + GW_PUT_CHUNK_COST + GW_PUT_FRAME_COST per
+ * replica (the STAGE frame's header, write request and buffer list). */
+#define GW_PUT_COPY_BELOW 4096u
+#define GW_PUT_STAGING (64u * 1024u)
+#define GW_PUT_CHUNK_COST 2048u
+#define GW_PUT_FRAME_COST 512u
 
 #define GW_TTL_MAX CM_TTL_MAX_S /* ten years */
 

@@ -33,6 +33,7 @@ struct gw_shared {
     atomic_uint_fast64_t open_conns;
     struct gw_config admin_cfg; /* cfg with the admin listener's own connection limit */
     atomic_uint_fast64_t admin_conns;
+    struct gw_budget budget;
     atomic_uint slots_used;
     struct gw_metrics *metrics; /* GW_METRIC_SLOTS */
     uv_mutex_t keys_lock;
@@ -103,6 +104,7 @@ static int reads_init(struct gw_shared *sh, char *errmsg, size_t errlen)
 {
     const struct gw_config *cfg = sh->cfg;
     char err[256] = "";
+    gw_budget_init(&sh->budget, cfg->max_buffered_bytes);
     int rv = gw_rules_parse(&sh->cache_rules, cfg->cache_rules ? cfg->cache_rules : "", err,
                             sizeof(err));
     if (rv != 0) {
@@ -256,6 +258,11 @@ atomic_uint_fast64_t *gw_shared_admin_conns(struct gw_shared *sh)
     return &sh->admin_conns;
 }
 
+struct gw_budget *gw_shared_budget(struct gw_shared *sh)
+{
+    return &sh->budget;
+}
+
 struct gw_metrics *gw_shared_metrics(struct gw_shared *sh)
 {
     unsigned i = atomic_fetch_add(&sh->slots_used, 1);
@@ -276,6 +283,9 @@ void gw_shared_metrics_render(struct gw_shared *sh, struct cm_sbuf *out)
         cm_sbuf_printf(out, "headwater_gateway_cluster_auth_refusals_total{reason=\"%s\"} %llu\n",
                        cm_auth_reason_name((enum cm_auth_reason)r),
                        (unsigned long long)cm_auth_refused(sh->auth, (enum cm_auth_reason)r));
+    gw_metrics_render_gauge(out, "headwater_gateway_buffered_bytes",
+                            "bytes queued toward clients now (--max-buffered-bytes budget)",
+                            gw_budget_used(&sh->budget));
 }
 
 struct cm_auth *gw_shared_auth(struct gw_shared *sh)

@@ -23,6 +23,7 @@
 #include "access/authkeys.h"
 #include "auth.h"
 #include "buf.h"
+#include "http/budget.h"
 #include "http/cors.h"
 #include "core/gwconfig.h"
 #include "core/metrics.h"
@@ -58,6 +59,8 @@ const struct gw_cors *gw_shared_cors_write(const struct gw_shared *sh);
  * header / idle timeouts), and its own open-connection counter. */
 const struct gw_config *gw_shared_admin_cfg(const struct gw_shared *sh);
 atomic_uint_fast64_t *gw_shared_admin_conns(struct gw_shared *sh);
+/* --max-buffered-bytes: every loop's connections charge it. */
+struct gw_budget *gw_shared_budget(struct gw_shared *sh);
 /* A metrics struct of its own for one loop (never NULL: past the slots, loops share the last). */
 struct gw_metrics *gw_shared_metrics(struct gw_shared *sh);
 /* The cluster secret for node connections and their refusal counters (thread-safe). */

@@ -180,6 +180,42 @@ def garbage_instead_of_http_400_and_close(cl):
         still_serving(cl)
 
 
+# Framings a lenient parser reads one way and a proxy in front another (RFC 9112): each must
+# get a 400 JSON answer and a close, and store nothing. (request, key it would have stored)
+SMUGGLING = [
+    # a bare CR after an empty value swallows the next byte and reveals a hidden TE
+    (b"PUT /smug/a.ts HTTP/1.1\r\nHost: t\r\nX-A:\rXTransfer-Encoding: chunked\r\n\r\n"
+     b"5\r\nhello\r\n0\r\n\r\n", "/smug/a.ts"),
+    # obs-fold in Transfer-Encoding, and elsewhere in the head
+    (b"PUT /smug/b.ts HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+     b"5\r\nhello\r\n0\r\n\r\n", "/smug/b.ts"),
+    (b"PUT /smug/c.ts HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n\t2\r\nContent-Length: 5\r\n\r\nhello",
+     "/smug/c.ts"),
+    # a bare CR in a chunk-size line; chunk data not followed by CRLF
+    (b"PUT /smug/d.ts HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"5\rXhello\r\n0\r\n\r\n", "/smug/d.ts"),
+    (b"PUT /smug/e.ts HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"5\r\nhelloXX0\r\n\r\n", "/smug/e.ts"),
+]
+
+
+@test
+def smuggling_framings_400_close_nothing_stored(cl):
+    for req, key in SMUGGLING:
+        c = RawConn(cl.gw_port)
+        # a request pipelined behind must not be answered either
+        c.send(req + b"GET /smug/after.ts HTTP/1.1\r\nHost: t\r\n\r\n")
+        try:
+            r = c.read_response("PUT")
+        except ConnectionError:
+            raise AssertionError(f"closed without a 400 for {req[:60]!r}")
+        assert_json_error(r, 400, "bad_request")
+        assert c.closed_by_peer(5.0), f"connection left open after {req[:60]!r}"
+        c.close()
+        assert_absent(cl, key)
+    still_serving(cl)
+
+
 @test
 def chunked_put(cl):
     pieces = [b"a", os.urandom(16), os.urandom(1000), os.urandom(65536), b"end"]

@@ -33,6 +33,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.idle_timeout_ms, 60000);
     cr_assert_eq(cfg.body_timeout_ms, 30000);
     cr_assert_eq(cfg.max_pipeline, 16);
+    cr_assert_eq(cfg.max_buffered_bytes, 1ull << 30);
     cr_assert_str_eq(cfg.cors_origins, "*");
     cr_assert_eq(cfg.access_log, 1);
     cr_assert_null(cfg.keys);

@@ -676,3 +676,98 @@ Test(http, head_not_kept_in_front_is_an_error_not_a_crash)
     gw_http_in_close(&in);
     cm_sbuf_free(&r.log);
 }
+
+/* ---- strict framing (RFC 9112): what a lenient parser accepts and a proxy in front reads
+ * differently is refused with 400 before any of it reaches the sink as a complete request ---- */
+
+/* Feed in reads of `step` bytes into a region kept as the stream keeps it (a partial head
+ * stays pinned and contiguous); returns the final rc, the error status when it failed, and why
+ * the framer refused (never "the head was not kept in front": that would be the test's fault). */
+static int feed_status(struct rec *r, const char *text, size_t step, int *status)
+{
+    struct gw_http_in in;
+    struct region g = {0};
+    gw_http_in_init(&in, &rec_sink, r);
+    size_t len = strlen(text);
+    int rc = GW_HTTP_OK, paused = 0;
+    for (size_t off = 0; off < len && rc >= 0;) {
+        size_t n = len - off < step ? len - off : step;
+        region_append(&g, text + off, n);
+        rc = region_feed(&g, &in, &paused);
+        off += n;
+    }
+    *status = rc == GW_HTTP_ERROR ? gw_http_in_error_status(&in) : 0;
+    if (rc == GW_HTTP_ERROR)
+        cr_assert_str_neq(gw_http_in_error(&in), "HPE_OK", "refused for a reason: %s",
+                          gw_http_in_error(&in));
+    cm_buf_unref(g.b);
+    gw_http_in_close(&in);
+    return rc;
+}
+
+#define TE "Transfer-Encoding: chunked\r\n\r\n"
+
+Test(http, smuggling_framings_are_refused)
+{
+    const char *bad[] = {
+        /* obs-fold in Transfer-Encoding, and anywhere in the head */
+        "PUT /a HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+        "GET /a HTTP/1.1\r\nX-A: 1\r\n 2\r\n\r\n",
+        "GET /a HTTP/1.1\r\nX-A: 1\r\n\t2\r\n\r\n",
+        "GET /a HTTP/1.1\r\n Host: h\r\n\r\n",
+        "GET /a HTTP/1.1\nX-A: 1\n 2\n\n",
+        /* a bare CR after an empty value swallows the next byte and reveals a hidden TE */
+        "PUT /a HTTP/1.1\r\nX-A:\rXTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "PUT /a HTTP/1.1\r\nX-A: \r Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "GET /a HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+        "GET /a HTTP/1.1\rX\r\n\r\n",
+        "\rGET /a HTTP/1.1\r\n\r\n",
+        "GET /a HTTP/1.1\r\nX-A: 1\r\n\r\r\n",
+        /* whitespace between a field name and the colon (RFC 9112 5.1) */
+        "PUT /a HTTP/1.1\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc",
+        /* chunk-size lines: bare CR, bare LF, no CRLF after the data, overflow */
+        "PUT /a HTTP/1.1\r\n" TE "5\rXhello\r\n0\r\n\r\n",
+        "PUT /a HTTP/1.1\r\n" TE "5;a\rb\r\nhello\r\n0\r\n\r\n",
+        "PUT /a HTTP/1.1\r\n" TE "5;a\nhello\r\n0\r\n\r\n",
+        "PUT /a HTTP/1.1\r\n" TE "5\r\nhelloXX0\r\n\r\n",
+        "PUT /a HTTP/1.1\r\n" TE "5\r\nhello\n0\r\n\r\n",
+        "PUT /a HTTP/1.1\r\n" TE "10000000000000001\r\nx\r\n0\r\n\r\n",
+        "PUT /a HTTP/1.1\r\n" TE "\r\n",
+        "PUT /a HTTP/1.1\r\n" TE "5;\x01\r\nhello\r\n0\r\n\r\n",
+        /* trailers: bare CR, obs-fold */
+        "PUT /a HTTP/1.1\r\n" TE "1\r\nx\r\n0\r\nX-T: a\rb\r\n\r\n",
+        "PUT /a HTTP/1.1\r\n" TE "1\r\nx\r\n0\r\nX-T: a\r\n b\r\n\r\n",
+        /* CL + TE, duplicate Content-Length */
+        "PUT /a HTTP/1.1\r\nContent-Length: 3\r\n" TE "0\r\n\r\n",
+        "PUT /a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    };
+    size_t steps[] = {1, 2, 3, 7, 100000};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+            struct rec r;
+            memset(&r, 0, sizeof(r));
+            cm_sbuf_init(&r.log);
+            int status;
+            int rc = feed_status(&r, bad[i], steps[k], &status);
+            cr_assert_eq(rc, GW_HTTP_ERROR, "case %zu step %zu accepted: %s", i, steps[k],
+                         r.log.p ? r.log.p : "");
+            cr_assert_eq(status, 400, "case %zu", i);
+            cr_assert_eq(r.ends, 0, "case %zu step %zu completed a request", i, steps[k]);
+            cr_assert_eq(r.last.chunked && !strstr(bad[i], "\r\n" TE), 0, "case %zu", i);
+            cm_sbuf_free(&r.log);
+        }
+    }
+}
+
+Test(http, strict_framing_keeps_what_is_legal)
+{
+    /* empty values, chunk extensions with BWS, trailers, blank lines between pipelined
+     * requests, bare LF line ends in the head (RFC 9112 2.2 lets a recipient accept them) */
+    check_all_fragmentations("PUT /a HTTP/1.1\r\nX-Empty:\r\nX-B: \t\r\n" TE
+                             "3 ; name=\"v\"\r\nabc\r\n2;x\r\nde\r\n0\r\nX-T: 1\r\n\r\n"
+                             "\r\nGET /b HTTP/1.1\nHost: h\n\n",
+                             "H PUT /a v=1.1 ct= len=0/0 chunked=1 ka=1 expect=0\n"
+                             "B abcde\nE\n"
+                             "H GET /b v=1.1 ct= len=0/0 chunked=0 ka=1 expect=0\nE\n",
+                             2);
+}
