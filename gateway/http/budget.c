@@ -42,10 +42,9 @@ void gw_budget_list_init(struct gw_budget_list *l, struct gw_budget *b)
     l->head = NULL;
 }
 
-void gw_budget_join(struct gw_budget_list *l, struct gw_budget_member *m, void *owner)
+void gw_budget_join(struct gw_budget_list *l, struct gw_budget_member *m)
 {
     memset(m, 0, sizeof(*m));
-    m->owner = owner;
     if (l->budget == NULL)
         return;
     m->list = l;
@@ -90,7 +89,7 @@ static struct gw_budget_member *pick(struct gw_budget_list *l, uint64_t now_ms)
     return best;
 }
 
-void *gw_budget_set(struct gw_budget_member *m, uint64_t bytes, uint64_t now_ms)
+struct gw_budget_member *gw_budget_set(struct gw_budget_member *m, uint64_t bytes, uint64_t now_ms)
 {
     struct gw_budget_list *l = m->list;
     if (l == NULL || bytes == m->bytes)
@@ -112,7 +111,6 @@ void *gw_budget_set(struct gw_budget_member *m, uint64_t bytes, uint64_t now_ms)
     struct gw_budget_member *victim = pick(l, now_ms);
     if (victim == NULL)
         return NULL;
-    void *owner = victim->owner;
     gw_budget_leave(victim);
-    return owner;
+    return victim;
 }

@@ -8,7 +8,7 @@
  *     budget down to GW_BUDGET_MARK_FLOOR when it holds all of it;
  *   close: a change that leaves the process over the budget picks the member of the same list
  *     holding the most bytes for the longest (bytes x ms since its queue last shrank) and
- *     returns its owner for the caller to close; that member leaves the list at once (its bytes
+ *     returns it for the caller to close; that member leaves the list at once (its bytes
  *     stop counting, so one excess closes one connection, not every one on the loop).
  * Lists and members belong to one loop; only `used` is shared (relaxed atomics). */
 #ifndef GW_BUDGET_H
@@ -32,7 +32,6 @@ struct gw_budget_member {
     struct gw_budget_list *list; /* NULL when not (or no longer) a member */
     uint64_t bytes;              /* charged to the budget */
     uint64_t since_ms;           /* holding bytes without shrinking since */
-    void *owner;                 /* borrowed: what gw_budget_set returns */
 };
 
 struct gw_budget_list {
@@ -49,12 +48,13 @@ size_t gw_budget_mark_for(uint64_t used, uint64_t max, size_t high);
 size_t gw_budget_mark(const struct gw_budget *b, size_t high);
 
 void gw_budget_list_init(struct gw_budget_list *l, struct gw_budget *b);
-void gw_budget_join(struct gw_budget_list *l, struct gw_budget_member *m, void *owner);
+void gw_budget_join(struct gw_budget_list *l, struct gw_budget_member *m);
 /* Uncharge the member's bytes and leave the list (idempotent; after being picked too). */
 void gw_budget_leave(struct gw_budget_member *m);
-/* The member now holds `bytes` unsent (now_ms: its loop's clock). Returns the owner of a
- * member to close (it has left the list) when this leaves the process over the budget, else
- * NULL. A member that is not in a list is ignored. */
-void *gw_budget_set(struct gw_budget_member *m, uint64_t bytes, uint64_t now_ms);
+/* The member now holds `bytes` unsent (now_ms: its loop's clock). Returns a member to close
+ * (it has left the list; the caller finds its owner from where it embedded the member) when
+ * this leaves the process over the budget, else NULL. A member that is not in a list is
+ * ignored. */
+struct gw_budget_member *gw_budget_set(struct gw_budget_member *m, uint64_t bytes, uint64_t now_ms);
 
 #endif

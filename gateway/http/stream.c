@@ -64,19 +64,18 @@ struct gw_stream {
     struct gw_stream *prev, *next; /* env->list */
     uv_shutdown_t *shut;           /* owned, while a shutdown is pending */
     uint64_t id;
-    uint8_t state; /* enum st_state */
-    uint8_t handles_open;
-    /* tcp, timer */ /* owned, NULL for plain (or before the first TLS bytes) */
-    /* read region: rbuf->data[roff .. roff + rlen) */
-    struct cm_buf *rbuf; /* ref */
-    size_t roff, rlen;
+    uint8_t state;        /* enum st_state */
+    uint8_t handles_open; /* tcp, timer */
     unsigned detached : 1, want : 1, reading : 1, peer_eof : 1, in_pull : 1, shut_deferred : 1;
     unsigned budget_kill : 1; /* picked over --max-buffered-bytes: closing from its timer */
+    unsigned marks;           /* marks not yet written */
+    /* read region: rbuf->data[roff .. roff + rlen) (at most a few head limits: 32 bits) */
+    struct cm_buf *rbuf; /* ref */
+    uint32_t roff, rlen;
     /* deadlines (uv_now ms, 0 = none) */
     uint64_t proto_deadline, write_deadline;
     size_t wq_mark; /* bytes libuv had not yet written when the send timeout was (re)armed */
     size_t queued;  /* socket bytes in uv_writes */
-    unsigned marks; /* marks not yet written */
     struct wr *last_wr;
     struct st_tls *t;           /* owned; NULL for plain, or before the first TLS bytes arrived */
     struct gw_budget_member bm; /* in env->budget while not closing */
@@ -177,7 +176,7 @@ int gw_stream_accept(const struct gw_stream_env *env, uv_stream_t *listener, uin
         (*env->list)->prev = st;
     *env->list = st;
     if (env->budget != NULL)
-        gw_budget_join(env->budget, &st->bm, st);
+        gw_budget_join(env->budget, &st->bm);
     if (uv_accept(listener, (uv_stream_t *)&st->tcp) != 0) {
         stream_close(st);
         return CM_EIO;
@@ -319,7 +318,9 @@ static void budget_sync(struct gw_stream *st)
     size_t n = gw_stream_queued(st);
     if (st->env->tls != NULL && (st->t == NULL || !gw_tls_handshake_done(st->t->tls)))
         n += GW_STREAM_TLS_HANDSHAKE_COST;
-    struct gw_stream *victim = gw_budget_set(&st->bm, n, uv_now(st->env->loop));
+    struct gw_budget_member *m = gw_budget_set(&st->bm, n, uv_now(st->env->loop));
+    struct gw_stream *victim =
+        m != NULL ? (struct gw_stream *)(void *)((char *)m - offsetof(struct gw_stream, bm)) : NULL;
     if (victim != NULL)
         budget_kill(victim, st);
 }

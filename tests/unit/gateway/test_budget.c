@@ -39,9 +39,8 @@ Test(budget, charges_add_up_and_leave_uncharges)
     struct gw_budget_list l;
     gw_budget_list_init(&l, &b);
     struct gw_budget_member m1, m2;
-    int o1, o2;
-    gw_budget_join(&l, &m1, &o1);
-    gw_budget_join(&l, &m2, &o2);
+    gw_budget_join(&l, &m1);
+    gw_budget_join(&l, &m2);
     cr_assert_null(gw_budget_set(&m1, 5 * MiB, 10));
     cr_assert_null(gw_budget_set(&m2, 3 * MiB, 10));
     cr_assert_eq(gw_budget_used(&b), 8 * MiB);
@@ -59,7 +58,7 @@ Test(budget, charges_add_up_and_leave_uncharges)
     /* no budget at all: members never charge anything */
     struct gw_budget_list none;
     gw_budget_list_init(&none, NULL);
-    gw_budget_join(&none, &m1, &o1);
+    gw_budget_join(&none, &m1);
     cr_assert_null(gw_budget_set(&m1, 1ull << 40, 1));
     gw_budget_leave(&m1);
 }
@@ -72,11 +71,10 @@ Test(budget, over_the_budget_the_slowest_biggest_is_picked_once)
     gw_budget_list_init(&l, &b);
     gw_budget_list_init(&other, &b);
     struct gw_budget_member stalled, fresh, small, elsewhere;
-    int o_stalled, o_fresh, o_small, o_else;
-    gw_budget_join(&l, &stalled, &o_stalled);
-    gw_budget_join(&l, &fresh, &o_fresh);
-    gw_budget_join(&l, &small, &o_small);
-    gw_budget_join(&other, &elsewhere, &o_else);
+    gw_budget_join(&l, &stalled);
+    gw_budget_join(&l, &fresh);
+    gw_budget_join(&l, &small);
+    gw_budget_join(&other, &elsewhere);
     cr_assert_null(gw_budget_set(&elsewhere, 6 * MiB, 0)); /* another loop: never picked here */
     cr_assert_null(gw_budget_set(&stalled, 6 * MiB, 1000));
     cr_assert_null(gw_budget_set(&small, 1 * MiB, 1000));
@@ -84,16 +82,16 @@ Test(budget, over_the_budget_the_slowest_biggest_is_picked_once)
     cr_assert_null(gw_budget_set(&fresh, 2 * MiB, 1500));
     cr_assert_null(gw_budget_set(&fresh, 1 * MiB, 4000));
     /* over: the stalled one (6 MiB for 3 s) goes, not the one that just queued more */
-    void *v = gw_budget_set(&fresh, 4 * MiB, 4000);
-    cr_assert_eq(v, &o_stalled);
+    struct gw_budget_member *v = gw_budget_set(&fresh, 4 * MiB, 4000);
+    cr_assert_eq(v, &stalled);
     cr_assert_null(stalled.list, "picked: left the list");
     cr_assert_eq(gw_budget_used(&b), 11 * MiB, "its bytes stop counting at once");
     cr_assert_null(gw_budget_set(&stalled, 0, 4001), "its late changes are ignored");
     cr_assert_eq(gw_budget_used(&b), 11 * MiB);
     /* over again, and only members of this list are candidates */
     v = gw_budget_set(&small, 7 * MiB, 4100);
-    cr_assert(v == &o_small || v == &o_fresh);
-    cr_assert_neq(v, &o_else);
+    cr_assert(v == &small || v == &fresh);
+    cr_assert_neq(v, &elsewhere);
     gw_budget_leave(&fresh);
     gw_budget_leave(&small);
     gw_budget_leave(&elsewhere);
@@ -111,13 +109,12 @@ static void *churn_run(void *arg)
     struct gw_budget_list l;
     gw_budget_list_init(&l, c->b);
     struct gw_budget_member m[8];
-    int owners[8];
     for (int i = 0; i < 8; i++)
-        gw_budget_join(&l, &m[i], &owners[i]);
+        gw_budget_join(&l, &m[i]);
     for (uint64_t t = 0; t < 20000; t++) {
         struct gw_budget_member *x = &m[(t * 7 + (uint64_t)c->id) % 8];
         if (x->list == NULL)
-            gw_budget_join(&l, x, &owners[0]);
+            gw_budget_join(&l, x);
         gw_budget_set(x, (t * 2654435761u) % (3 * MiB), t);
     }
     for (int i = 0; i < 8; i++)
