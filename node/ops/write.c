@@ -79,6 +79,24 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     cm_free(a);
 }
 
+/* A request that waits for raft (apply or barrier), begun on sc; NULL: answered INTERNAL. */
+static struct apply_req *apply_req_new(struct nd_host *h, struct nd_shard *sh, struct nd_sconn *sc,
+                                       const Hw__Envelope *env)
+{
+    struct apply_req *a = cm_calloc(1, sizeof(*a));
+    if (a == NULL) {
+        nd_sconn_error(sc, env, HW__CODE__CODE_INTERNAL, "out of memory");
+        return NULL;
+    }
+    a->h = h;
+    a->sh = sh;
+    a->kind = env->type;
+    a->apply.data = a;
+    a->barrier.data = a;
+    nd_req_begin(&a->req, sc, env);
+    return a;
+}
+
 /* Only the leader proposes; others answer NOT_LEADER / NO_LEADER with what they know. */
 static void propose(struct nd_host *h, struct nd_shard *sh, struct nd_sconn *sc,
                     const Hw__Envelope *env, Hw__RaftEntry *entry)
@@ -90,16 +108,9 @@ static void propose(struct nd_host *h, struct nd_shard *sh, struct nd_sconn *sc,
         nd_req_end(&r);
         return;
     }
-    struct apply_req *a = cm_calloc(1, sizeof(*a));
-    if (a == NULL) {
-        nd_sconn_error(sc, env, HW__CODE__CODE_INTERNAL, "out of memory");
+    struct apply_req *a = apply_req_new(h, sh, sc, env);
+    if (a == NULL)
         return;
-    }
-    a->h = h;
-    a->sh = sh;
-    a->kind = env->type;
-    a->apply.data = a;
-    nd_req_begin(&a->req, sc, env);
     int rv = nd_shard_apply(sh, entry, &a->apply, on_applied);
     if (rv != 0) {
         if (rv == RAFT_NOMEM)
@@ -197,16 +208,9 @@ void nd_op_read_index(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
 {
     struct nd_host *h = ctx;
     struct nd_shard *sh = nd_host_shard(h, env->shard);
-    struct apply_req *a = cm_calloc(1, sizeof(*a));
-    if (a == NULL) {
-        nd_sconn_error(sc, env, HW__CODE__CODE_INTERNAL, "out of memory");
+    struct apply_req *a = apply_req_new(h, sh, sc, env);
+    if (a == NULL)
         return;
-    }
-    a->h = h;
-    a->sh = sh;
-    a->kind = env->type;
-    a->barrier.data = a;
-    nd_req_begin(&a->req, sc, env);
     if (!nd_shard_is_leader(sh)) {
         nd_host_not_leader(h, sh, &a->req);
         nd_req_end(&a->req);
