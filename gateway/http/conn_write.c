@@ -350,6 +350,15 @@ void gw_conn_respond(struct gw_conn *c, int status, const char *ctype, const cha
         cm_sbuf_printf(&h, "Content-Length: %zu\r\n", len);
     if (extra != NULL)
         cm_sbuf_puts(&h, extra);
+    if (h.oom && c->state == CS_OPEN && !c->responded) {
+        /* No memory to say anything: end the request (the handler is done with it) and cut
+         * the connection; the client sees a close instead of waiting forever. */
+        c->responded = 1;
+        c->ops = NULL;
+        c->h = NULL;
+        gwc_request_end(c, 500);
+        gwc_close(c);
+    }
     if (!h.oom && gw_conn_write_head(c, status, h.p, h.len) == 0 && len > 0 &&
         !(c->req && c->req->method == HTTP_HEAD)) {
         c->body_bytes += len;

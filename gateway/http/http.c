@@ -162,8 +162,10 @@ static int on_headers_complete(http_parser *p)
     r->has_length = !r->chunked && p->content_length != ULLONG_MAX;
     r->content_length = r->has_length ? p->content_length : 0;
     r->keep_alive = http_should_keep_alive(p);
-    if (r->url.oom)
-        r->url_overflow = 1;
+    if (r->url.oom) {
+        in->limit_status = 503; /* out of memory for the target: not the client's fault */
+        return -1;
+    }
     if (in->sink->on_head(in->arg, r) != 0) {
         in->stopped = 1;
         return -1;

@@ -96,7 +96,7 @@ int gw_http_in_feed(struct gw_http_in *in, struct cm_buf *buf, size_t off, size_
  * url_overflow (the head still completes); a head over max_head stops the framer with
  * GW_HTTP_ERROR and gw_http_in_error_status 431 (414 when the target itself is too long). */
 void gw_http_in_limits(struct gw_http_in *in, size_t max_head, size_t max_url);
-/* The status to answer a GW_HTTP_ERROR with: 400, 414 or 431. */
+/* The status to answer a GW_HTTP_ERROR with: 400, 414, 431, or 503 (out of memory). */
 int gw_http_in_error_status(const struct gw_http_in *in);
 /* Continue after GW_HTTP_PAUSED. */
 void gw_http_in_resume(struct gw_http_in *in);

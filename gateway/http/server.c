@@ -43,7 +43,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 static void server_maybe_free(struct gw_server *s)
 {
-    if (s->closing && s->tcp_closed && s->conns == NULL) {
+    if (s->closing && s->tcp_closed && s->conns == NULL && !s->shed_busy) {
         void (*on_free)(void *) = s->on_free;
         void *arg = s->on_free_arg;
         cm_free(s->scratch);
@@ -512,6 +512,8 @@ static void conn_bad_request(struct gw_conn *c)
         conn_reject(c, 431, "bad_request", "request header fields too large");
     else if (status == 414)
         conn_reject(c, 414, "bad_request", "request target too long");
+    else if (status == 503)
+        conn_reject(c, 503, "unavailable", "out of memory");
     else
         conn_reject(c, 400, "bad_request", "malformed HTTP request");
 }
@@ -615,6 +617,36 @@ static const struct gw_http_sink conn_sink = {sink_head, sink_body, sink_end};
 
 /* ---- server ---- */
 
+static void on_connection(uv_stream_t *ls, int status);
+
+static void on_shed_closed(uv_handle_t *hd)
+{
+    struct gw_server *s = hd->data;
+    s->shed_busy = 0;
+    if (s->shed_pending && !s->closing) {
+        s->shed_pending = 0;
+        on_connection((uv_stream_t *)&s->tcp, 0); /* libuv still holds it: try again */
+        return;
+    }
+    server_maybe_free(s);
+}
+
+/* No memory for a connection: accept it into the server's own handle and close it at once.
+ * (Left unaccepted, libuv would stop accepting on this listener for good.) */
+static void server_shed(struct gw_server *s)
+{
+    CM_ERROR("msg=\"http accept: out of memory, connection closed\" listener=%s", s->name);
+    if (s->shed_busy) {
+        s->shed_pending = 1;
+        return;
+    }
+    uv_tcp_init(s->loop, &s->shed);
+    s->shed.data = s;
+    s->shed_busy = 1;
+    uv_accept((uv_stream_t *)&s->tcp, (uv_stream_t *)&s->shed);
+    uv_close((uv_handle_t *)&s->shed, on_shed_closed);
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     struct gw_server *s = ls->data;
@@ -622,7 +654,7 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     struct gw_conn *c = cm_calloc(1, sizeof(*c));
     if (c == NULL) {
-        CM_ERROR("msg=\"http accept: out of memory\" listener=%s", s->name);
+        server_shed(s);
         return;
     }
     c->srv = s;

@@ -126,7 +126,9 @@ static int answer_head(struct gw_conn *c, const struct gw_objresp *p, const stru
     cm_sbuf_init(&h);
     gw_objresp_headers(p, o, rules, &h);
     int complete = 1;
-    if (p->status == 412) {
+    if (h.oom) { /* the headers are cut short: never send those */
+        gw_answer_error(c, 500, "internal", "out of memory", NULL);
+    } else if (p->status == 412) {
         gw_answer_error(c, 412, "precondition_failed", "a precondition did not hold", h.p);
     } else if (p->status == 416) {
         gw_answer_error(c, 416, "range_not_satisfiable", "range outside the object", h.p);

@@ -105,7 +105,7 @@ static int feed(struct run *r, struct cm_buf *buf)
         } else {
             HW_FUZZ_ASSERT(r->rc == GW_HTTP_ERROR);
             int st = gw_http_in_error_status(&r->in);
-            HW_FUZZ_ASSERT(st == 400 || st == 414 || st == 431);
+            HW_FUZZ_ASSERT(st == 400 || st == 414 || st == 431 || st == 503);
             return 0;
         }
         off += used;
