@@ -104,8 +104,8 @@ struct gw_server {
     int access_log;
     uint64_t max_conns, max_head, max_url, max_pipeline;
     uint64_t header_ms, idle_ms, body_ms, send_ms;
-    char *scratch; /* TLS ciphertext reads (one loop: used by one read at a time) */
-    uv_tcp_t shed; /* takes a connection we have no memory for, to close it */
+    char *scratch;    /* TLS ciphertext reads (one loop: used by one read at a time) */
+    uv_tcp_t shed;    /* takes a connection we have no memory for, to close it */
     int shed_busy;    /* shed is closing */
     int shed_pending; /* another such connection waits in libuv for shed */
     void (*on_free)(void *);

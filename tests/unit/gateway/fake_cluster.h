@@ -1,6 +1,6 @@
 /* In-process fake storage nodes for gateway tests: speak the node RPC (HELLO, STATUS, STAGE,
- * FINISH, COMMIT, GET, HEAD, DELETE, LIST) over real loopback sockets via common/rpc.h. Node 1 is the
- * shard leader; the others answer COMMIT/DELETE with NOT_LEADER naming it. Objects live in one
+ * FINISH, COMMIT, GET, HEAD, DELETE, LIST) over real loopback sockets via common/rpc.h. Node 1 is
+ * the shard leader; the others answer COMMIT/DELETE with NOT_LEADER naming it. Objects live in one
  * shared table (as if Raft had replicated them). Faults: a node can be down (not listening) or
  * silent (accepts STAGE/FINISH without answering). */
 #ifndef TEST_FAKE_CLUSTER_H
