@@ -190,6 +190,13 @@ static void on_commit(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelo
         o->version = ++fc->index;
         o->holders = (uint32_t)cm->n_holders;
         cr_assert_eq(o->data.len, cm->size);
+        for (size_t h = 0; h < cm->n_holders; h++) { /* promoted: the staged copies go */
+            struct fc_upload *s = upload_of(&fc->n[cm->holders[h] - 1], &cm->upload_id, 0);
+            if (s != NULL) {
+                cm_sbuf_free(&s->data);
+                memset(s, 0, sizeof(*s));
+            }
+        }
     }
     Hw__Envelope out;
     Hw__CommitOk ok = HW__COMMIT_OK__INIT;

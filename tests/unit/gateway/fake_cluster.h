@@ -14,7 +14,7 @@
 #include "rpc.h"
 
 #define FC_NODES 3
-#define FC_UPLOADS 64
+#define FC_UPLOADS 256 /* staged, not yet committed (a sweep abandons many) */
 #define FC_OBJECTS 64
 
 struct fc_upload {
