@@ -130,28 +130,18 @@ static Hw__Envelope *recv_env(struct x *x, int fd)
     return env;
 }
 
-static void build(const struct x *x, const struct step *s, Hw__Envelope *env, void *sub)
+/* STAGE, FINISH and COMMIT of the exchange's upload (1 = s is one of them). */
+static int build_write(const struct x *x, const struct step *s, Hw__Envelope *env, void *sub)
 {
     static _Thread_local uint32_t holders[1] = {1};
-    cm_env_init(env, s->type, (uint64_t)(s - x->steps) + 1, 0);
     ProtobufCBinaryData id = {16, (uint8_t *)x->upload};
-    switch (s->type) {
-    case HW__MSG_TYPE__MSG_HELLO: {
-        Hw__Hello *m = sub;
-        hw__hello__init(m);
-        m->proto_version = CM_PROTO_VERSION;
-        env->hello = m;
-        break;
-    }
-    case HW__MSG_TYPE__MSG_STAGE: {
+    if (s->type == HW__MSG_TYPE__MSG_STAGE) {
         Hw__Stage *m = sub;
         hw__stage__init(m);
         m->upload_id = id;
         m->key = (char *)s->key;
         env->stage = m;
-        break;
-    }
-    case HW__MSG_TYPE__MSG_FINISH: {
+    } else if (s->type == HW__MSG_TYPE__MSG_FINISH) {
         Hw__Finish *m = sub;
         hw__finish__init(m);
         m->upload_id = id;
@@ -159,9 +149,7 @@ static void build(const struct x *x, const struct step *s, Hw__Envelope *env, vo
         m->size = BODY;
         m->checksum = cm_crc32c(0, body, BODY);
         env->finish = m;
-        break;
-    }
-    case HW__MSG_TYPE__MSG_COMMIT: {
+    } else if (s->type == HW__MSG_TYPE__MSG_COMMIT) {
         Hw__Commit *m = sub;
         hw__commit__init(m);
         m->upload_id = id;
@@ -172,6 +160,23 @@ static void build(const struct x *x, const struct step *s, Hw__Envelope *env, vo
         m->holders = holders;
         m->n_holders = 1;
         env->commit = m;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static void build(const struct x *x, const struct step *s, Hw__Envelope *env, void *sub)
+{
+    cm_env_init(env, s->type, (uint64_t)(s - x->steps) + 1, 0);
+    if (build_write(x, s, env, sub))
+        return;
+    switch (s->type) {
+    case HW__MSG_TYPE__MSG_HELLO: {
+        Hw__Hello *m = sub;
+        hw__hello__init(m);
+        m->proto_version = CM_PROTO_VERSION;
+        env->hello = m;
         break;
     }
     case HW__MSG_TYPE__MSG_GET: {
