@@ -678,3 +678,24 @@ Test(sweep, tls_handshake_and_get)
     sweep(&t, &p);
     teardown(&t);
 }
+
+Test(sweep, head_read_without_memory)
+{
+    /* One allocation of a fresh connection's first read fails: no read buffer for the head.
+     * The client hears 503 (out of memory, not its fault) and a close, never silence. */
+    static struct t t;
+    static struct x x;
+    setup_stored(&t, 0);
+    int got_503 = 0;
+    for (long n = 0; n < 12 && !got_503; n++) {
+        struct window w = {1, 0};
+        cm_alloc_fail_once_after(n);
+        exchange_w(&t, &x, GET_OBJ, sizeof(GET_OBJ) - 1, 0, 0, &w);
+        cr_assert(!x.timed_out, "n=%ld: neither an answer nor a close within 10 s", n);
+        got_503 = x.complete && x.status == 503 && strstr(x.body, "out of memory") != NULL;
+        pause_ms(&t, 1);
+        still_serves(&t, "head_read_without_memory", n);
+    }
+    cr_assert(got_503, "no allocation failure while reading a head was answered 503");
+    teardown(&t);
+}
