@@ -4,12 +4,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Countdown for injected failures; negative = never fail. */
+/* Countdown for injected failures; negative = never fail. once: only one allocation fails. */
 static atomic_long fail_countdown = -1;
+static atomic_int fail_once;
+static atomic_long failures;
 
 void cm_alloc_fail_after(long countdown)
 {
+    atomic_store(&fail_once, 0);
+    atomic_store(&failures, 0);
     atomic_store(&fail_countdown, countdown);
+}
+
+void cm_alloc_fail_once_after(long countdown)
+{
+    atomic_store(&fail_once, 1);
+    atomic_store(&failures, 0);
+    atomic_store(&fail_countdown, countdown);
+}
+
+long cm_alloc_failures(void)
+{
+    return atomic_load(&failures);
 }
 
 static int should_fail(void)
@@ -17,8 +33,12 @@ static int should_fail(void)
     long n = atomic_load(&fail_countdown);
     if (n < 0)
         return 0;
-    if (n == 0)
+    if (n == 0) {
+        if (atomic_load(&fail_once))
+            atomic_store(&fail_countdown, -1);
+        atomic_fetch_add(&failures, 1);
         return 1;
+    }
     atomic_fetch_sub(&fail_countdown, 1);
     return 0;
 }

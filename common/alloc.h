@@ -14,5 +14,9 @@ char *cm_strndup(const char *s, size_t n);
 /* Test hook: after `countdown` more successful allocations, every allocation fails (returns
  * NULL) until reset with a negative countdown. Set before threads start. */
 void cm_alloc_fail_after(long countdown);
+/* The same, but only that one allocation fails; the ones after it succeed again. */
+void cm_alloc_fail_once_after(long countdown);
+/* Allocations failed by the hook since the last cm_alloc_fail_after / _once_after. */
+long cm_alloc_failures(void);
 
 #endif

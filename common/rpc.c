@@ -75,6 +75,9 @@ struct cm_rpc_server {
     int tcp_closed;
     int sweep_open;
     struct cm_rpc_conn *conns;
+    uv_tcp_t shed;    /* takes a connection we have no memory for, to close it */
+    int shed_busy;    /* shed is closing */
+    int shed_pending; /* another such connection waits in libuv for shed */
 };
 
 struct hs_wreq {
@@ -112,7 +115,7 @@ static struct cm_rpc_conn *conn_new(uv_loop_t *loop)
 
 static void server_maybe_free(struct cm_rpc_server *s)
 {
-    if (s->closing && s->tcp_closed && !s->sweep_open && s->conns == NULL)
+    if (s->closing && s->tcp_closed && !s->sweep_open && s->conns == NULL && !s->shed_busy)
         cm_free(s);
 }
 
@@ -447,6 +450,7 @@ int cm_rpc_send(struct cm_rpc_conn *c, const Hw__Envelope *env, const struct cm_
 err_free:
     cm_free(bufs);
     cm_free(w);
+    conn_close_status(c, rv); /* as rpc.h says; else the peer waits forever for this frame */
     return rv;
 }
 
@@ -523,6 +527,36 @@ static void peer_name(struct cm_rpc_conn *c)
 
 /* ---- accepting side ---- */
 
+static void on_connection(uv_stream_t *ls, int status);
+
+static void on_shed_closed(uv_handle_t *h)
+{
+    struct cm_rpc_server *s = h->data;
+    s->shed_busy = 0;
+    if (s->shed_pending && !s->closing) {
+        s->shed_pending = 0;
+        on_connection((uv_stream_t *)&s->tcp, 0); /* libuv still holds it: try again */
+        return;
+    }
+    server_maybe_free(s);
+}
+
+/* No memory for a connection: accept it into the server's own handle and close it at once.
+ * (Left unaccepted, libuv would stop accepting on this listener for good.) */
+static void server_shed(struct cm_rpc_server *s)
+{
+    CM_ERROR("msg=\"rpc accept: out of memory, connection closed\"");
+    if (s->shed_busy) {
+        s->shed_pending = 1;
+        return;
+    }
+    uv_tcp_init(s->tcp.loop, &s->shed);
+    s->shed.data = s;
+    s->shed_busy = 1;
+    uv_accept((uv_stream_t *)&s->tcp, (uv_stream_t *)&s->shed);
+    uv_close((uv_handle_t *)&s->shed, on_shed_closed);
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     struct cm_rpc_server *s = ls->data;
@@ -530,7 +564,7 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     struct cm_rpc_conn *c = conn_new(ls->loop);
     if (c == NULL) {
-        CM_ERROR("msg=\"rpc accept: out of memory\"");
+        server_shed(s);
         return;
     }
     uv_tcp_init(ls->loop, &c->tcp);

@@ -242,7 +242,10 @@ static int number(struct parser *p, struct ctl_json *v)
         return fail(p, CM_EPROTO, "number too long");
     memcpy(buf, p->s + start, n);
     buf[n] = '\0';
+    errno = 0;
     v->number = strtod(buf, NULL);
+    if (errno == ERANGE && (v->number > 1.0 || v->number < -1.0))
+        return fail(p, CM_EPROTO, "number out of range"); /* would be +-inf */
     if (integral) {
         errno = 0;
         long long i = strtoll(buf, NULL, 10);

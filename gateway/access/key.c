@@ -96,6 +96,10 @@ int gw_key_normalize(const char *target, size_t len, char *out, size_t outcap, s
                 return CM_EINVAL;
             }
         }
+        if ((unsigned char)c < 0x20 || c == 0x7f) {
+            *why = "control byte in key"; /* keys end up in headers, listings and log lines */
+            return CM_EINVAL;
+        }
         if (c != '/') {
             if (put_byte(out, outcap, &o, c, why) != 0)
                 return CM_EINVAL;

@@ -4,7 +4,8 @@
  *  - the request target may be origin-form ("/a/b") or absolute-form ("http://h/a/b"); the query
  *    string ("?...") and fragment ("#...") are not part of the key;
  *  - percent-escapes are decoded ("%41" -> "A"); a malformed escape is rejected;
- *  - a decoded NUL byte is rejected;
+ *  - a decoded NUL byte is rejected, and so is any other control byte (0x01-0x1f, 0x7f), raw or
+ *    decoded;
  *  - runs of '/' collapse to one and "." segments are dropped ("/a//./b" -> "/a/b"), so one
  *    object has one key;
  *  - a ".." segment (also "%2e%2e") is rejected, never resolved;

@@ -5,6 +5,17 @@
 
 #include "err.h"
 
+/* host[:port] of an origin: no path, no space, comma or control byte. */
+static int origin_host_ok(const char *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (c <= 0x20 || c == 0x7f || c == '/' || c == ',')
+            return 0;
+    }
+    return n > 0;
+}
+
 int gw_cors_parse(const char *spec, struct gw_cors *out, char *errmsg, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
@@ -27,9 +38,10 @@ int gw_cors_parse(const char *spec, struct gw_cors *out, char *errmsg, size_t er
         }
         while (n > 0 && p[n - 1] == ' ')
             n--;
-        int scheme =
-            (n > 7 && strncmp(p, "http://", 7) == 0) || (n > 8 && strncmp(p, "https://", 8) == 0);
-        if (!scheme || n >= GW_CORS_ORIGIN_MAX || memchr(p, '/', n) != p + 5 + (p[4] == 's') ||
+        size_t scheme = n > 7 && strncmp(p, "http://", 7) == 0    ? 7
+                        : n > 8 && strncmp(p, "https://", 8) == 0 ? 8
+                                                                  : 0;
+        if (scheme == 0 || n >= GW_CORS_ORIGIN_MAX || !origin_host_ok(p + scheme, n - scheme) ||
             out->n == GW_CORS_MAX_ORIGINS) {
             snprintf(errmsg, errlen,
                      "--cors-origins: want \"*\", \"\" or up to %d origins like "

@@ -244,6 +244,10 @@ static void h1_on_eof(void *proto)
         conn_close(c);
         return;
     }
+    if (!c->active && gw_stream_read_oom(c->st)) { /* the next head could not be read */
+        conn_reject(c, 503, "unavailable", "out of memory");
+        return;
+    }
     /* A half-close after complete requests (ffmpeg ends its last PUT this way): answer them,
      * then close. */
     c->peer_eof = 1;
@@ -641,6 +645,15 @@ void gw_conn_respond(struct gw_conn *c, int status, const char *ctype, const cha
         cm_sbuf_printf(&h, "Content-Length: %zu\r\n", len);
     if (extra != NULL)
         cm_sbuf_puts(&h, extra);
+    if (h.oom && !c->closed && !c->responded) {
+        /* No memory to say anything: end the request (the handler is done with it) and cut
+         * the connection; the client sees a close instead of waiting forever. */
+        c->responded = 1;
+        c->ops = NULL;
+        c->h = NULL;
+        request_end(c, 500);
+        conn_close(c);
+    }
     if (!h.oom && gw_conn_write_head(c, status, h.p, h.len) == 0 && len > 0 &&
         !(c->req && c->req->method == HTTP_HEAD)) {
         c->body_bytes += len;

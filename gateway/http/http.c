@@ -599,14 +599,19 @@ int gw_http_bearer(const char *authorization, const char **tok, size_t *len)
     return 1;
 }
 
+/* Append p[0..n) escaped; once something does not fit, nothing more is added (*o = cap - 1
+ * marks the output full), so the result is always a prefix of the whole escaped target. */
 static void log_put(char *out, size_t cap, size_t *o, const char *p, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         int esc = c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%';
-        if (*o + (esc ? 3 : 1) >= cap)
+        if (*o + (esc ? 3 : 1) >= cap) {
+            out[*o] = '\0';
+            *o = cap - 1; /* full */
             return;
+        }
         if (esc) {
             out[(*o)++] = '%';
             out[(*o)++] = hex[c >> 4];

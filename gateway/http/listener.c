@@ -37,14 +37,17 @@ struct gw_server {
     atomic_uint_fast64_t *open_conns;
     struct gw_stream_env senv;
     struct gw_h1_env h1;
-    char *scratch; /* TLS ciphertext reads (one loop: used by one read at a time) */
+    char *scratch;    /* TLS ciphertext reads (one loop: used by one read at a time) */
+    uv_tcp_t shed;    /* takes a connection we have no memory for, to close it */
+    int shed_busy;    /* shed is closing */
+    int shed_pending; /* another such connection waits in libuv for shed */
     void (*on_free)(void *);
     void *on_free_arg;
 };
 
 static void server_maybe_free(struct gw_server *s)
 {
-    if (s->closing && s->tcp_closed && s->live == 0) {
+    if (s->closing && s->tcp_closed && s->live == 0 && !s->shed_busy) {
         void (*on_free)(void *) = s->on_free;
         void *arg = s->on_free_arg;
         cm_free(s->scratch);
@@ -63,6 +66,36 @@ static void on_stream_gone(void *owner)
     server_maybe_free(s);
 }
 
+static void on_connection(uv_stream_t *ls, int status);
+
+static void on_shed_closed(uv_handle_t *hd)
+{
+    struct gw_server *s = hd->data;
+    s->shed_busy = 0;
+    if (s->shed_pending && !s->closing) {
+        s->shed_pending = 0;
+        on_connection((uv_stream_t *)&s->tcp, 0); /* libuv still holds it: try again */
+        return;
+    }
+    server_maybe_free(s);
+}
+
+/* No memory for a connection: accept it into the server's own handle and close it at once.
+ * (Left unaccepted, libuv would stop accepting on this listener for good.) */
+static void server_shed(struct gw_server *s)
+{
+    CM_ERROR("msg=\"http accept: out of memory, connection closed\" listener=%s", s->h1.name);
+    if (s->shed_busy) {
+        s->shed_pending = 1;
+        return;
+    }
+    uv_tcp_init(s->loop, &s->shed);
+    s->shed.data = s;
+    s->shed_busy = 1;
+    uv_accept((uv_stream_t *)&s->tcp, (uv_stream_t *)&s->shed);
+    uv_close((uv_handle_t *)&s->shed, on_shed_closed);
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     struct gw_server *s = ls->data;
@@ -76,10 +109,10 @@ static void on_connection(uv_stream_t *ls, int status)
         over = atomic_fetch_add(s->open_conns, 1) >= s->max_conns;
     if (gw_stream_accept(&s->senv, ls, ++s->next_id, &st) != 0) {
         if (st == NULL) { /* no stream was made */
-            CM_ERROR("msg=\"http accept: out of memory\" listener=%s", s->h1.name);
             s->live--;
             if (s->open_conns != NULL)
                 atomic_fetch_sub(s->open_conns, 1);
+            server_shed(s);
         }
         return;
     }

@@ -68,6 +68,7 @@ struct gw_stream {
     uint8_t handles_open; /* tcp, timer */
     unsigned detached : 1, want : 1, reading : 1, peer_eof : 1, in_pull : 1, shut_deferred : 1;
     unsigned budget_kill : 1; /* picked over --max-buffered-bytes: closing from its timer */
+    unsigned read_oom : 1;    /* reading ended: no memory for a read buffer */
     unsigned marks;           /* marks not yet written */
     /* read region: rbuf->data[roff .. roff + rlen) (at most a few head limits: 32 bits) */
     struct cm_buf *rbuf; /* ref */
@@ -196,6 +197,11 @@ void gw_stream_attach(struct gw_stream *st, const struct gw_stream_ops *ops, voi
 uint64_t gw_stream_id(const struct gw_stream *st)
 {
     return st->id;
+}
+
+int gw_stream_read_oom(const struct gw_stream *st)
+{
+    return st->read_oom;
 }
 
 int gw_stream_is_tls(const struct gw_stream *st)
@@ -780,6 +786,7 @@ static void read_ended(struct gw_stream *st, ssize_t nread)
         return;
     }
     st->peer_eof = 1;
+    st->read_oom = nread == UV_ENOBUFS;
     if (st->reading) {
         uv_read_stop((uv_stream_t *)&st->tcp);
         st->reading = 0;

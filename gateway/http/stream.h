@@ -87,6 +87,8 @@ void gw_stream_attach(struct gw_stream *st, const struct gw_stream_ops *ops, voi
 
 uint64_t gw_stream_id(const struct gw_stream *st);
 int gw_stream_is_tls(const struct gw_stream *st);
+/* Reading ended (on_eof) because no read buffer could be had (out of memory), not by the peer. */
+int gw_stream_read_oom(const struct gw_stream *st);
 
 /* ---- reading ---- */
 void gw_stream_want_read(struct gw_stream *st, int want);

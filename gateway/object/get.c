@@ -144,7 +144,9 @@ static int answer_head(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_ob
     if (gw_objresp_headers(p, o, rules, &h) != 0)
         warn_bad_meta(ctx, o);
     int complete = 1;
-    if (p->status == 412) {
+    if (h.oom) { /* the headers are cut short: never send those */
+        gw_answer_error(c, 500, "internal", "out of memory", NULL);
+    } else if (p->status == 412) {
         gw_answer_error(c, 412, "precondition_failed", "a precondition did not hold", h.p);
     } else if (p->status == 416) {
         gw_answer_error(c, 416, "range_not_satisfiable", "range outside the object", h.p);

@@ -21,24 +21,18 @@ void nd_sconn_unref(struct nd_sconn *sc)
         cm_free(sc);
 }
 
-/* A frame that cannot be queued (out of memory) leaves the peer waiting for an answer that
- * never comes: cut the connection instead, so it fails fast and retries elsewhere. */
-static void sent(struct cm_rpc_conn *c, int rv)
-{
-    if (rv != 0)
-        cm_rpc_close(c);
-}
-
+/* A frame that cannot be queued (out of memory) closes the connection in cm_rpc_send (rpc.h),
+ * so the peer fails fast and retries elsewhere instead of waiting for the answer. */
 void nd_sconn_send(struct nd_sconn *sc, Hw__Envelope *env, const struct cm_slice *payload, size_t n)
 {
     if (sc->conn != NULL)
-        sent(sc->conn, cm_rpc_send(sc->conn, env, payload, n));
+        (void)cm_rpc_send(sc->conn, env, payload, n);
 }
 
 void nd_sconn_error(struct nd_sconn *sc, const Hw__Envelope *env, Hw__Code code, const char *msg)
 {
     if (sc->conn != NULL)
-        sent(sc->conn, cm_rpc_send_error(sc->conn, env->req_id, env->shard, code, msg));
+        (void)cm_rpc_send_error(sc->conn, env->req_id, env->shard, code, msg);
 }
 
 void nd_req_begin(struct nd_req *r, struct nd_sconn *sc, const Hw__Envelope *env)
@@ -73,14 +67,14 @@ void nd_req_send(struct nd_req *r, Hw__Envelope *env, const struct cm_slice *pay
         return;
     env->req_id = r->req_id;
     env->shard = r->shard;
-    sent(r->sc->conn, cm_rpc_send(r->sc->conn, env, payload, n));
+    (void)cm_rpc_send(r->sc->conn, env, payload, n);
 }
 
 void nd_req_error(struct nd_req *r, Hw__Code code, const char *msg)
 {
     if (!nd_req_open(r))
         return;
-    sent(r->sc->conn, cm_rpc_send_error(r->sc->conn, r->req_id, r->shard, code, msg));
+    (void)cm_rpc_send_error(r->sc->conn, r->req_id, r->shard, code, msg);
 }
 
 void nd_req_not_leader(struct nd_req *r, uint32_t leader_id, const char *leader_rpc)

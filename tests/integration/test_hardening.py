@@ -291,16 +291,26 @@ def lines_with(text, needle):
 
 @test
 def log_lines_cannot_be_forged(cl):
+    # control bytes in a key, percent-encoded or raw, are refused before anything is stored
     r = cl.put("/hw/log/a%0d%0a2026-01-01T00:00:00.000Z%20E%20gw%20FORGEDGW.ts", b"x",
                headers=auth(HW))
-    assert r.status == 201, r
-    cl.wait_for(lambda: lines_with(cl.log(), "FORGEDGW"), 5.0, "the PUT logged")
+    assert r.status == 400, r
+    r = cl.put("/hw/log/b%09FORGEDGW.ts", b"x", headers=auth(HW))
+    assert r.status == 400, r
+    raw = RawConn(cl.gw_port)
+    raw.send(b"PUT /hw/log/c\tFORGEDGW.ts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+             HW.encode() + b"\r\nContent-Length: 1\r\n\r\nx")
+    assert raw.read_response().status == 400
+    raw.close()
+    cl.wait_for(lambda: lines_with(cl.log(), "FORGEDGW"), 5.0, "the refusal logged")
     text = cl.log()
     forged = lines_with(text, "FORGEDGW")
     assert all(not ln.startswith("2026-01-01T00:00:00.000Z") for ln in forged), forged
-    stored = [ln for ln in forged if 'msg="stored"' in ln]
-    assert len(stored) == 1 and "\\x0d\\x0a2026-01-01" in stored[0], forged
+    assert any("%250d%250a2026-01-01" in ln for ln in forged), forged  # the key, escaped
     assert all("msg=" in ln for ln in forged), f"a line without msg=: {forged}"
+    assert not any('msg="stored"' in ln for ln in forged), forged
+    for node in cl.nodes.values():
+        assert not lines_with(cl.log(node), "FORGEDGW"), "a refused key reached a node"
     # node side: a FINISH whose checksum does not match logs the key
     node = cl.nodes[1]
     c = NodeClient(node.address)

@@ -2,6 +2,7 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -189,6 +190,13 @@ static void on_commit(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelo
         o->version = ++fc->index;
         o->holders = (uint32_t)cm->n_holders;
         cr_assert_eq(o->data.len, cm->size);
+        for (size_t h = 0; h < cm->n_holders; h++) { /* promoted: the staged copies go */
+            struct fc_upload *s = upload_of(&fc->n[cm->holders[h] - 1], &cm->upload_id, 0);
+            if (s != NULL) {
+                cm_sbuf_free(&s->data);
+                memset(s, 0, sizeof(*s));
+            }
+        }
     }
     Hw__Envelope out;
     Hw__CommitOk ok = HW__COMMIT_OK__INIT;
@@ -278,6 +286,39 @@ static void on_delete(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelo
     cm_rpc_send(c, &out, NULL, 0);
 }
 
+static int meta_cmp(const void *a, const void *b)
+{
+    return strcmp((*(Hw__ObjectMeta *const *)a)->key, (*(Hw__ObjectMeta *const *)b)->key);
+}
+
+/* LIST at the leader: keys under the prefix after the cursor, in key order, up to limit. */
+static void on_list(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelope *env)
+{
+    if (not_leader(n, c, env))
+        return;
+    static Hw__ObjectMeta meta[FC_OBJECTS];
+    Hw__ObjectMeta *all[FC_OBJECTS];
+    size_t k = 0, plen = strlen(env->list->prefix);
+    for (int i = 0; i < FC_OBJECTS; i++) {
+        struct fc_object *o = &n->fc->obj[i];
+        if (o->used && strncmp(o->key, env->list->prefix, plen) == 0 &&
+            strcmp(o->key, env->list->cursor) > 0) {
+            fill_meta(&meta[k], o);
+            all[k] = &meta[k];
+            k++;
+        }
+    }
+    qsort(all, k, sizeof(all[0]), meta_cmp);
+    Hw__ListOk ok = HW__LIST_OK__INIT;
+    ok.objects = all;
+    ok.n_objects = env->list->limit > 0 && k > env->list->limit ? env->list->limit : k;
+    ok.next_cursor = ok.n_objects < k ? all[ok.n_objects - 1]->key : (char *)"";
+    Hw__Envelope out;
+    cm_env_init(&out, HW__MSG_TYPE__MSG_LIST_OK, env->req_id, 0);
+    out.list_ok = &ok;
+    cm_rpc_send(c, &out, NULL, 0);
+}
+
 static void srv_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
                          const struct cm_slice *payload)
 {
@@ -317,6 +358,9 @@ static void srv_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
         return;
     case HW__MSG_TYPE__MSG_DELETE:
         on_delete(n, c, env);
+        return;
+    case HW__MSG_TYPE__MSG_LIST:
+        on_list(n, c, env);
         return;
     default:
         cm_rpc_send_error(c, env->req_id, 0, HW__CODE__CODE_BAD_REQUEST, "unexpected");

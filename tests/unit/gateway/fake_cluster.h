@@ -1,6 +1,6 @@
 /* In-process fake storage nodes for gateway tests: speak the node RPC (HELLO, STATUS, STAGE,
- * FINISH, COMMIT, GET, HEAD, DELETE) over real loopback sockets via common/rpc.h. Node 1 is the
- * shard leader; the others answer COMMIT/DELETE with NOT_LEADER naming it. Objects live in one
+ * FINISH, COMMIT, GET, HEAD, DELETE, LIST) over real loopback sockets via common/rpc.h. Node 1 is
+ * the shard leader; the others answer COMMIT/DELETE with NOT_LEADER naming it. Objects live in one
  * shared table (as if Raft had replicated them). Faults: a node can be down (not listening) or
  * silent (accepts STAGE/FINISH without answering). */
 #ifndef TEST_FAKE_CLUSTER_H
@@ -14,7 +14,7 @@
 #include "rpc.h"
 
 #define FC_NODES 3
-#define FC_UPLOADS 64
+#define FC_UPLOADS 256 /* staged, not yet committed (a sweep abandons many) */
 #define FC_OBJECTS 64
 
 struct fc_upload {

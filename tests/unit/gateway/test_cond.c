@@ -20,6 +20,13 @@ Test(httpdate, roundtrip_and_obsolete_forms)
     cr_assert_eq(t, 784111777);
     cr_assert_eq(gw_httpdate_parse(S("yesterday"), &t), -1);
     cr_assert_eq(gw_httpdate_parse(S("Sun, 06 Foo 1994 08:49:37 GMT"), &t), -1);
+    /* found by fuzz_httpdate: signs, spaces and impossible days used to pass */
+    cr_assert_eq(gw_httpdate_parse(S("Sun, 06 Nov 1994 -1:49:37 GMT"), &t), -1);
+    cr_assert_eq(gw_httpdate_parse(S("Mon, \r9 Feb 2016 12: 0:00 GMT"), &t), -1);
+    cr_assert_eq(gw_httpdate_parse(S("Sun, +6 Nov 1994 08:49:37 GMT"), &t), -1);
+    cr_assert_eq(gw_httpdate_parse(S("Mon, 31 Feb 2016 12:00:00 GMT"), &t), -1);
+    cr_assert_eq(gw_httpdate_parse(S("Mon, 29 Feb 2016 12:00:00 GMT"), &t), 0);
+    cr_assert_eq(gw_httpdate_parse(S("Sat, 31 Dec 2016 23:59:60 GMT"), &t), 0, "leap second");
 }
 
 Test(cond, rfc9110_order)

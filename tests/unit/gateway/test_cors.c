@@ -29,7 +29,9 @@ Test(cors, parse)
     cr_assert_eq(c.n, 2);
     cr_assert_str_eq(c.origin[0], "https://a.example");
     cr_assert_str_eq(c.origin[1], "http://b.example:8080");
-    const char *bad[] = {"a.example", "ftp://x", "https://", ",", "https://a.example,,x"};
+    const char *bad[] = {
+        "a.example",          "ftp://x",    "https://", ",", "https://a.example,,x", "https://a/b",
+        "https://a.example/", "http://a\tb"}; /* fuzz_cors */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(gw_cors_parse(bad[i], &c, err, sizeof(err)), CM_EINVAL, "%s", bad[i]);
 }

@@ -533,6 +533,9 @@ Test(http, query_bearer_and_log_target)
     cr_assert_str_eq(out, "/a%20b%22c%0A");
     gw_http_log_target("/0123456789012345678901234567890123456789", out, 16);
     cr_assert_eq(strlen(out), 15);
+    /* found by fuzz_query: a cut is a prefix, later short pieces are not glued on after it */
+    gw_http_log_target("/abc?x=\xff\xff&token&yy", out, 12);
+    cr_assert_str_eq(out, "/abc?x=%FF");
 }
 
 Test(http, connection_layer_headers)

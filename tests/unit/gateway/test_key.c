@@ -71,6 +71,17 @@ Test(key, nul_rejected)
     expect_bad("/%00");
 }
 
+Test(key, control_bytes_rejected)
+{
+    /* found by fuzz_key: a decoded LF or DEL would reach headers, listings and log lines */
+    expect_bad("/live/a%0ab.ts");
+    expect_bad("/live/a%0Db.ts");
+    expect_bad("/live/a%7f");
+    expect_bad("/live/a\x7f");
+    expect_bad("/live/\x01");
+    expect_key("/live/%C3%A9.ts", "/live/\xc3\xa9.ts"); /* UTF-8 stays */
+}
+
 Test(key, empty_rejected)
 {
     expect_bad("");
