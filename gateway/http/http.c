@@ -359,6 +359,10 @@ static int sc_field_byte(struct gw_http_in *in, unsigned char ch, int trailer)
         else if (ch == ' ' || ch == '\t')
             return sc_refuse(in, "whitespace before a field's colon");
     }
+    /* a field value is VCHAR / obs-text / SP / HTAB (RFC 9110 5.5): a NUL would make the value
+     * read as a shorter C string, any other control byte is garbage a proxy may read otherwise */
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+        return sc_refuse(in, "control byte in a request head");
     in->sc_line = 1; /* not empty */
     return 0;
 }

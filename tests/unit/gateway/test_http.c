@@ -686,12 +686,11 @@ Test(http, head_not_kept_in_front_is_an_error_not_a_crash)
 /* Feed in reads of `step` bytes into a region kept as the stream keeps it (a partial head
  * stays pinned and contiguous); returns the final rc, the error status when it failed, and why
  * the framer refused (never "the head was not kept in front": that would be the test's fault). */
-static int feed_status(struct rec *r, const char *text, size_t step, int *status)
+static int feed_status_n(struct rec *r, const char *text, size_t len, size_t step, int *status)
 {
     struct gw_http_in in;
     struct region g = {0};
     gw_http_in_init(&in, &rec_sink, r);
-    size_t len = strlen(text);
     int rc = GW_HTTP_OK, paused = 0;
     for (size_t off = 0; off < len && rc >= 0;) {
         size_t n = len - off < step ? len - off : step;
@@ -706,6 +705,11 @@ static int feed_status(struct rec *r, const char *text, size_t step, int *status
     cm_buf_unref(g.b);
     gw_http_in_close(&in);
     return rc;
+}
+
+static int feed_status(struct rec *r, const char *text, size_t step, int *status)
+{
+    return feed_status_n(r, text, strlen(text), step, status);
 }
 
 #define TE "Transfer-Encoding: chunked\r\n\r\n"
@@ -757,6 +761,34 @@ Test(http, smuggling_framings_are_refused)
             cr_assert_eq(status, 400, "case %zu", i);
             cr_assert_eq(r.ends, 0, "case %zu step %zu completed a request", i, steps[k]);
             cr_assert_eq(r.last.chunked && !strstr(bad[i], "\r\n" TE), 0, "case %zu", i);
+            cm_sbuf_free(&r.log);
+        }
+    }
+}
+
+Test(http, control_bytes_in_a_head_are_refused)
+{
+    /* NUL, SOH, ESC and DEL in a value, a name and the target (NUL cannot sit in a C string) */
+    static const char nul[] = "GET /a HTTP/1.1\r\nX-A: a\0Transfer-Encoding: chunked\r\n\r\n";
+    const char *bad[] = {"GET /a HTTP/1.1\r\nX-A: a\x01b\r\n\r\n",
+                         "GET /a HTTP/1.1\r\nX-A: a\x1b[2J\r\n\r\n",
+                         "GET /a HTTP/1.1\r\nX-A: a\x7f\r\n\r\n",
+                         "GET /a HTTP/1.1\r\nX\x01A: b\r\n\r\n", "GET /a\x01 HTTP/1.1\r\n\r\n",
+                         /* http_parser itself lets this one through when fed byte by byte */
+                         "PUT /a HTTP/1.1\r\nTransfer-Encoding: chun\x01ked\r\n\r\n"};
+    size_t steps[] = {1, 3, 100000};
+    for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *t = i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : nul;
+        size_t len = t == nul ? sizeof(nul) - 1 : strlen(t);
+        for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+            struct rec r;
+            memset(&r, 0, sizeof(r));
+            cm_sbuf_init(&r.log);
+            int status;
+            cr_assert_eq(feed_status_n(&r, t, len, steps[k], &status), GW_HTTP_ERROR,
+                         "case %zu step %zu accepted", i, steps[k]);
+            cr_assert_eq(status, 400);
+            cr_assert_eq(r.heads, 0, "case %zu: a head reached the sink", i);
             cm_sbuf_free(&r.log);
         }
     }
