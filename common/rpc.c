@@ -507,13 +507,13 @@ static void tcp_setup(struct cm_rpc_conn *c)
     uv_tcp_keepalive(&c->tcp, 1, 30);
 }
 
-static void peer_name(struct cm_rpc_conn *c)
+void cm_tcp_peer_name(uv_tcp_t *tcp, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     char ip[64] = "?";
     int port = 0;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -522,7 +522,7 @@ static void peer_name(struct cm_rpc_conn *c)
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
     }
-    snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    snprintf(out, cap, "%s:%d", ip, port);
 }
 
 /* ---- accepting side ---- */
@@ -583,7 +583,7 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     tcp_setup(c);
-    peer_name(c);
+    cm_tcp_peer_name(&c->tcp, c->peer, sizeof(c->peer));
     if (s->lim.max_conns != 0 && s->nconns > s->lim.max_conns) {
         hs_refuse(c, CM_AUTH_R_LIMIT, CM_EBUSY, "too many connections");
         return;

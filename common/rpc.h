@@ -82,6 +82,8 @@ int cm_rpc_over_high_water(struct cm_rpc_conn *c);
 void cm_rpc_pause(struct cm_rpc_conn *c);  /* stop reading */
 void cm_rpc_resume(struct cm_rpc_conn *c); /* start reading again */
 void cm_rpc_close(struct cm_rpc_conn *c);
+/* "ip:port" of a connected TCP handle's peer ("?:0" when unknown), cut to cap - 1 bytes. */
+void cm_tcp_peer_name(uv_tcp_t *tcp, char *out, size_t cap);
 
 #define CM_RPC_HIGH_WATER (8u * 1024u * 1024u)
 #define CM_RPC_LOW_WATER (2u * 1024u * 1024u)

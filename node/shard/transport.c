@@ -26,6 +26,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "rpc.h"
 #include "relay.h"
 
 enum hs_state { HS_CONNECTING, HS_AUTH, HS_HANDED, HS_CLOSING };
@@ -290,24 +291,6 @@ static void hs_begin(struct hs *h)
     h->state = HS_AUTH;
 }
 
-static void peer_name(struct hs *h)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    char ip[64] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(h->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
-    snprintf(h->peer, sizeof(h->peer), "%s:%d", ip, port);
-}
-
 /* ---- inbound ---- */
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -324,7 +307,7 @@ static void on_connection(uv_stream_t *ls, int status)
         hs_close(h);
         return;
     }
-    peer_name(h);
+    cm_tcp_peer_name(h->tcp, h->peer, sizeof(h->peer));
     uv_tcp_nodelay(h->tcp, 1);
     if (tp->npending > tp->cfg.max_pending) {
         hs_refuse(h, CM_AUTH_R_LIMIT, "too many raft handshakes in progress");
@@ -394,7 +377,7 @@ static void on_tcp_connected(uv_connect_t *req, int status)
         hs_close(h);
         return;
     }
-    peer_name(h);
+    cm_tcp_peer_name(h->tcp, h->peer, sizeof(h->peer));
     uv_tcp_nodelay(h->tcp, 1);
     hs_begin(h);
 }
