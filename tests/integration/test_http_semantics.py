@@ -565,10 +565,10 @@ def extra_gateway(cl, name, args):
 def cold_reads_prefer_the_zone_then_spread_by_load(cl):
     """Replica choice for segments (gateways with the cache off, so every GET reads a node):
     with --zone z2 every read goes to node 2, the replica in the gateway's zone; with no zone,
-    24 concurrent reads spread over the replicas instead of piling onto one. (How evenly depends
-    on the latency estimates, which favour a replica that measured faster on purpose: on a
-    loaded machine one replica can legitimately take most of them, so the check is that the
-    load spills over to another replica, never that it is even.)"""
+    24 concurrent reads spread over all three replicas instead of piling onto one. (The latency
+    estimates favour a replica that measured faster on purpose, and on a loaded machine one
+    burst's estimates can be skewed: up to three bursts are tried. Latency-only ordering piles
+    every burst onto one or two replicas, so it still fails.)"""
     keys = [f"/sem/pick/seg{i:02d}.ts" for i in range(24)]
     bodies = {k: os.urandom(150_000) for k in keys}
     for k in keys:
@@ -586,14 +586,18 @@ def cold_reads_prefer_the_zone_then_spread_by_load(cl):
         gw.wait(10)
     gw, port = extra_gateway(cl, "gateway-nozone", [])
     try:
-        before = node_reads_each(cl)
-        res = all_at_once(cl, len(keys), "GET", lambda i: keys[i], lambda i: {}, port=port)
-        for i, (st, _, body) in enumerate(res):
-            assert st == 200 and body == bodies[keys[i]], (i, st)
-        served = {nid: v - before[nid] for nid, v in node_reads_each(cl).items()}
-        assert sum(served.values()) == len(keys), served
-        busy = [v for v in served.values() if v > 0]
-        assert len(busy) >= 2 and max(busy) < len(keys), f"24 concurrent reads per node: {served}"
+        bursts = []
+        for _ in range(3):  # a loaded machine can skew one burst's estimates; not three
+            before = node_reads_each(cl)
+            res = all_at_once(cl, len(keys), "GET", lambda i: keys[i], lambda i: {}, port=port)
+            for i, (st, _, body) in enumerate(res):
+                assert st == 200 and body == bodies[keys[i]], (i, st)
+            served = {nid: v - before[nid] for nid, v in node_reads_each(cl).items()}
+            assert sum(served.values()) == len(keys), served
+            bursts.append(served)
+            if all(v >= 3 for v in served.values()):
+                break
+        assert all(v >= 3 for v in bursts[-1].values()), f"24 concurrent reads per node: {bursts}"
     finally:
         gw.signal(15)
         gw.wait(10)
