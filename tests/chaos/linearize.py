@@ -63,15 +63,34 @@ def _public(op):
 def _seen_candidates(ops, r, initial):
     """Writes (incl. deletes) read r could legally have returned under real-time order: those
     invoked before r completed and not superseded by a completed write that lies entirely
-    between them and r's invocation. None stands for the initial absent value."""
+    between them and r's invocation. Also whether the initial value is still possible."""
     writes = [w for w in ops if w["op"] != "read" and w["_i"] <= r["_c"]]
-    out = []
-    for w in writes:
-        if any(w2 is not w and w["_c"] < w2["_i"] and w2["_c"] < r["_i"] for w2 in writes):
-            continue
-        out.append(w)
-    initial_ok = not any(w["_c"] < r["_i"] for w in writes)
-    return out, initial_ok
+    # w is superseded iff some write invoked after w completed had completed before r began:
+    # compare with the latest invocation among writes completed before r began.
+    last = max((w["_i"] for w in writes if w["_c"] < r["_i"]), default=None)
+    out = [w for w in writes if last is None or not w["_c"] < last]
+    return out, last is None
+
+
+def impossible_reads(history, initial=None):
+    """Reads that no linearization can explain on their own (the value read is not among the
+    writes the read could have seen by real-time order): a lower bound on the anomalies, cheap
+    enough to count over a whole history. Returns a list of {"key", "read", "could_have_seen"
+    (values), "superseded_by" (the latest write completed before the read began, or None)}."""
+    bad = []
+    for key, ops in _norm(history).items():
+        for r in ops:
+            if r["op"] != "read":
+                continue
+            cands, initial_ok = _seen_candidates(ops, r, initial)
+            vals = [w["value"] for w in cands] + ([initial] if initial_ok else [])
+            if r["value"] in vals:
+                continue
+            done = [w for w in ops if w["op"] != "read" and w["_c"] < r["_i"]]
+            last = max(done, key=lambda w: w["_i"]) if done else None
+            bad.append({"key": key, "read": _public(r), "could_have_seen": vals,
+                        "superseded_by": _public(last) if last else None})
+    return bad
 
 
 def _explain(key, ops, blocked, states, initial):
@@ -80,6 +99,9 @@ def _explain(key, ops, blocked, states, initial):
     cands, initial_ok = _seen_candidates(ops, r, initial) if r["op"] == "read" else ([], False)
     lo = min([w["_i"] for w in cands] + [r["_i"]])
     window = [_public(o) for o in ops if o["_c"] >= lo and o["_i"] <= r["_c"]]
+    src = [o for o in ops if o["op"] == "write" and o["value"] == r["value"] and o["_c"] < lo]
+    if r["op"] == "read" and src:  # where the value read came from, when outside the window
+        window.insert(0, _public(src[-1]))
     written = {w["value"] for w in ops if w["op"] != "read"}
     if r["op"] == "read" and r["value"] is not None and r["value"] not in written:
         kind = "read of a value never written"

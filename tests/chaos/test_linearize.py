@@ -139,7 +139,19 @@ def explanation_is_a_small_window():
         t += 4
     h.append(r("v48", t, t + 1))
     a = invalid(h)
-    assert len(a["window"]) <= 3, a["window"]
+    assert len(a["window"]) <= 4, a["window"]
+    assert a["window"][0]["value"] == "v48", a["window"]  # where the stale value came from
+
+
+@test
+def impossible_reads_are_counted_one_by_one():
+    h = [w("a", 0, 1), w("b", 2, 3), r("a", 4, 5), r("b", 6, 7), r("a", 8, 9), d(10, 11),
+         r("b", 12, 13), r(None, 14, 15)]
+    bad = linearize.impossible_reads(h)
+    got = [(b["key"], b["read"]["value"], b["read"]["invoke"]) for b in bad]
+    assert got == [(K, "a", 4), (K, "a", 8), (K, "b", 12)], bad
+    assert bad[2]["could_have_seen"] == [None] and bad[2]["superseded_by"]["op"] == "delete"
+    assert linearize.impossible_reads([w("a", 0, 10), r("a", 1, 2), r(None, 3, 4)]) == []
 
 
 @test
