@@ -6,8 +6,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc.h"
 #include "headwater.pb-c.h"
+#include "rpc/req.h"
 #include "store/store.h"
+
+/* A route handler wrap_<op> that runs nd_op_<op> with allocations failing after `fail`
+ * (a long the test sets; -1 = none), and never the test's own allocations. */
+#define ND_TEST_WRAP(op, fail)                                                                     \
+    static void wrap_##op(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,                 \
+                          const struct cm_slice *pl)                                               \
+    {                                                                                              \
+        cm_alloc_fail_after(fail);                                                                 \
+        nd_op_##op(ctx, sc, env, pl);                                                              \
+        cm_alloc_fail_after(-1);                                                                   \
+    }
 
 /* Stage bytes as upload up of key (finished: as FINISH leaves it), checksum 42. */
 void t_stage(struct nd_store *s, const uint8_t *up, const char *key, const char *bytes,

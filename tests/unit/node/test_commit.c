@@ -22,17 +22,9 @@
 
 static long fail_in_handler = -1;
 
-#define WRAP(op)                                                                                   \
-    static void wrap_##op(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,                 \
-                          const struct cm_slice *pl)                                               \
-    {                                                                                              \
-        cm_alloc_fail_after(fail_in_handler);                                                      \
-        nd_op_##op(ctx, sc, env, pl);                                                              \
-        cm_alloc_fail_after(-1);                                                                   \
-    }
-WRAP(commit)
-WRAP(delete)
-WRAP(read_index)
+ND_TEST_WRAP(commit, fail_in_handler)
+ND_TEST_WRAP(delete, fail_in_handler)
+ND_TEST_WRAP(read_index, fail_in_handler)
 
 static const struct nd_rpc_route routes[] = {
     {HW__MSG_TYPE__MSG_COMMIT, wrap_commit, 0},

@@ -28,18 +28,10 @@
  * allocations never fail, so a request the server drops shows as silence. */
 static long fail_in_handler = -1, fail_in_work = -1;
 
-#define WRAP(op)                                                                                   \
-    static void wrap_##op(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,                 \
-                          const struct cm_slice *pl)                                               \
-    {                                                                                              \
-        cm_alloc_fail_after(fail_in_handler);                                                      \
-        nd_op_##op(ctx, sc, env, pl);                                                              \
-        cm_alloc_fail_after(-1);                                                                   \
-    }
-WRAP(stage)
-WRAP(finish)
-WRAP(get)
-WRAP(list)
+ND_TEST_WRAP(stage, fail_in_handler)
+ND_TEST_WRAP(finish, fail_in_handler)
+ND_TEST_WRAP(get, fail_in_handler)
+ND_TEST_WRAP(list, fail_in_handler)
 
 static const struct nd_rpc_route routes[] = {
     {HW__MSG_TYPE__MSG_STAGE, wrap_stage, 1},
