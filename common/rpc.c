@@ -26,6 +26,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "shed.h"
 #include "timeutil.h"
 
 enum conn_state { CONN_RESOLVING, CONN_CONNECTING, CONN_AUTH, CONN_OPEN, CONN_CLOSING };
@@ -75,9 +76,7 @@ struct cm_rpc_server {
     int tcp_closed;
     int sweep_open;
     struct cm_rpc_conn *conns;
-    uv_tcp_t shed;    /* takes a connection we have no memory for, to close it */
-    int shed_busy;    /* shed is closing */
-    int shed_pending; /* another such connection waits in libuv for shed */
+    struct cm_shed shed; /* closes connections we have no memory for (shed.h) */
 };
 
 struct hs_wreq {
@@ -115,7 +114,8 @@ static struct cm_rpc_conn *conn_new(uv_loop_t *loop)
 
 static void server_maybe_free(struct cm_rpc_server *s)
 {
-    if (s->closing && s->tcp_closed && !s->sweep_open && s->conns == NULL && !s->shed_busy)
+    if (s->closing && s->tcp_closed && !s->sweep_open && s->conns == NULL &&
+        !cm_shed_busy(&s->shed))
         cm_free(s);
 }
 
@@ -529,32 +529,21 @@ void cm_tcp_peer_name(uv_tcp_t *tcp, char *out, size_t cap)
 
 static void on_connection(uv_stream_t *ls, int status);
 
-static void on_shed_closed(uv_handle_t *h)
+static void on_shed_done(void *arg, int pending)
 {
-    struct cm_rpc_server *s = h->data;
-    s->shed_busy = 0;
-    if (s->shed_pending && !s->closing) {
-        s->shed_pending = 0;
+    struct cm_rpc_server *s = arg;
+    if (pending && !s->closing) {
         on_connection((uv_stream_t *)&s->tcp, 0); /* libuv still holds it: try again */
         return;
     }
     server_maybe_free(s);
 }
 
-/* No memory for a connection: accept it into the server's own handle and close it at once.
- * (Left unaccepted, libuv would stop accepting on this listener for good.) */
+/* No memory for a connection: shed it (shed.h), or libuv stops accepting here for good. */
 static void server_shed(struct cm_rpc_server *s)
 {
     CM_ERROR("msg=\"rpc accept: out of memory, connection closed\"");
-    if (s->shed_busy) {
-        s->shed_pending = 1;
-        return;
-    }
-    uv_tcp_init(s->tcp.loop, &s->shed);
-    s->shed.data = s;
-    s->shed_busy = 1;
-    uv_accept((uv_stream_t *)&s->tcp, (uv_stream_t *)&s->shed);
-    uv_close((uv_handle_t *)&s->shed, on_shed_closed);
+    cm_shed(&s->shed);
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -646,6 +635,7 @@ int cm_rpc_listen(uv_loop_t *loop, const char *hostport, struct cm_auth *auth,
     s->sweep.data = s;
     s->sweep_open = 1;
     uv_tcp_init(loop, &s->tcp);
+    cm_shed_init(&s->shed, (uv_stream_t *)&s->tcp, on_shed_done, s);
     s->tcp.data = s;
     rv = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
     if (rv == 0)

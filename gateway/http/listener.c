@@ -21,6 +21,7 @@
 #include "http/h1.h"
 #include "http/stream.h"
 #include "log.h"
+#include "shed.h"
 
 #define SCRATCH_LEN (64u * 1024u)
 
@@ -37,17 +38,15 @@ struct gw_server {
     atomic_uint_fast64_t *open_conns;
     struct gw_stream_env senv;
     struct gw_h1_env h1;
-    char *scratch;    /* TLS ciphertext reads (one loop: used by one read at a time) */
-    uv_tcp_t shed;    /* takes a connection we have no memory for, to close it */
-    int shed_busy;    /* shed is closing */
-    int shed_pending; /* another such connection waits in libuv for shed */
+    char *scratch;       /* TLS ciphertext reads (one loop: used by one read at a time) */
+    struct cm_shed shed; /* closes connections we have no memory for (shed.h) */
     void (*on_free)(void *);
     void *on_free_arg;
 };
 
 static void server_maybe_free(struct gw_server *s)
 {
-    if (s->closing && s->tcp_closed && s->live == 0 && !s->shed_busy) {
+    if (s->closing && s->tcp_closed && s->live == 0 && !cm_shed_busy(&s->shed)) {
         void (*on_free)(void *) = s->on_free;
         void *arg = s->on_free_arg;
         cm_free(s->scratch);
@@ -68,32 +67,21 @@ static void on_stream_gone(void *owner)
 
 static void on_connection(uv_stream_t *ls, int status);
 
-static void on_shed_closed(uv_handle_t *hd)
+static void on_shed_done(void *arg, int pending)
 {
-    struct gw_server *s = hd->data;
-    s->shed_busy = 0;
-    if (s->shed_pending && !s->closing) {
-        s->shed_pending = 0;
+    struct gw_server *s = arg;
+    if (pending && !s->closing) {
         on_connection((uv_stream_t *)&s->tcp, 0); /* libuv still holds it: try again */
         return;
     }
     server_maybe_free(s);
 }
 
-/* No memory for a connection: accept it into the server's own handle and close it at once.
- * (Left unaccepted, libuv would stop accepting on this listener for good.) */
+/* No memory for a connection: shed it (shed.h), or libuv stops accepting here for good. */
 static void server_shed(struct gw_server *s)
 {
     CM_ERROR("msg=\"http accept: out of memory, connection closed\" listener=%s", s->h1.name);
-    if (s->shed_busy) {
-        s->shed_pending = 1;
-        return;
-    }
-    uv_tcp_init(s->loop, &s->shed);
-    s->shed.data = s;
-    s->shed_busy = 1;
-    uv_accept((uv_stream_t *)&s->tcp, (uv_stream_t *)&s->shed);
-    uv_close((uv_handle_t *)&s->shed, on_shed_closed);
+    cm_shed(&s->shed);
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -213,6 +201,7 @@ int gw_server_listen(uv_loop_t *loop, const char *hostport, const struct gw_serv
     }
     server_init(s, loop, o, route, arg);
     uv_tcp_init(loop, &s->tcp);
+    cm_shed_init(&s->shed, (uv_stream_t *)&s->tcp, on_shed_done, s);
     s->tcp.data = s;
     int rv = o->reuseport ? bind_reuseport(&s->tcp, (struct sockaddr *)&ss)
                           : uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);

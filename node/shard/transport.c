@@ -27,6 +27,7 @@
 #include "err.h"
 #include "log.h"
 #include "rpc.h"
+#include "shed.h"
 #include "relay.h"
 
 enum hs_state { HS_CONNECTING, HS_AUTH, HS_HANDED, HS_CLOSING };
@@ -60,6 +61,7 @@ struct tp {
     uv_tcp_t listener;
     int listener_inited;
     int listener_closed;
+    struct cm_shed shed; /* closes inbound connections we have no memory for (shed.h) */
     raft_uv_accept_cb accept_cb;
     struct hs *hss;
     unsigned npending;
@@ -76,7 +78,8 @@ struct hs_wreq {
 static void tp_maybe_closed(struct tp *tp)
 {
     if (tp->closing && tp->hss == NULL && tp->relays.head == NULL &&
-        (!tp->listener_inited || tp->listener_closed) && tp->close_cb != NULL) {
+        (!tp->listener_inited || tp->listener_closed) && !cm_shed_busy(&tp->shed) &&
+        tp->close_cb != NULL) {
         raft_uv_transport_close_cb cb = tp->close_cb;
         tp->close_cb = NULL;
         cb(tp->t);
@@ -300,7 +303,8 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     struct hs *h = hs_new(tp, 0);
     if (h == NULL) {
-        CM_ERROR("msg=\"raft accept: out of memory\"");
+        CM_ERROR("msg=\"raft accept: out of memory, connection closed\"");
+        cm_shed(&tp->shed); /* left unaccepted, libuv would stop accepting here for good */
         return;
     }
     if (uv_accept(ls, (uv_stream_t *)h->tcp) != 0) {
@@ -329,6 +333,16 @@ static int parse_addr(const char *address, struct sockaddr_storage *ss)
     return CM_EINVAL;
 }
 
+static void on_shed_done(void *arg, int pending)
+{
+    struct tp *tp = arg;
+    if (pending && !tp->closing) {
+        on_connection((uv_stream_t *)&tp->listener, 0); /* libuv still holds it: try again */
+        return;
+    }
+    tp_maybe_closed(tp);
+}
+
 static int tp_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
     struct tp *tp = t->impl;
@@ -341,6 +355,7 @@ static int tp_init(struct raft_uv_transport *t, raft_id id, const char *address)
     uv_tcp_init(tp->loop, &tp->listener);
     tp->listener.data = tp;
     tp->listener_inited = 1;
+    cm_shed_init(&tp->shed, (uv_stream_t *)&tp->listener, on_shed_done, tp);
     return 0;
 }
 
