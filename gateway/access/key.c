@@ -4,17 +4,7 @@
 
 #include "crc32c.h"
 #include "err.h"
-
-int gw_key_hexdigit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "http/http.h"
 
 /* The path part of a request target: skip "scheme://authority", stop at '?' or '#'. */
 static void target_path(const char *t, size_t len, size_t *start, size_t *end)
@@ -83,8 +73,8 @@ int gw_key_normalize(const char *target, size_t len, char *out, size_t outcap, s
     for (size_t i = s; i < e; i++) {
         char c = target[i];
         if (c == '%') {
-            int hi = i + 2 < e ? gw_key_hexdigit(target[i + 1]) : -1;
-            int lo = i + 2 < e ? gw_key_hexdigit(target[i + 2]) : -1;
+            int hi = i + 2 < e ? gw_http_hexdigit(target[i + 1]) : -1;
+            int lo = i + 2 < e ? gw_http_hexdigit(target[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 *why = "malformed percent-escape";
                 return CM_EINVAL;

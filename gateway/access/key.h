@@ -23,9 +23,6 @@
 int gw_key_normalize(const char *target, size_t len, char *out, size_t outcap, size_t *outlen,
                      const char **why);
 
-/* Value of a hexadecimal digit (either case), -1 for any other byte. */
-int gw_key_hexdigit(char c);
-
 /* Length of the key's stream directory: the bytes before its last '/'. */
 size_t gw_key_dir_len(const char *key, size_t len);
 

@@ -48,7 +48,6 @@ static size_t span_off(uint32_t span)
     return span >> GW_HTTP_LEN_BITS;
 }
 
-static int hexdigit(char c);
 static void sc_reset(struct gw_http_in *in);
 static void sc_body(struct gw_http_in *in, const struct gw_http_req *r);
 
@@ -385,7 +384,7 @@ static int sc_size_byte(struct gw_http_in *in, unsigned char ch)
     }
     if (ch == '\n')
         return sc_refuse(in, "chunk-size line not ended by CRLF");
-    int h = hexdigit((char)ch);
+    int h = gw_http_hexdigit((char)ch);
     if (!in->sc_ext && h >= 0) {
         if (in->sc_left > (UINT64_C(1) << 56))
             return sc_refuse(in, "chunk size too large");
@@ -746,7 +745,7 @@ void gw_http_date(int64_t unix_ms, char *out, size_t outlen)
 
 /* ---- decoded query parameters ---- */
 
-static int hexdigit(char c)
+int gw_http_hexdigit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -763,9 +762,9 @@ static int decode(const char *s, size_t len, char *out, size_t outcap)
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];
         if (ch == '%') {
-            if (i + 2 >= len || hexdigit(s[i + 1]) < 0 || hexdigit(s[i + 2]) < 0)
+            if (i + 2 >= len || gw_http_hexdigit(s[i + 1]) < 0 || gw_http_hexdigit(s[i + 2]) < 0)
                 return -1;
-            ch = (char)(hexdigit(s[i + 1]) * 16 + hexdigit(s[i + 2]));
+            ch = (char)(gw_http_hexdigit(s[i + 1]) * 16 + gw_http_hexdigit(s[i + 2]));
             i += 2;
             if (ch == '\0')
                 return -1;

@@ -154,6 +154,8 @@ const char *gw_http_in_error(const struct gw_http_in *in);
 
 /* The value of query parameter `name` in a request target (not decoded): 1 found, else 0. */
 int gw_http_query_param(const char *target, const char *name, const char **val, size_t *len);
+/* Value of a hexadecimal digit (either case), -1 for any other byte. */
+int gw_http_hexdigit(char c);
 /* Find query parameter `name` in a request target. Returns 0 absent, 1 present (value
  * percent-decoded into out, "" when it has no value), -1 malformed (bad escape, NUL, too long). */
 int gw_query_param(const char *target, const char *name, char *out, size_t outcap);
