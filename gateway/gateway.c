@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "object/shared.h"
 #include "cluster/upstream.h"
+#include "cluster/watch.h"
 
 /* OPTIONS: a CORS preflight (Origin + Access-Control-Request-Method) or a plain Allow answer. */
 static void route_options(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req)
@@ -116,7 +117,8 @@ int gw_ctx_start(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_config *cf
         ctx->stopping = 1;
         return rv;
     }
-    rv = gw_ctx_start_shared(ctx, loop, cfg, sh, flags, errmsg, errlen);
+    /* A private shared state is a gateway of its own: it keeps its own lease. */
+    rv = gw_ctx_start_shared(ctx, loop, cfg, sh, flags | GW_CTX_WATCH, errmsg, errlen);
     gw_shared_unref(sh);
     return rv;
 }
@@ -165,6 +167,22 @@ static int listen_data(struct gw_ctx *ctx, unsigned flags, char *errmsg, size_t 
     return rv;
 }
 
+/* Commit watch hooks: an applied write drops the key from the hot-object cache; missed events
+ * drop everything. */
+static void watch_invalidate(void *arg, const char *key)
+{
+    struct gw_cache *c = gw_shared_cache(arg);
+    if (c != NULL)
+        gw_cache_invalidate(c, key);
+}
+
+static void watch_reset(void *arg)
+{
+    struct gw_cache *c = gw_shared_cache(arg);
+    if (c != NULL)
+        gw_cache_clear(c);
+}
+
 int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_config *cfg,
                         struct gw_shared *sh, unsigned flags, char *errmsg, size_t errlen)
 {
@@ -182,6 +200,14 @@ int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_con
     if (rv != 0) {
         snprintf(errmsg, errlen, "cluster view: %s", cm_strerror(rv));
         goto err_after_upstream;
+    }
+    if (flags & (GW_CTX_ADMIN | GW_CTX_WATCH)) {
+        struct gw_watch_hooks hooks = {watch_invalidate, watch_reset, ctx->shared};
+        rv = gw_watch_start(loop, ctx->up, ctx->cluster, gw_shared_coh(sh), &hooks, &ctx->watch);
+        if (rv != 0) {
+            snprintf(errmsg, errlen, "commit watch: %s", cm_strerror(rv));
+            goto err_after_cluster;
+        }
     }
     rv = listen_data(ctx, flags, errmsg, errlen);
     if (rv != 0)
@@ -206,6 +232,8 @@ err_after_data:
         gw_server_close(ctx->tls);
     ctx->tls = NULL;
 err_after_cluster:
+    gw_watch_stop(ctx->watch);
+    ctx->watch = NULL;
     gw_cluster_close(ctx->cluster);
     ctx->cluster = NULL;
 err_after_upstream:
@@ -231,6 +259,8 @@ void gw_ctx_stop(struct gw_ctx *ctx)
         gw_server_close(ctx->tls);
     gw_cache_port_close(ctx->cport); /* after the servers: their reads cancelled their waits */
     ctx->cport = NULL;
+    gw_watch_stop(ctx->watch); /* before the pool: it owns pooled connections */
+    ctx->watch = NULL;
     if (ctx->cluster != NULL)
         gw_cluster_close(ctx->cluster);
     if (ctx->up != NULL)

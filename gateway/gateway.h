@@ -12,6 +12,7 @@
 
 #define GW_CTX_ADMIN 1u     /* also serve the admin port */
 #define GW_CTX_REUSEPORT 2u /* data port shared with other loops (SO_REUSEPORT) */
+#define GW_CTX_WATCH 4u     /* run the process's commit watch here (also implied by ADMIN) */
 
 /* Listen (data port, admin port with GW_CTX_ADMIN) and start polling the cluster. On failure
  * everything started is closed again (run the loop to let close callbacks finish). */

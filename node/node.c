@@ -41,6 +41,8 @@ static const struct nd_rpc_route routes[] = {
     {HW__MSG_TYPE__MSG_STATUS, nd_op_status, 1},
     {HW__MSG_TYPE__MSG_READ_INDEX, nd_op_read_index, 0},
     {HW__MSG_TYPE__MSG_LIST, nd_op_list, 0},
+    {HW__MSG_TYPE__MSG_WATCH, nd_op_watch, 0},
+    {HW__MSG_TYPE__MSG_WATCH_ACK, nd_op_watch_ack, 0},
 };
 
 static void maybe_stopped(struct nd_node *n);
@@ -69,6 +71,20 @@ static void on_repair_needed(void *data, struct nd_shard *sh)
 static void fsm_on_missing(struct nd_fsm *f, void *data)
 {
     on_repair_needed(data, NULL);
+}
+
+static void fsm_on_event(struct nd_fsm *f, uint64_t index, int kind, const Hw__ObjectMeta *meta,
+                         void *data)
+{
+    struct nd_node *n = data;
+    if (n->watch_open)
+        nd_watch_publish(&n->watch, index, kind, meta);
+}
+
+static void on_conn_closed(void *ctx, struct nd_sconn *sc)
+{
+    nd_watch_conn_closed(sc);
+    nd_op_conn_closed(ctx, sc);
 }
 
 static int raft_go(struct nd_node *n)
@@ -212,7 +228,7 @@ static int rpc_setup(struct nd_node *n, char *errmsg, size_t errlen)
     rc->ctx = &n->host;
     rc->hosts_shard = hosts_shard;
     rc->stopping = host_stopping;
-    rc->on_conn_closed = nd_op_conn_closed;
+    rc->on_conn_closed = on_conn_closed;
     rc->auth = n->auth;
     rc->max_conns = (unsigned)n->cfg->rpc_max_conns;
     rc->idle_ms = (unsigned)n->cfg->rpc_idle_ms;
@@ -259,8 +275,16 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
         goto err_after_store;
     n->shard.data = n;
     n->shard.fsm.on_missing = fsm_on_missing;
+    n->shard.fsm.on_event = fsm_on_event;
     n->shard.fsm.data = n;
     nd_host_add_shard(&n->host, &n->shard);
+    rv = nd_watch_init(&n->watch, &n->host, &n->shard, (unsigned)cfg->lease_ms,
+                       n->shard.fsm.applied);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "commit watch: out of memory");
+        return rv; /* raft is initialised: the caller stops the node to unwind */
+    }
+    n->watch_open = 1;
     nd_repair_init(&n->repair, &n->host, &n->shard);
     nd_gc_init(&n->gc, &n->host);
     nd_expire_init(&n->expire, &n->host, &n->shard);
@@ -293,7 +317,7 @@ int nd_node_needs_stop(const struct nd_node *n)
 static void maybe_stopped(struct nd_node *n)
 {
     if (!n->stopping || n->work.pending > 0 || (n->shard.inited && !n->shard.closed) ||
-        n->tick_open || n->admin_open)
+        n->tick_open || n->admin_open || n->watch_open)
         return;
     if (n->store.ops == NULL)
         return;
@@ -320,6 +344,13 @@ static void on_shard_closed(struct nd_shard *sh)
     maybe_stopped(sh->data);
 }
 
+static void on_watch_closed(void *arg)
+{
+    struct nd_node *n = arg;
+    n->watch_open = 0;
+    maybe_stopped(n);
+}
+
 static void on_tick_closed(uv_handle_t *h)
 {
     struct nd_node *n = h->data;
@@ -344,6 +375,8 @@ void nd_node_stop(struct nd_node *n, void (*on_stopped)(struct nd_node *n))
         n->server = NULL;
     }
     nd_health_close(n, on_admin_closed);
+    if (n->watch_open)
+        nd_watch_close(&n->watch, on_watch_closed, n);
     if (n->tick_open)
         uv_close((uv_handle_t *)&n->tick, on_tick_closed);
     if (n->shard.inited)

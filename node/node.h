@@ -13,6 +13,7 @@
 #include "bg/expire.h"
 #include "bg/gc.h"
 #include "bg/repair.h"
+#include "ops/watch.h"
 #include "host/host.h"
 #include "options.h"
 #include "rpc/server.h"
@@ -31,6 +32,8 @@ struct nd_node {
     struct nd_repair repair;
     struct nd_gc gc;
     struct nd_expire expire;
+    struct nd_watch watch; /* the shard's commit watch and gateway leases */
+    int watch_open;        /* until its close callback */
     struct nd_rpc_server_cfg rpc_cfg;
     struct nd_rpc_server *server;
     struct cm_auth *auth;   /* owned: cluster secret, refusal counters (common/auth.h) */

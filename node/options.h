@@ -27,6 +27,7 @@ struct nd_config {
     uint64_t replicas;
     uint64_t staged_ttl; /* seconds before an uncommitted staged upload is collected */
     uint64_t snapshot_threshold;
+    uint64_t lease_ms; /* gateway read leases (ops/watch.h) */
     const char *log_level;
     const char *cluster_secret_file; /* required unless insecure */
     int insecure;

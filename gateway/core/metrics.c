@@ -84,6 +84,10 @@ void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns
             SUM(cache_misses));
     counter(out, "headwater_gateway_cache_coalesced_total",
             "cache misses that waited for another request's node read", SUM(coalesced));
+    counter(out, "headwater_gateway_lease_waits_total",
+            "reads that began without a read lease and waited for one", SUM(lease_waits));
+    counter(out, "headwater_gateway_coherence_waits_total",
+            "node answers held until every lease holder knew their version", SUM(coherence_waits));
     counter(out, "headwater_gateway_node_reads_total", "GET/HEAD requests sent to nodes",
             SUM(node_reads));
     counter(out, "headwater_gateway_budget_closes_total",

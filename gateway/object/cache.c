@@ -353,6 +353,17 @@ void gw_cache_invalidate(struct gw_cache *c, const char *key)
     uv_mutex_unlock(&c->mu);
 }
 
+void gw_cache_clear(struct gw_cache *c)
+{
+    uv_mutex_lock(&c->mu);
+    while (c->lru_head != NULL)
+        obj_remove(c, c->lru_head);
+    for (size_t i = 0; i < NBUCKETS; i++)
+        while (c->fills[i] != NULL)
+            fill_unhash(c, c->fills[i]);
+    uv_mutex_unlock(&c->mu);
+}
+
 void gw_cache_stats(struct gw_cache *c, struct gw_cache_stats *st)
 {
     uv_mutex_lock(&c->mu);

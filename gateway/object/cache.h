@@ -101,6 +101,8 @@ void gw_cache_fill_end(struct gw_cache *c, struct gw_cfill *f, struct gw_cobj *o
 void gw_cache_cancel(struct gw_cache *c, struct gw_cwait *w);
 /* Drop key's entry and detach a read in flight for it. */
 void gw_cache_invalidate(struct gw_cache *c, const char *key);
+/* Drop every entry and detach every read in flight (the commit watch missed events). */
+void gw_cache_clear(struct gw_cache *c);
 void gw_cache_stats(struct gw_cache *c, struct gw_cache_stats *st);
 
 /* One per loop: delivers wait outcomes on that loop. Close after every waiter of this loop was

@@ -15,6 +15,7 @@
 
 struct gw_upstream;
 struct gw_cluster;
+struct gw_watch;
 struct gw_server;
 struct gw_cache_port;
 struct gw_shared;
@@ -27,6 +28,7 @@ struct gw_ctx {
     const struct gw_config *cfg; /* borrowed, immutable */
     struct gw_upstream *up;
     struct gw_cluster *cluster;
+    struct gw_watch *watch; /* the process's commit watch, on the loop with the admin port */
     struct gw_server *data;
     struct gw_server *admin;
     struct gw_server *tls;      /* --tls-listen */

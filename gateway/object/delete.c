@@ -48,9 +48,10 @@ static void del_answer(void *arg, struct gw_conn *c, enum gw_lreq_outcome outcom
     else if (outcome == GW_LREQ_TIMEOUT_SENT)
         gw_conn_error(c, 504, "timeout", "delete outcome unknown", GW_COMMITTED_NULL);
     else if (env->type == HW__MSG_TYPE__MSG_DELETE_OK && env->delete_ok != NULL &&
-             env->delete_ok->found)
+             env->delete_ok->found) {
+        gw_coh_note_safe(gw_shared_coh(d->sh), env->delete_ok->version);
         gw_conn_respond(c, 204, NULL, NULL, NULL, 0);
-    else if (env->type == HW__MSG_TYPE__MSG_DELETE_OK)
+    } else if (env->type == HW__MSG_TYPE__MSG_DELETE_OK)
         gw_answer_not_found(c);
     else
         gw_conn_error(c, 500, "internal", env->message ? env->message : "delete refused",

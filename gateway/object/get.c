@@ -52,7 +52,9 @@
 #include "cluster/upstream.h"
 
 #define GW_GET_CANDIDATES 16
-#define GW_CACHE_MUTABLE_MAX_MS 1000u /* mutable kinds: cached at most this long (and max-age) */
+#define GW_LEASE_WAIT_MS 1500u /* no read lease (election, startup): wait this long, then 503 */
+#define GW_SAFE_WAIT_MS 1000u  /* a version not yet known to every lease holder: wait this long */
+#define GW_COH_POLL_MS 2u
 
 struct gw_get {
     struct gw_ctx *ctx;
@@ -89,6 +91,10 @@ struct gw_get {
     /* wait (another request reads) */
     struct gw_cwait cw;
     int waiting;
+    /* coherence (cluster/watch.h) */
+    uint64_t min_index;   /* this attempt's: every write acknowledged before it is at or below */
+    uint64_t safe_target; /* waiting until every lease holder knows this index */
+    uint64_t wait_until;  /* monotonic ms: deadline of a lease or safe wait */
     char last_err[128];
 };
 
@@ -283,7 +289,8 @@ static void attempt_fail(struct gw_get *g, const char *why, int reusable)
 
 /* ---- fill ---- */
 
-/* Until when may this object be served from the cache (monotonic ms; 0 = not at all)? */
+/* Until when may this object be served from the cache (monotonic ms; 0 = not at all)? Until an
+ * applied write of its key invalidates it (cluster/watch.h), unless it must not be stored. */
 static uint64_t fresh_until(const struct gw_get *g, const struct gw_objinfo *o)
 {
     const char *cc = gw_cache_control(g->rules, o->key, o->cache_control);
@@ -292,14 +299,7 @@ static uint64_t fresh_until(const struct gw_get *g, const struct gw_objinfo *o)
         return 0;
     if (o->expires_ms > 0 && cm_wall_ms() >= o->expires_ms)
         return 0;
-    if (g->immutable)
-        return UINT64_MAX;
-    const char *ma = strstr(cc, "max-age=");
-    long secs = ma != NULL ? strtol(ma + 8, NULL, 10) : 0;
-    if (secs <= 0)
-        return 0;
-    uint64_t ms = (uint64_t)secs * 1000u;
-    return g->fill_start + (ms < GW_CACHE_MUTABLE_MAX_MS ? ms : GW_CACHE_MUTABLE_MAX_MS);
+    return UINT64_MAX; /* every kind, playlists too: the commit watch invalidates it */
 }
 
 /* First frame of a fill: collect the object, or give up coalescing (too large or not
@@ -466,12 +466,58 @@ static void on_data(struct gw_get *g, const Hw__Envelope *env, const struct cm_s
         direct_data(g, d, payload);
 }
 
+/* ---- coherence waits ---- */
+
+static void on_safe_poll(uv_timer_t *t)
+{
+    struct gw_get *g = t->data;
+    if (gw_coh_safe(gw_shared_coh(g->sh)) >= g->safe_target) {
+        uv_timer_stop(t);
+        get_attempt(g);
+    } else if (cm_mono_ms() >= g->wait_until) {
+        uv_timer_stop(t);
+        get_fail(g, 503, "unavailable",
+                 "the latest version is not yet confirmed by every gateway; retry");
+    }
+}
+
+/* The version an answer shows (its own, or for a miss the replica's applied index) may be
+ * returned only once every lease holder knows it (watch.h): else drop this answer, wait, and
+ * ask again. Returns 1 to go on with env. */
+static int known_everywhere(struct gw_get *g, const Hw__Envelope *env)
+{
+    uint64_t v = 0;
+    int complete = 1; /* the node sends nothing more for this request */
+    if (env->type == HW__MSG_TYPE__MSG_DATA && env->data != NULL && env->data->meta != NULL) {
+        v = env->data->meta->version;
+        complete = env->data->eof;
+    } else if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
+               env->head_ok->meta != NULL) {
+        v = env->head_ok->meta->version;
+    } else if (env->type == HW__MSG_TYPE__MSG_ERROR && env->code == HW__CODE__CODE_NOT_FOUND) {
+        v = env->applied;
+    }
+    if (v <= gw_coh_safe(gw_shared_coh(g->sh)))
+        return 1;
+    if (g->safe_target == 0)
+        g->wait_until = cm_mono_ms() + GW_SAFE_WAIT_MS;
+    g->safe_target = v;
+    GW_METRIC_ADD(g->ctx->metrics, coherence_waits, 1);
+    busy_end(g);
+    gw_up_release(g->uc, complete);
+    g->uc = NULL;
+    uv_timer_start(&g->timer, on_safe_poll, GW_COH_POLL_MS, GW_COH_POLL_MS);
+    return 0;
+}
+
 static void up_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *env,
                         const struct cm_slice *payload)
 {
     struct gw_get *g = arg;
     if (env->req_id != g->req_id || g->done)
         return;
+    if (!g->got_first && !known_everywhere(g, env))
+        return; /* waiting; the read is asked again */
     if (env->type == HW__MSG_TYPE__MSG_DATA && env->data != NULL && !g->ask_head) {
         on_data(g, env, payload);
     } else if (env->type == HW__MSG_TYPE__MSG_HEAD_OK && env->head_ok != NULL &&
@@ -526,12 +572,14 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
     if (g->ask_head) {
         cm_env_init(&env, HW__MSG_TYPE__MSG_HEAD, 0, g->shard);
         head.key = g->key;
+        head.min_index = g->min_index;
         env.head = &head;
     } else {
         cm_env_init(&env, HW__MSG_TYPE__MSG_GET, 0, g->shard);
         get.key = g->key;
         get.offset = g->node_off;
         get.length = g->node_len;
+        get.min_index = g->min_index;
         env.get = &get;
     }
     GW_METRIC_ADD(g->ctx->metrics, node_reads, 1);
@@ -544,6 +592,9 @@ static void get_attempt(struct gw_get *g)
 {
     /* counted from now, so the next request's choice (maybe in the same loop turn) sees it */
     busy_end(g);
+    /* Taken after the fill registered (coalesce): an invalidation processed before this point
+     * is covered by min_index, one after it detaches the fill. */
+    g->min_index = gw_coh_applied(gw_shared_coh(g->sh));
     g->busy_id = g->cand_id[g->idx];
     if (g->busy_id != 0)
         gw_cluster_read_begin(g->ctx->cluster, g->busy_id);
@@ -625,22 +676,16 @@ static void add_by_load(struct gw_get *g, const uint32_t *ids, size_t n)
         add_candidate(g, order[i].id, gw_cluster_addr(cl, order[i].id));
 }
 
-/* Mutable kinds and keys written here lately: the shard leader first (it applied every write
- * this gateway acknowledged, so a client reads its own writes and deletes), then reachable
- * replicas in this gateway's zone, other reachable ones, then the rest (the last poll may be
- * stale). Immutable kinds: by zone and load (add_by_load), then the rest. Seeds when no
- * map is known yet. */
+/* Every kind alike (a replica applied at least min_index answers as currently as the leader):
+ * reachable replicas by zone and load (add_by_load), then reachable ones in this gateway's zone,
+ * other reachable ones, then the rest (the last poll may be stale). Seeds when no map is known
+ * yet. */
 static void get_candidates(struct gw_get *g)
 {
     struct gw_cluster *cl = g->ctx->cluster;
     uint32_t ids[GW_MAX_REPLICAS];
     size_t n = gw_cluster_replicas(cl, g->shard, ids, GW_MAX_REPLICAS);
-    uint32_t leader = gw_cluster_leader(cl, g->shard);
-    int leader_first = !g->immutable || gw_shared_recent_write(g->sh, g->key, cm_mono_ms());
-    if (!leader_first)
-        add_by_load(g, ids, n);
-    if (leader != 0 && gw_cluster_reachable(cl, leader))
-        add_candidate(g, leader, gw_cluster_addr(cl, leader));
+    add_by_load(g, ids, n);
     for (int pass = 0; pass < 3; pass++) {
         for (size_t i = 0; i < n; i++) {
             int reach = gw_cluster_reachable(cl, ids[i]);
@@ -730,14 +775,41 @@ static int coalesce(struct gw_get *g)
     return 0;
 }
 
+/* With a read lease: the cache (maybe coalescing), else a replica. */
+static void get_begin(struct gw_get *g)
+{
+    if (g->cache != NULL) {
+        gw_conn_note_cache(g->conn, GW_NOTE_MISS);
+        GW_METRIC_ADD(g->ctx->metrics, cache_misses, 1);
+    }
+    if (coalesce(g))
+        return;
+    if (g->fill == NULL)
+        range_hint(g);
+    get_go(g);
+}
+
+static void on_lease_poll(uv_timer_t *t)
+{
+    struct gw_get *g = t->data;
+    if (gw_coh_lease_ok(gw_shared_coh(g->sh), cm_mono_ms())) {
+        uv_timer_stop(t);
+        get_begin(g);
+    } else if (cm_mono_ms() >= g->wait_until) {
+        uv_timer_stop(t);
+        get_fail(g, 503, "unavailable", "no read lease: the shard has no leader right now");
+    }
+}
+
 /* Cache hit served at once, without a gw_get. */
 static int try_hit(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
                    const char *key)
 {
     struct gw_cache *cache = gw_shared_cache(ctx->shared);
     struct gw_cobj *hit = NULL;
-    if (cache == NULL || gw_cache_get(cache, key, cm_mono_ms(), cm_wall_ms(), NULL, NULL, &hit,
-                                      NULL) != GW_CACHE_HIT)
+    if (cache == NULL || !gw_coh_lease_ok(gw_shared_coh(ctx->shared), cm_mono_ms()) ||
+        gw_cache_get(cache, key, cm_mono_ms(), cm_wall_ms(), NULL, NULL, &hit, NULL) !=
+            GW_CACHE_HIT)
         return 0;
     gw_conn_note_cache(c, GW_NOTE_HIT);
     GW_METRIC_ADD(ctx->metrics, cache_hits, 1);
@@ -771,13 +843,13 @@ void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     g->timer.data = g;
     get_candidates(g);
     gw_conn_set_handler(c, &get_ops, g);
-    if (g->cache != NULL) {
-        gw_conn_note_cache(c, GW_NOTE_MISS);
-        GW_METRIC_ADD(ctx->metrics, cache_misses, 1);
-    }
-    if (coalesce(g))
+    if (!gw_coh_lease_ok(gw_shared_coh(g->sh), cm_mono_ms())) {
+        /* No read lease (the shard elects a leader, or this gateway just started): what it
+         * knows may be behind an acknowledged write. Wait for one. */
+        GW_METRIC_ADD(ctx->metrics, lease_waits, 1);
+        g->wait_until = cm_mono_ms() + GW_LEASE_WAIT_MS;
+        uv_timer_start(&g->timer, on_lease_poll, GW_COH_POLL_MS, GW_COH_POLL_MS);
         return;
-    if (g->fill == NULL)
-        range_hint(g);
-    get_go(g);
+    }
+    get_begin(g);
 }

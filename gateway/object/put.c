@@ -184,6 +184,7 @@ static void put_fail(struct gw_put *p, int status, const char *code, const char 
 
 static void put_succeed(struct gw_put *p, const Hw__CommitOk *ok)
 {
+    gw_coh_note_safe(gw_shared_coh(p->ctx->shared), ok->version);
     struct gw_conn *c = p->conn;
     p->conn = NULL;
     CM_INFO("msg=\"stored\" key=\"%s\" size=%llu version=%llu created=%d holders=%zu", p->key,

@@ -25,6 +25,7 @@ struct key_table {
 struct gw_shared {
     atomic_ulong refs;
     const struct gw_config *cfg;
+    struct gw_coh coh; /* the read lease and commit-watch position (cluster/watch.h) */
     /* connections */
     struct gw_tls_ctx *tls;
     struct cm_auth *auth; /* cluster secret and node-connection refusal counters */
@@ -353,6 +354,11 @@ int gw_shared_keys_reload(struct gw_shared *sh, char *errmsg, size_t errlen)
 }
 
 /* ---- reads and writes ---- */
+
+struct gw_coh *gw_shared_coh(struct gw_shared *sh)
+{
+    return &sh->coh;
+}
 
 struct gw_cache *gw_shared_cache(struct gw_shared *sh)
 {

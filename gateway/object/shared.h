@@ -26,6 +26,7 @@
 #include "http/budget.h"
 #include "http/cors.h"
 #include "core/gwconfig.h"
+#include "cluster/watch.h"
 #include "core/metrics.h"
 #include "object/rules.h"
 #include "http/tls.h"
@@ -81,6 +82,9 @@ int gw_shared_keys_reload(struct gw_shared *sh, char *errmsg, size_t errlen);
 /* ---- reads and writes ---- */
 
 struct gw_cache *gw_shared_cache(struct gw_shared *sh); /* NULL with --cache-size 0 */
+/* The process's read lease and commit-watch position (cluster/watch.h), kept by the watch that
+ * the loop with the admin port runs. */
+struct gw_coh *gw_shared_coh(struct gw_shared *sh);
 const struct gw_rules *gw_shared_cache_rules(const struct gw_shared *sh);
 const struct gw_rules *gw_shared_lifecycle(const struct gw_shared *sh);
 

@@ -79,6 +79,8 @@ static void list_done(void *arg, int status)
         Hw__Envelope env;
         Hw__ListOk ok = HW__LIST_OK__INIT;
         cm_env_init(&env, HW__MSG_TYPE__MSG_LIST_OK, 0, 0);
+        struct nd_shard *sh = nd_host_shard(op->h, op->shard);
+        env.applied = sh != NULL ? nd_shard_applied(sh) : 0;
         ok.n_objects = op->nobjs;
         ok.objects = op->objs;
         ok.next_cursor = op->more && op->nobjs > 0 ? op->objs[op->nobjs - 1]->key : "";
@@ -102,6 +104,12 @@ void nd_op_list(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env, const s
         (l->cursor != NULL && strlen(l->cursor) > 1024)) {
         nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST,
                        "LIST needs a prefix starting with '/'");
+        return;
+    }
+    struct nd_shard *sh = nd_host_shard(h, env->shard);
+    if (sh != NULL && nd_shard_applied(sh) < l->min_index) {
+        /* A gateway's listing must include everything acknowledged before it began. */
+        nd_sconn_error(sc, env, HW__CODE__CODE_UNAVAILABLE, "replica is behind; try another");
         return;
     }
     struct list_op *op = cm_calloc(1, sizeof(*op));

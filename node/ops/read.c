@@ -25,6 +25,9 @@
 #define READ_ROUND (4u * 1024u * 1024u)
 #define READ_MAX_CHUNKS 64
 #define READ_INDEX_WAIT_MS 2000
+#define READ_MIN_INDEX_WAIT_MS                                                                     \
+    500 /* a gateway's min_index: past this, it tries another replica                              \
+         */
 
 enum read_kind { READ_GET, READ_HEAD, READ_FETCH };
 
@@ -39,6 +42,7 @@ struct read_op {
     Hw__ObjectMeta *meta; /* owned */
     int from_staged;      /* FETCH served from a finished staged record */
     int read_index_done;
+    uint64_t applied; /* this replica's applied index when the lookup ended (answers carry it) */
     /* streaming */
     struct nd_store_iter *it;
     uint64_t pos, end;
@@ -138,6 +142,19 @@ static void start_stream(struct read_op *op);
 static void start_proxy(struct read_op *op);
 static void read_index(struct read_op *op);
 
+/* NOT_FOUND, final: with the applied index the absence was seen at (the gateway waits until
+ * every write up to it is known to every lease holder before it answers 404). */
+static void answer_not_found(struct read_op *op)
+{
+    Hw__Envelope env;
+    cm_env_init(&env, HW__MSG_TYPE__MSG_ERROR, 0, 0);
+    env.code = HW__CODE__CODE_NOT_FOUND;
+    env.message = "no such object";
+    env.applied = op->applied;
+    nd_req_send(&op->req, &env, NULL, 0);
+    op_end(op);
+}
+
 static void lookup_done(void *arg, int status)
 {
     struct read_op *op = arg;
@@ -145,6 +162,7 @@ static void lookup_done(void *arg, int status)
         op_fail(op, HW__CODE__CODE_INTERNAL, "store read failed");
         return;
     }
+    op->applied = nd_shard_applied(op->sh);
     if (op->kind == READ_FETCH) {
         if (op->rv != 0)
             op_fail(op, HW__CODE__CODE_NOT_FOUND, "bytes not held here");
@@ -156,7 +174,7 @@ static void lookup_done(void *arg, int status)
         op->rv = CM_ENOTFOUND; /* never served once expired */
     if (op->rv != 0) {
         if (op->read_index_done)
-            op_fail(op, HW__CODE__CODE_NOT_FOUND, "no such object");
+            answer_not_found(op);
         else
             read_index(op);
         return;
@@ -165,6 +183,7 @@ static void lookup_done(void *arg, int status)
         Hw__Envelope env;
         Hw__HeadOk ok = HW__HEAD_OK__INIT;
         cm_env_init(&env, HW__MSG_TYPE__MSG_HEAD_OK, 0, 0);
+        env.applied = op->applied;
         ok.meta = op->meta;
         env.head_ok = &ok;
         nd_req_send(&op->req, &env, NULL, 0);
@@ -198,16 +217,21 @@ static void on_wait_timer(uv_timer_t *t)
     }
 }
 
-static void wait_applied(struct read_op *op, uint64_t index)
+static void wait_applied_for(struct read_op *op, uint64_t index, unsigned max_ms)
 {
     op->wait_index = index;
-    op->wait_deadline = nd_mono_ms(op->h->clock) + READ_INDEX_WAIT_MS;
+    op->wait_deadline = nd_mono_ms(op->h->clock) + max_ms;
     if (!op->timer_open) {
         uv_timer_init(op->h->loop, &op->timer);
         op->timer.data = op;
         op->timer_open = 1;
     }
-    uv_timer_start(&op->timer, on_wait_timer, 0, 5);
+    uv_timer_start(&op->timer, on_wait_timer, 0, 2);
+}
+
+static void wait_applied(struct read_op *op, uint64_t index)
+{
+    wait_applied_for(op, index, READ_INDEX_WAIT_MS);
 }
 
 static void on_self_barrier(struct raft_barrier *b, int status)
@@ -344,6 +368,7 @@ static void send_data(struct read_op *op, uint64_t pos, const struct cm_slice *p
     if (!op->sent_first) {
         op->meta->local = op->kind == READ_FETCH || op->meta->local;
         d.meta = op->meta;
+        env.applied = op->applied;
         op->sent_first = 1;
     }
     env.data = &d;
@@ -533,10 +558,22 @@ static void get_or_head(struct nd_host *h, struct nd_sconn *sc, const Hw__Envelo
     struct read_op *op = op_new(h, sh, sc, env, key, head ? READ_HEAD : READ_GET);
     if (op == NULL)
         return;
+    uint64_t min_index = head ? env->head->min_index : env->get->min_index;
     if (!head) {
         h->reads++;
         op->offset = env->get->offset;
         op->length = env->get->length;
+    }
+    if (min_index > 0) {
+        /* A gateway's read (gateway/cluster/watch.h): it knows every write acknowledged before
+         * the read began is at or below min_index; once applied that far, this replica's state
+         * is recent enough, for a miss as well (no read-index). */
+        op->read_index_done = 1;
+        if (nd_shard_applied(sh) >= min_index)
+            op_lookup(op);
+        else
+            wait_applied_for(op, min_index, READ_MIN_INDEX_WAIT_MS);
+        return;
     }
     if (!nd_shard_is_leader(sh) && mutable_kind(key)) {
         /* Playlists and manifests change in place: a follower confirms with the leader that

@@ -16,6 +16,7 @@
 #include "err.h"
 #include "etag.h"
 #include "log.h"
+#include "ops/watch.h"
 #include "timeutil.h"
 
 struct apply_req {
@@ -24,7 +25,8 @@ struct apply_req {
     struct nd_req req;
     struct nd_host *h;
     struct nd_shard *sh;
-    int kind; /* HW__MSG_TYPE__MSG_COMMIT / _DELETE / _READ_INDEX */
+    int kind;                   /* HW__MSG_TYPE__MSG_COMMIT / _DELETE / _READ_INDEX */
+    struct nd_apply_result res; /* a held answer's result (ops/watch.h) */
 };
 
 static void answer_raft_failure(struct apply_req *a, int status)
@@ -58,22 +60,55 @@ static void answer_commit(struct apply_req *a, const struct nd_apply_result *res
     nd_req_send(&a->req, &env, NULL, 0);
 }
 
+static void answer_applied(struct apply_req *a, const struct nd_apply_result *res)
+{
+    Hw__Envelope env;
+    if (a->kind == HW__MSG_TYPE__MSG_COMMIT) {
+        answer_commit(a, res);
+        return;
+    }
+    Hw__DeleteOk ok = HW__DELETE_OK__INIT;
+    cm_env_init(&env, HW__MSG_TYPE__MSG_DELETE_OK, 0, 0);
+    ok.found = res->found;
+    ok.version = res->version;
+    env.delete_ok = &ok;
+    nd_req_send(&a->req, &env, NULL, 0);
+}
+
+/* The held write became safe (every gateway lease holder knows it), or leadership was lost. */
+static void on_safe(void *arg, int ok)
+{
+    struct apply_req *a = arg;
+    if (ok)
+        answer_applied(a, &a->res);
+    else
+        nd_req_error(&a->req, HW__CODE__CODE_LEADERSHIP_LOST,
+                     "leadership lost before the write was known to every gateway; it is "
+                     "committed, outcome unknown to this request");
+    nd_req_end(&a->req);
+    cm_free(a);
+}
+
+/* The index whose safety the answer waits for: the key's version after a commit (also a
+ * retried one), the delete's index after a removal; 0 = nothing changed, answer at once. */
+static uint64_t hold_index(const struct apply_req *a, const struct nd_apply_result *res)
+{
+    if (a->kind == HW__MSG_TYPE__MSG_COMMIT)
+        return res->precondition_failed ? 0 : res->version;
+    return res->found ? res->version : 0;
+}
+
 static void on_applied(struct raft_apply *req, int status, void *result)
 {
     struct apply_req *a = req->data;
-    Hw__Envelope env;
     if (status != 0) {
         answer_raft_failure(a, status);
-    } else if (a->kind == HW__MSG_TYPE__MSG_COMMIT) {
-        answer_commit(a, result);
     } else {
-        const struct nd_apply_result *res = result;
-        Hw__DeleteOk ok = HW__DELETE_OK__INIT;
-        cm_env_init(&env, HW__MSG_TYPE__MSG_DELETE_OK, 0, 0);
-        ok.found = res->found;
-        ok.version = res->version;
-        env.delete_ok = &ok;
-        nd_req_send(&a->req, &env, NULL, 0);
+        a->res = *(const struct nd_apply_result *)result;
+        uint64_t idx = hold_index(a, &a->res);
+        if (idx != 0 && a->sh->watch != NULL && nd_watch_hold(a->sh->watch, idx, on_safe, a) == 0)
+            return; /* on_safe answers */
+        answer_applied(a, &a->res);
     }
     nd_req_end(&a->req);
     cm_free(a);

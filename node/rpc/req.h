@@ -21,6 +21,7 @@ struct nd_sconn {
     int hello;
     void (*on_drain)(void *arg); /* a streaming handler waiting for the write queue */
     void *drain_arg;
+    void *watch; /* the commit-watch subscription on this connection (ops/watch.c), or NULL */
 };
 
 struct nd_req {

@@ -132,6 +132,7 @@ static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__O
     nd_batch_put(b, &ck, v, sizeof(v));
     f->result.version = index;
     f->result.created = old == NULL;
+    f->result.changed = 1;
     if (old != NULL)
         hw__object_meta__free_unpacked(old, NULL);
     return rv;
@@ -155,6 +156,7 @@ static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
     }
     f->result.version = index;
     f->result.found = old != NULL;
+    f->result.changed = old != NULL;
     if (old == NULL)
         return 0;
     expiry_update(f, b, old, NULL);
@@ -170,11 +172,13 @@ static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
 
 static Hw__RaftEntry *entry_decode(const void *data, size_t len);
 
+/* *out: the decoded entry (the caller frees it), NULL when it was not decodable. */
 static int apply_entry(struct nd_fsm *f, struct nd_batch *b, uint64_t index, const void *data,
-                       size_t len)
+                       size_t len, Hw__RaftEntry **out)
 {
     Hw__RaftEntry *e = entry_decode(data, len);
     int rv = CM_EINVAL;
+    *out = e;
     if (e != NULL && e->meta != NULL && e->shard == f->shard) {
         if (e->kind == HW__RAFT_ENTRY__KIND__KIND_PUT)
             rv = apply_put(f, b, index, e->meta, e->precondition);
@@ -183,8 +187,6 @@ static int apply_entry(struct nd_fsm *f, struct nd_batch *b, uint64_t index, con
         else if (e->kind == HW__RAFT_ENTRY__KIND__KIND_EXPIRE && e->meta->version > 0)
             rv = apply_delete(f, b, index, e->meta, e->meta->version);
     }
-    if (e != NULL)
-        hw__raft_entry__free_unpacked(e, NULL);
     return f->read_err != 0 ? f->read_err : rv;
 }
 
@@ -197,7 +199,8 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
         return 0; /* already in the store: replay after a restart */
     nd_batch_init(&b);
     f->read_err = 0;
-    int rv = apply_entry(f, &b, index, data, len);
+    Hw__RaftEntry *e = NULL;
+    int rv = apply_entry(f, &b, index, data, len, &e);
     if (rv == CM_EINVAL) {
         /* Skip the entry but still record the index: every replica skips it alike. */
         CM_WARN("fsm skipped a malformed entry shard=%u index=%llu", f->shard,
@@ -213,11 +216,18 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
         /* Nothing was written: the entry is not applied here, in the store or in memory. */
         f->repair_backlog = backlog_before;
         memset(&f->result, 0, sizeof(f->result));
+        if (e != NULL)
+            hw__raft_entry__free_unpacked(e, NULL);
         return wrv;
     }
     f->applied = index;
+    f->result.index = index;
     if (f->repair_backlog > backlog_before && f->on_missing != NULL)
         f->on_missing(f, f->data);
+    if (rv == 0 && f->result.changed && f->on_event != NULL)
+        f->on_event(f, index, e->kind, e->meta, f->data);
+    if (e != NULL)
+        hw__raft_entry__free_unpacked(e, NULL);
     return rv == 0 ? 0 : RAFT_MALFORMED;
 }
 

@@ -23,6 +23,8 @@ struct nd_apply_result {
     int created;             /* PUT: the key did not exist before */
     int found;               /* DELETE: the key existed */
     int precondition_failed; /* PUT: its precondition did not hold; nothing was written */
+    int changed;             /* the entry changed the key (a new version, or a removal) */
+    uint64_t index;          /* raft index of the entry */
 };
 
 struct nd_fsm {
@@ -35,6 +37,10 @@ struct nd_fsm {
     struct nd_apply_result result;
     int read_err; /* a store read failed during the apply in progress */
     void (*on_missing)(struct nd_fsm *f, void *data); /* a new repair marker exists */
+    /* An applied entry changed a key (the commit watch): kind PUT (meta = the new version),
+     * DELETE or EXPIRE (meta->key). meta is borrowed for the call. */
+    void (*on_event)(struct nd_fsm *f, uint64_t index, int kind, const Hw__ObjectMeta *meta,
+                     void *data);
     void *data;
 };
 

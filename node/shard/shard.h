@@ -31,6 +31,8 @@ struct nd_shard_cfg {
     void *member_arg;
 };
 
+struct nd_watch;
+
 struct nd_shard {
     uint32_t id;
     struct raft *raft; /* &own_raft, or the raft that nd_shard_attach was given */
@@ -38,7 +40,8 @@ struct nd_shard {
     struct nd_store *store; /* borrowed */
     int inited, started, closed, bootstrapped;
     void (*on_closed)(struct nd_shard *sh);
-    void *data; /* the owner's */
+    void *data;             /* the owner's */
+    struct nd_watch *watch; /* the shard's commit watch (ops/watch.h), NULL: none */
     struct raft own_raft;
     struct raft_io io;
     struct raft_uv_transport transport;

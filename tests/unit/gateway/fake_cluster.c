@@ -319,6 +319,26 @@ static void on_list(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelope
     cm_rpc_send(c, &out, NULL, 0);
 }
 
+/* Commit watch: no events (the table changes only through the gateway under test, which drops
+ * its own writes from its cache), a lease from the leader (node 1) on every ack, everything up to
+ * the last version safe. */
+static void on_watch_ack(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelope *env)
+{
+    Hw__Envelope out;
+    Hw__WatchGrant g = HW__WATCH_GRANT__INIT;
+    g.seq = env->watch_ack != NULL ? env->watch_ack->seq : 0;
+    g.term = 1;
+    g.leader_id = n->fc->no_leader ? 0 : 1;
+    g.is_leader = n->id == 1 && !n->fc->no_leader;
+    g.lease_ms = g.is_leader ? 60000 : 0;
+    g.safe_index = n->fc->index;
+    g.applied = n->fc->index;
+    g.replicas = FC_NODES;
+    cm_env_init(&out, HW__MSG_TYPE__MSG_WATCH_GRANT, env->req_id, 0);
+    out.watch_grant = &g;
+    cm_rpc_send(c, &out, NULL, 0);
+}
+
 static void srv_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
                          const struct cm_slice *payload)
 {
@@ -361,6 +381,11 @@ static void srv_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
         return;
     case HW__MSG_TYPE__MSG_LIST:
         on_list(n, c, env);
+        return;
+    case HW__MSG_TYPE__MSG_WATCH:
+        return;
+    case HW__MSG_TYPE__MSG_WATCH_ACK:
+        on_watch_ack(n, c, env);
         return;
     default:
         cm_rpc_send_error(c, env->req_id, 0, HW__CODE__CODE_BAD_REQUEST, "unexpected");

@@ -1,0 +1,61 @@
+/* Gateway read leases of one shard, as its leader keeps them (pure logic: time is passed in).
+ *
+ * Every gateway session acknowledges on its commit-watch stream the index up to which it has
+ * processed the shard's applied entries. The leader grants the session a lease of lease_ms from
+ * each acknowledgement it receives, provided the session has caught up with the safe index.
+ * While its lease runs, a gateway answers reads from what it knows (its cache, invalidated by
+ * the watch); so the leader acknowledges a write at index i to its client only once i is safe:
+ * every session holding an unexpired lease acknowledged an index >= i.
+ *
+ * A new leader does not know which leases its predecessor granted. A gateway counts a lease as
+ * valid only when the leader and a majority of the shard's replicas granted it for the same
+ * term and leader (gateway/cluster/watch.c); a replica that voted for a newer term grants no
+ * more for the old one, so every lease of an older term was granted before this leader was
+ * elected, and has run out lease_ms after it. The safe index therefore does not move during the
+ * first lease_ms (+ ND_LEASE_MARGIN_MS) of a term: no write is acknowledged before then.
+ *
+ * Loop thread only. */
+#ifndef ND_SHARD_LEASE_H
+#define ND_SHARD_LEASE_H
+
+#include <stdint.h>
+
+#define ND_LEASE_MARGIN_MS 25u
+
+struct nd_lease_holder {
+    uint64_t session;
+    uint64_t acked;   /* highest index the session acknowledged */
+    uint64_t expires; /* monotonic ms; 0 = holds no lease */
+    unsigned conns;   /* watch connections of this session to this node */
+    struct nd_lease_holder *next;
+};
+
+struct nd_lease {
+    unsigned lease_ms;
+    int leading;
+    uint64_t term;       /* the term last observed */
+    uint64_t term_start; /* monotonic ms when this node was first seen leading term */
+    uint64_t safe;       /* safe index of this term (0 until the first wait is over) */
+    struct nd_lease_holder *holders;
+};
+
+void nd_lease_init(struct nd_lease *l, unsigned lease_ms);
+void nd_lease_free(struct nd_lease *l);
+/* Raft's view now. A term this node leads anew resets every lease and starts the wait; losing
+ * leadership drops the leases too (a follower grants none). */
+void nd_lease_observe(struct nd_lease *l, int leading, uint64_t term, uint64_t now);
+/* The session's holder (conns + 1), created when absent; NULL: out of memory. */
+struct nd_lease_holder *nd_lease_attach(struct nd_lease *l, uint64_t session);
+/* One watch connection of the holder closed (the gateway process is gone or reconnects): its
+ * lease ends now (the gateway stops using a lease whose stream it lost before the leader could
+ * see the close). The holder is freed with its last connection. */
+void nd_lease_detach(struct nd_lease *l, struct nd_lease_holder *hd);
+/* An acknowledgement received at now: the lease granted (lease_ms), or 0 (not leading, or the
+ * session has not caught up with the safe index yet). */
+unsigned nd_lease_ack(struct nd_lease *l, struct nd_lease_holder *hd, uint64_t acked, uint64_t now);
+/* Advance and return the safe index, applied being the highest applied index. *next_ms: the
+ * monotonic time at which it may advance without any acknowledgement (a lease running out or
+ * the term's wait ending), 0 = none. */
+uint64_t nd_lease_safe(struct nd_lease *l, uint64_t applied, uint64_t now, uint64_t *next_ms);
+
+#endif
