@@ -26,6 +26,7 @@
 #include "object/lcall.h"
 #include "log.h"
 #include "object/objresp.h"
+#include "object/shared.h"
 #include "timeutil.h"
 
 #define GW_LIST_ROUNDS 16
@@ -97,6 +98,9 @@ static void list_free(void *arg)
 static void list_build(void *arg, Hw__Envelope *env)
 {
     struct gw_list *l = arg;
+    /* Every write acknowledged before now is at or below it (cluster/watch.h); the leader
+     * answers once every lease holder knows its listing's state. */
+    l->msg.min_index = gw_coh_applied(gw_shared_coh(l->ctx->shared));
     env->list = &l->msg;
 }
 
@@ -206,6 +210,11 @@ void gw_list_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_r
     unsigned long limit;
     if (list_limit(target, &limit) != 0) {
         gw_conn_error(c, 400, "bad_request", "limit must be a number from 1 to 1000",
+                      GW_COMMITTED_OMIT);
+        return;
+    }
+    if (!gw_coh_lease_ok(gw_shared_coh(ctx->shared), cm_mono_ms())) {
+        gw_conn_error(c, 503, "unavailable", "no read lease: the shard has no leader right now",
                       GW_COMMITTED_OMIT);
         return;
     }

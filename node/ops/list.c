@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "ops/watch.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
@@ -24,6 +25,7 @@ struct list_op {
     size_t nobjs;
     int more;
     int rv;
+    uint64_t applied; /* the shard's applied index when the listing was read */
 };
 
 static void list_fn(void *arg)
@@ -70,23 +72,8 @@ static void list_fn(void *arg)
     nd_store_iter_free(it);
 }
 
-static void list_done(void *arg, int status)
+static void list_end(struct list_op *op)
 {
-    struct list_op *op = arg;
-    if (status != 0 || op->rv != 0) {
-        nd_req_error(&op->req, HW__CODE__CODE_INTERNAL, "listing failed");
-    } else {
-        Hw__Envelope env;
-        Hw__ListOk ok = HW__LIST_OK__INIT;
-        cm_env_init(&env, HW__MSG_TYPE__MSG_LIST_OK, 0, 0);
-        struct nd_shard *sh = nd_host_shard(op->h, op->shard);
-        env.applied = sh != NULL ? nd_shard_applied(sh) : 0;
-        ok.n_objects = op->nobjs;
-        ok.objects = op->objs;
-        ok.next_cursor = op->more && op->nobjs > 0 ? op->objs[op->nobjs - 1]->key : "";
-        env.list_ok = &ok;
-        nd_req_send(&op->req, &env, NULL, 0);
-    }
     for (size_t i = 0; i < op->nobjs; i++)
         hw__object_meta__free_unpacked(op->objs[i], NULL);
     cm_free(op->objs);
@@ -94,6 +81,50 @@ static void list_done(void *arg, int status)
     cm_free(op->cursor);
     nd_req_end(&op->req);
     cm_free(op);
+}
+
+static void list_send(struct list_op *op)
+{
+    Hw__Envelope env;
+    Hw__ListOk ok = HW__LIST_OK__INIT;
+    cm_env_init(&env, HW__MSG_TYPE__MSG_LIST_OK, 0, 0);
+    env.applied = op->applied;
+    ok.n_objects = op->nobjs;
+    ok.objects = op->objs;
+    ok.next_cursor = op->more && op->nobjs > 0 ? op->objs[op->nobjs - 1]->key : "";
+    env.list_ok = &ok;
+    nd_req_send(&op->req, &env, NULL, 0);
+}
+
+/* The listing's state is known to every gateway lease holder (ops/watch.h), or leadership was
+ * lost meanwhile. */
+static void on_list_safe(void *arg, int ok)
+{
+    struct list_op *op = arg;
+    if (ok)
+        list_send(op);
+    else
+        nd_req_error(&op->req, HW__CODE__CODE_UNAVAILABLE, "leadership lost; list again");
+    list_end(op);
+}
+
+static void list_done(void *arg, int status)
+{
+    struct list_op *op = arg;
+    struct nd_shard *sh = nd_host_shard(op->h, op->shard);
+    if (status != 0 || op->rv != 0) {
+        nd_req_error(&op->req, HW__CODE__CODE_INTERNAL, "listing failed");
+        list_end(op);
+        return;
+    }
+    op->applied = sh != NULL ? nd_shard_applied(sh) : 0;
+    /* No entry may show before every lease holder knows it: a later read through any gateway
+     * must not go back behind this listing. */
+    if (sh != NULL && sh->watch != NULL && nd_shard_is_leader(sh) &&
+        nd_watch_hold(sh->watch, op->applied, on_list_safe, op) == 0)
+        return;
+    list_send(op);
+    list_end(op);
 }
 
 void nd_op_list(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env, const struct cm_slice *pl)
@@ -107,6 +138,14 @@ void nd_op_list(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env, const s
         return;
     }
     struct nd_shard *sh = nd_host_shard(h, env->shard);
+    if (sh != NULL && l->min_index > 0 && !nd_shard_is_leader(sh)) {
+        /* A gateway's listing is the leader's (it holds it until it is safe). */
+        struct nd_req r;
+        nd_req_begin(&r, sc, env);
+        nd_host_not_leader(h, sh, &r);
+        nd_req_end(&r);
+        return;
+    }
     if (sh != NULL && nd_shard_applied(sh) < l->min_index) {
         /* A gateway's listing must include everything acknowledged before it began. */
         nd_sconn_error(sc, env, HW__CODE__CODE_UNAVAILABLE, "replica is behind; try another");

@@ -268,7 +268,7 @@ static uint64_t sub_progress(struct nd_watch_sub *s)
     return s->delivered;
 }
 
-static void sub_free(struct nd_watch_sub *s)
+static void sub_free(struct nd_watch_sub *s, int peer_gone)
 {
     struct nd_watch *w = s->w;
     if (s->prev != NULL)
@@ -278,7 +278,7 @@ static void sub_free(struct nd_watch_sub *s)
     if (s->nxt != NULL)
         s->nxt->prev = s->prev;
     if (s->holder != NULL)
-        nd_lease_detach(&w->lease, s->holder);
+        nd_lease_detach(&w->lease, s->holder, peer_gone);
     if (s->sc->on_drain == sub_pump)
         s->sc->on_drain = NULL;
     s->sc->watch = NULL;
@@ -292,7 +292,7 @@ void nd_watch_conn_closed(struct nd_sconn *sc)
     if (s == NULL)
         return;
     struct nd_watch *w = s->w;
-    sub_free(s);
+    sub_free(s, sc->close_status == CM_ECLOSED);
     if (w->open && !w->closing)
         settle(w); /* its lease ended: holds waiting for it may go */
 }
@@ -409,7 +409,7 @@ void nd_watch_close(struct nd_watch *w, void (*on_closed)(void *arg), void *arg)
     w->closed_arg = arg;
     holds_release(w, 0, 0);
     while (w->subs != NULL)
-        sub_free(w->subs);
+        sub_free(w->subs, 1);
     w->sh->watch = NULL;
     uv_close((uv_handle_t *)&w->timer, on_timer_closed);
 }

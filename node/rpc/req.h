@@ -21,7 +21,8 @@ struct nd_sconn {
     int hello;
     void (*on_drain)(void *arg); /* a streaming handler waiting for the write queue */
     void *drain_arg;
-    void *watch; /* the commit-watch subscription on this connection (ops/watch.c), or NULL */
+    void *watch;      /* the commit-watch subscription on this connection (ops/watch.c), or NULL */
+    int close_status; /* why it closed (rpc.h on_close), set before on_conn_closed */
 };
 
 struct nd_req {

@@ -104,6 +104,7 @@ static void on_close(struct cm_rpc_conn *c, int status)
     struct nd_sconn *sc = cm_rpc_data(c);
     const struct nd_rpc_server_cfg *cfg = sc->ctx;
     sc->conn = NULL;
+    sc->close_status = status;
     if (cfg->on_conn_closed != NULL)
         cfg->on_conn_closed(cfg->ctx, sc);
     wake_drain(sc); /* the waiting stream sees a closed request and ends */

@@ -58,19 +58,24 @@ struct nd_lease_holder *nd_lease_attach(struct nd_lease *l, uint64_t session)
     return hd;
 }
 
-void nd_lease_detach(struct nd_lease *l, struct nd_lease_holder *hd)
+static void holder_unlink(struct nd_lease *l, struct nd_lease_holder *hd)
 {
-    hd->expires = 0;
-    if (hd->conns > 0)
-        hd->conns--;
-    if (hd->conns > 0)
-        return;
     for (struct nd_lease_holder **pp = &l->holders; *pp != NULL; pp = &(*pp)->next)
         if (*pp == hd) {
             *pp = hd->next;
             cm_free(hd);
             return;
         }
+}
+
+void nd_lease_detach(struct nd_lease *l, struct nd_lease_holder *hd, int peer_gone)
+{
+    if (peer_gone)
+        hd->expires = 0;
+    if (hd->conns > 0)
+        hd->conns--;
+    if (hd->conns == 0 && hd->expires == 0)
+        holder_unlink(l, hd);
 }
 
 unsigned nd_lease_ack(struct nd_lease *l, struct nd_lease_holder *hd, uint64_t acked, uint64_t now)
@@ -103,9 +108,13 @@ uint64_t nd_lease_safe(struct nd_lease *l, uint64_t applied, uint64_t now, uint6
         return l->safe;
     }
     uint64_t safe = applied;
-    for (struct nd_lease_holder *hd = l->holders; hd != NULL; hd = hd->next) {
-        if (hd->expires <= now)
+    for (struct nd_lease_holder *hd = l->holders, *nx; hd != NULL; hd = nx) {
+        nx = hd->next;
+        if (hd->expires <= now) {
+            if (hd->conns == 0)
+                holder_unlink(l, hd); /* a closed stream whose lease ran out */
             continue;
+        }
         if (hd->acked < applied)
             *next_ms = *next_ms == 0 ? hd->expires : min_u64(*next_ms, hd->expires);
         safe = min_u64(safe, hd->acked);

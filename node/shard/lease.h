@@ -46,10 +46,11 @@ void nd_lease_free(struct nd_lease *l);
 void nd_lease_observe(struct nd_lease *l, int leading, uint64_t term, uint64_t now);
 /* The session's holder (conns + 1), created when absent; NULL: out of memory. */
 struct nd_lease_holder *nd_lease_attach(struct nd_lease *l, uint64_t session);
-/* One watch connection of the holder closed (the gateway process is gone or reconnects): its
- * lease ends now (the gateway stops using a lease whose stream it lost before the leader could
- * see the close). The holder is freed with its last connection. */
-void nd_lease_detach(struct nd_lease *l, struct nd_lease_holder *hd);
+/* One watch connection of the holder closed. peer_gone (the gateway closed it, or its process
+ * died): the lease ends now (a gateway stops using a lease before it closes the leader's stream).
+ * Else (this node closed it) the lease runs out on its own: the gateway may not know yet. The
+ * holder goes with its last connection once it holds no lease. */
+void nd_lease_detach(struct nd_lease *l, struct nd_lease_holder *hd, int peer_gone);
 /* An acknowledgement received at now: the lease granted (lease_ms), or 0 (not leading, or the
  * session has not caught up with the safe index yet). */
 unsigned nd_lease_ack(struct nd_lease *l, struct nd_lease_holder *hd, uint64_t acked, uint64_t now);
