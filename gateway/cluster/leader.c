@@ -3,7 +3,10 @@
  * Happy path: start -> (timer 0) attempt: address of the shard leader -> acquire -> send ->
  *   final answer -> callback -> timer closed -> freed.
  * Failures: no leader known / connect failure / NO_LEADER etc. -> wait GW_LREQ_RETRY_MS and try
- *   again; NOT_LEADER with an address -> try there at once; attempt without answer for
+ *   again; NOT_LEADER with an address -> try there at once; an attempt that got no answer at all
+ *   (connect failure, silence, close: this gateway may be cut off from the leader) makes every
+ *   other attempt go to a reachable follower with relay set (it forwards to the leader and
+ *   relays the answer); attempt without answer for
  *   GW_LREQ_ATTEMPT_MS -> drop that connection, retry. Deadline -> callback with a timeout
  *   outcome that says whether some attempt may have taken effect: it was sent and then got
  *   no definitive answer (connection lost, no answer, LEADERSHIP_LOST). NOT_LEADER / NO_LEADER
@@ -43,6 +46,8 @@ struct gw_lreq {
     uint64_t attempt_deadline;
     char hint[GW_ADDR_MAX];
     int uncertain; /* some attempt may have been proposed: sent, then no definitive answer */
+    unsigned lost; /* attempts that got no answer at all (connect failure, silence, close) */
+    int relay;     /* this attempt asks a follower to relay it to the leader */
 };
 
 static void lreq_attempt(struct gw_lreq *r);
@@ -131,6 +136,7 @@ static void on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *env,
 static void on_close(void *arg, struct gw_up_conn *uc, int status)
 {
     struct gw_lreq *r = arg;
+    r->lost++;
     if (r->st == LR_WAITING)
         r->uncertain = 1;
     r->uc = NULL;
@@ -145,7 +151,8 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
     struct gw_lreq *r = gw_up_wait_arg(w);
     if (uc == NULL) {
         r->hint[0] = '\0';
-        lreq_retry(r, GW_LREQ_RETRY_MS, 0);
+        r->lost++;
+        lreq_retry(r, r->lost == 1 ? 0 : GW_LREQ_RETRY_MS, 0);
         return;
     }
     r->uc = uc;
@@ -153,6 +160,7 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
     Hw__Envelope env;
     cm_env_init(&env, r->type, 0, r->shard);
     r->build(r->arg, &env);
+    env.relay = r->relay;
     if (gw_up_send(uc, &env, NULL, 0, &r->req_id) != 0) {
         lreq_retry(r, GW_LREQ_RETRY_MS, 0);
         return;
@@ -160,9 +168,29 @@ static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
     r->st = LR_WAITING;
 }
 
+/* After an attempt at the leader got no answer at all (this gateway may be cut off from it),
+ * every other attempt goes to a reachable follower, which relays it to the leader. */
+static const char *relay_addr(struct gw_lreq *r)
+{
+    uint32_t ids[GW_MAX_REPLICAS];
+    uint32_t leader = gw_cluster_leader(r->cluster, r->shard);
+    size_t n = gw_cluster_replicas(r->cluster, r->shard, ids, GW_MAX_REPLICAS);
+    size_t k = 0, pick = r->lost / 2;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == leader || !gw_cluster_reachable(r->cluster, ids[i]))
+            continue;
+        if (k++ == pick % (n > 1 ? n - 1 : 1))
+            return gw_cluster_addr(r->cluster, ids[i]);
+    }
+    return NULL;
+}
+
 static void lreq_attempt(struct gw_lreq *r)
 {
     const char *addr = r->hint[0] ? r->hint : NULL;
+    r->relay = 0;
+    if (addr == NULL && r->lost % 2 == 1 && (addr = relay_addr(r)) != NULL)
+        r->relay = 1;
     if (addr == NULL)
         addr = gw_cluster_addr(r->cluster, gw_cluster_leader(r->cluster, r->shard));
     if (addr == NULL) {
@@ -199,6 +227,7 @@ static void on_timer(uv_timer_t *t)
         if (r->st == LR_WAITING)
             r->uncertain = 1;
         r->hint[0] = '\0';
+        r->lost++;
         lreq_retry(r, 0, 0);
         return;
     }

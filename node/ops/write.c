@@ -17,7 +17,10 @@
 #include "etag.h"
 #include "log.h"
 #include "ops/watch.h"
+#include "rpc/call.h"
 #include "timeutil.h"
+
+#define RELAY_IDLE_MS 3000u /* a relayed write's answer: the leader holds it while leases end */
 
 struct apply_req {
     struct raft_apply apply; /* apply.data = this */
@@ -132,10 +135,61 @@ static struct apply_req *apply_req_new(struct nd_host *h, struct nd_shard *sh, s
     return a;
 }
 
-/* Only the leader proposes; others answer NOT_LEADER / NO_LEADER with what they know. */
+/* ---- relay (a gateway that cannot reach the leader asked a follower) ---- */
+
+struct relay_req {
+    struct nd_req req;
+    struct nd_call *call;
+};
+
+static int on_relayed(struct nd_call *c, int status, const Hw__Envelope *env,
+                      const struct cm_slice *pl, void *arg)
+{
+    struct relay_req *rr = arg;
+    if (status != 0 || env == NULL) {
+        /* It may have been proposed before the answer was lost: outcome unknown. */
+        nd_req_error(&rr->req, HW__CODE__CODE_LEADERSHIP_LOST,
+                     "relay to the leader failed; the outcome is unknown");
+    } else {
+        Hw__Envelope out = *env; /* the leader's answer, as it gave it */
+        nd_req_send(&rr->req, &out, NULL, 0);
+    }
+    nd_req_end(&rr->req);
+    cm_free(rr);
+    return 1;
+}
+
+/* Forward env to the leader this node knows; 0 when there is none to forward to. */
+static int relay(struct nd_host *h, struct nd_shard *sh, struct nd_sconn *sc,
+                 const Hw__Envelope *env)
+{
+    const char *rpc = NULL;
+    uint32_t leader = nd_host_leader(h, sh, &rpc);
+    if (leader == 0 || leader == h->cfg.id || rpc == NULL)
+        return 0;
+    struct relay_req *rr = cm_calloc(1, sizeof(*rr));
+    if (rr == NULL)
+        return 0;
+    Hw__Envelope fwd = *env;
+    fwd.relay = 0; /* one hop: the leader never forwards it again */
+    fwd.req_id = ++h->next_req_id;
+    nd_req_begin(&rr->req, sc, env);
+    if (nd_call_start(h->loop, h->auth, rpc, h->cfg.id, h->cfg.listen, &fwd, RELAY_IDLE_MS,
+                      on_relayed, rr, &rr->call) != 0) {
+        nd_req_end(&rr->req);
+        cm_free(rr);
+        return 0;
+    }
+    return 1;
+}
+
+/* Only the leader proposes; others relay a gateway's relay request to the leader, or answer
+ * NOT_LEADER / NO_LEADER with what they know. */
 static void propose(struct nd_host *h, struct nd_shard *sh, struct nd_sconn *sc,
                     const Hw__Envelope *env, Hw__RaftEntry *entry)
 {
+    if (!nd_shard_is_leader(sh) && env->relay && relay(h, sh, sc, env))
+        return;
     if (!nd_shard_is_leader(sh)) {
         struct nd_req r;
         nd_req_begin(&r, sc, env);

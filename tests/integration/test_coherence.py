@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Issue 9 coherence over real daemons: 3 nodes + 2 caching gateways on loopback.
+
+Each step is a property a CDN would notice: a write or delete acknowledged through gateway A is
+seen by the very next read through gateway B, although B cached the old version (segment kinds
+included); a paused gateway cannot serve its cached copy after it resumes; a playlist is served
+from B's cache until a write replaces it (no node reads while it does not change), and the
+replacement is what B serves next; a listing started after an acknowledged create or delete
+reflects it. Before issue 9, B served its cached copy of an overwritten or deleted segment until
+LRU evicted it (docs/chaos.md)."""
+import os
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hwtest  # noqa: E402
+from cluster import HOST, Cluster, Proc, free_ports, request  # noqa: E402
+
+TESTS = []
+test = hwtest.collector(TESTS)
+GW_ARGS = ["--threads", "2", "--cache-size", "64M"]
+PREFIX = "/live/coh"
+
+
+class TwoGateways(Cluster):
+    """The usual cluster plus a second caching gateway (B); A is the usual one."""
+
+    def __init__(self):
+        super().__init__(nodes=3, gateway_args=GW_ARGS, name="hw-coherence")
+        self.b_port, self.b_admin = free_ports(2)
+        argv = [self.gateway_bin, "--listen", f"{HOST}:{self.b_port}",
+                "--admin-listen", f"{HOST}:{self.b_admin}",
+                "--nodes", ",".join(n.address for n in self.nodes.values())] + GW_ARGS
+        self.gw_b = Proc("gateway_b", argv, os.path.join(self.tmp, "gateway_b.log"),
+                         dict(os.environ))
+
+    def start(self, ready_timeout=60.0):
+        super().start(ready_timeout)
+        self.gw_b.start()
+        self.wait_for(lambda: request(self.b_admin, "GET", "/readyz", timeout=2).status == 200,
+                      60, "gateway B ready")
+
+    def procs(self):
+        return super().procs() + [self.gw_b]
+
+    def a(self, method, key, body=None, headers=None):
+        return request(self.gw_port, method, key, body=body, headers=headers, timeout=30)
+
+    def b(self, method, key, body=None, headers=None):
+        return request(self.b_port, method, key, body=body, headers=headers, timeout=30)
+
+    def b_metric(self, name):
+        r = request(self.b_admin, "GET", "/metrics", timeout=5)
+        for line in r.body.decode().splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+        raise AssertionError(f"{name} not in /metrics")
+
+
+def put_ok(cl, key, body):
+    r = cl.a("PUT", key, body)
+    assert r.status in (201, 204), f"PUT {key}: {r}"
+
+
+def b_reads(cl, key, want, what):
+    r = cl.b("GET", key)
+    got = r.body if r.status == 200 else r.status
+    assert got == want, f"{what}: gateway B answered {got!r} for {key}, want {want!r}"
+
+
+@test
+def overwrite_is_seen_through_the_other_cache(cl):
+    for kind in ("ts", "m4s", "m3u8", "mpd"):
+        key = f"{PREFIX}/ow/seg.{kind}"
+        put_ok(cl, key, b"version-1 " + kind.encode())
+        b_reads(cl, key, b"version-1 " + kind.encode(), "first read")
+        b_reads(cl, key, b"version-1 " + kind.encode(), "cached read")
+        put_ok(cl, key, b"version-2 " + kind.encode())
+        b_reads(cl, key, b"version-2 " + kind.encode(), "the read after the acknowledged overwrite")
+        r = cl.b("GET", key, headers={"Range": "bytes=0-8"})
+        assert r.status == 206 and r.body == b"version-2", f"Range after overwrite: {r}"
+        r = cl.b("HEAD", key)
+        assert r.status == 200 and r.header("content-length") == str(len(b"version-2 " + kind.encode())), r
+
+
+@test
+def delete_is_seen_through_the_other_cache(cl):
+    key = f"{PREFIX}/del/seg_7.ts"
+    put_ok(cl, key, b"soon gone")
+    b_reads(cl, key, b"soon gone", "first read")
+    b_reads(cl, key, b"soon gone", "cached read")
+    r = cl.a("DELETE", key)
+    assert r.status == 204, f"DELETE: {r}"
+    b_reads(cl, key, 404, "the read after the acknowledged delete")
+    put_ok(cl, key, b"back again")  # a restarted encoder reuses the name
+    b_reads(cl, key, b"back again", "the read after re-creating it")
+
+
+@test
+def a_paused_gateway_does_not_serve_its_cache_after_resuming(cl):
+    key = f"{PREFIX}/pause/seg_1.m4s"
+    put_ok(cl, key, b"old")
+    b_reads(cl, key, b"old", "first read")
+    b_reads(cl, key, b"old", "cached read")
+    cl.gw_b.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        put_ok(cl, key, b"new")  # acknowledged once B's lease ran out
+        print(f"  overwrite acknowledged {time.monotonic() - t0:.2f}s after B was paused")
+    finally:
+        cl.gw_b.signal(signal.SIGCONT)
+    b_reads(cl, key, b"new", "the first read after resuming")
+
+
+@test
+def a_playlist_is_served_from_cache_until_replaced(cl):
+    key = f"{PREFIX}/pl/index.m3u8"
+    put_ok(cl, key, b"#EXTM3U\n#one\n")
+    b_reads(cl, key, b"#EXTM3U\n#one\n", "first read")
+    before = cl.b_metric("headwater_gateway_node_reads_total")
+    for _ in range(50):
+        b_reads(cl, key, b"#EXTM3U\n#one\n", "polling")
+    reads = cl.b_metric("headwater_gateway_node_reads_total") - before
+    assert reads == 0, f"{reads} node reads for 50 polls of an unchanged playlist"
+    put_ok(cl, key, b"#EXTM3U\n#two\n")
+    b_reads(cl, key, b"#EXTM3U\n#two\n", "the poll after the acknowledged replacement")
+
+
+@test
+def a_listing_reflects_acknowledged_creates_and_deletes(cl):
+    base = f"{PREFIX}/ls"
+    for i in range(3):
+        put_ok(cl, f"{base}/s{i}.ts", b"x")
+    r = cl.b("GET", base + "/?list")
+    assert r.status == 200, r
+    keys = [o["key"] for o in r.json()["objects"]]
+    assert keys == [f"{base}/s{i}.ts" for i in range(3)], keys
+    assert cl.a("DELETE", f"{base}/s1.ts").status == 204
+    put_ok(cl, f"{base}/s3.ts", b"y")
+    keys = [o["key"] for o in cl.b("GET", base + "/?list").json()["objects"]]
+    assert keys == [f"{base}/s0.ts", f"{base}/s2.ts", f"{base}/s3.ts"], keys
+
+
+if __name__ == "__main__":
+    hwtest.main(TESTS, fixture=TwoGateways)
