@@ -7,6 +7,9 @@ machine, same objects (100 x 1 MB segments + a playlist):
   cold  the same against a second gateway with --cache-size 0     (every read hits a node)
   herd  256 clients GET a segment that was just written, at once: node reads counted through
         the nodes' STATUS (coalescing: 1 per gateway)
+  poll  wrk -c256 GETs one live playlist that a writer replaces every second (through the same
+        server), gateway vs nginx (issue 9: >= 1.0x; the gateway serves it from its cache until
+        the commit watch invalidates it, so every answer is the latest acknowledged version)
 
 nginx, hot and cold take turns for BENCH_ROUNDS rounds (3); each metric reported is the median
 of its rounds, and every round's hot/nginx ratios are listed (run-to-run spread is ~5% here).
@@ -44,8 +47,41 @@ end
 """
 
 
-def wrk(port, script):
-    cmd = [WRK, f"-t{WRK_T}", f"-c{WRK_C}", f"-d{WRK_D}", "--latency", "-s", script,
+POLL_C = 256
+POLL_LUA = """\
+request = function()
+  return wrk.format("GET", "/bench/live/index.m3u8")
+end
+"""
+
+
+def playlist(i):
+    return ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:%d\n" % i + "".join(
+        f"#EXTINF:2.0,\nseg_{(i + k) % SEGMENTS:03d}.ts\n" for k in range(6))).encode()
+
+
+def poll(port, script):
+    """wrk -c256 on the playlist while it is replaced every second through the same server."""
+    stop = threading.Event()
+    writes = []
+
+    def writer():
+        i = 0
+        while not stop.wait(1.0):
+            i += 1
+            writes.append(put_only(port, "/bench/live/index.m3u8", playlist(i)))
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        return wrk(port, script, conns=POLL_C)
+    finally:
+        stop.set()
+        t.join()
+
+
+def wrk(port, script, conns=WRK_C):
+    cmd = [WRK, f"-t{WRK_T}", f"-c{conns}", f"-d{WRK_D}", "--latency", "-s", script,
            f"http://127.0.0.1:{port}/"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
@@ -128,6 +164,9 @@ def main():
     script = os.path.join(tmp, "segments.lua")
     with open(script, "w") as f:
         f.write(LUA)
+    poll_script = os.path.join(tmp, "playlist.lua")
+    with open(poll_script, "w") as f:
+        f.write(POLL_LUA)
     ng = Nginx(tmp)
     cl = cold = None
     rc = 0
@@ -164,6 +203,14 @@ def main():
                 one_round[name] = wrk(port, script)
             rounds.append(one_round)
         res = {name: combine([r[name] for r in rounds]) for name in rounds[0]}
+        prounds = []
+        for k in range(ROUNDS):
+            one_round = {}
+            for name, port in (("nginx", ng.port), ("gateway", cl.gw_port)):
+                log(f"poll round {k + 1}/{ROUNDS} {name}: wrk -c{POLL_C} on a live playlist")
+                one_round[name] = poll(port, poll_script)
+            prounds.append(one_round)
+        pres = {name: combine([r[name] for r in prounds]) for name in prounds[0]}
         herd_res = {}
         for name, port in (("cached gateway", cl.gw_port), ("cache disabled", gp)):
             path = f"/bench/live/fresh_{name[:4]}.ts"
@@ -174,7 +221,8 @@ def main():
             codes = herd(port, path)
             herd_res[name] = (node_reads(cl) - before, codes.count(200), len(codes))
         report(res, herd_res, rounds)
-        for r in res.values():
+        report_poll(pres, prounds)
+        for r in list(res.values()) + list(pres.values()):
             if r["non2xx"] or r["sockerr"]:
                 rc = 1
     except Exception as e:  # noqa: BLE001
@@ -221,6 +269,21 @@ def report(r, herd_res, rounds):
     for name, (reads, ok, total) in herd_res.items():
         print(f"| {name} | {reads} | {ok}/{total} |")
     print("\nCommand: `tests/bench/bench.sh --reads`.")
+
+
+def report_poll(r, rounds):
+    n, g = r["nginx"], r["gateway"]
+    print(f"\nPlaylist poll: `wrk -t{WRK_T} -c{POLL_C} -d{WRK_D}` on one playlist that a writer "
+          "replaces every second through the same server (gateway: cached until the commit watch "
+          "invalidates it; nginx: WebDAV PUT, served from the file).\n")
+    print("| metric | nginx | gateway | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    for key, label, d in (("rps", "requests/s", 0), ("p50", "latency p50 (ms)", 2),
+                          ("p99", "latency p99 (ms)", 2)):
+        print(f"| {label} | {fmt(n[key], d)} | {fmt(g[key], d)} | {ratio(g[key], n[key])} |")
+    print(f"\nErrors: nginx {n['non2xx']}, gateway {g['non2xx']} non-2xx. Medians of {len(rounds)} "
+          "rounds; gateway/nginx per round: " + "; ".join(
+              f"{ratio(x['gateway']['rps'], x['nginx']['rps'])}" for x in rounds) + ".")
 
 
 if __name__ == "__main__":
