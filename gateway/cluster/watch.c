@@ -90,11 +90,16 @@ static void on_event(struct gw_watch *w, const Hw__WatchEvent *e)
 
 static void on_reset(struct gw_watch *w, const Hw__WatchReset *r, struct gw_wsrc *s)
 {
-    if (r->index <= atomic_load(&w->coh->applied))
+    uint64_t applied = atomic_load(&w->coh->applied);
+    if (r->index <= applied)
         return;
-    CM_WARN("msg=\"commit watch: events missed, dropping the cache\" node=%u from=%llu to=%llu",
-            s->node_id, (unsigned long long)atomic_load(&w->coh->applied),
-            (unsigned long long)r->index);
+    if (applied == 0) /* a gateway that just started: it knows nothing to drop */
+        CM_INFO("msg=\"commit watch: starting\" node=%u from=%llu", s->node_id,
+                (unsigned long long)r->index);
+    else
+        CM_WARN("msg=\"commit watch: events missed, dropping the cache\" node=%u from=%llu "
+                "to=%llu",
+                s->node_id, (unsigned long long)applied, (unsigned long long)r->index);
     if (w->hooks.on_reset != NULL)
         w->hooks.on_reset(w->hooks.arg);
     atomic_fetch_add(&w->coh->resets, 1);

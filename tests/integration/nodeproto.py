@@ -170,9 +170,11 @@ class NodeClient:
     def close(self):
         self.s.close()
 
-    def send(self, typ, field, body, payload=b"", shard=0):
+    def send(self, typ, field, body, payload=b"", shard=0, extra=()):
+        """extra: more Envelope fields, (number, value) pairs."""
         self.req += 1
-        env = enc([(1, typ), (2, self.req), (3, shard)] + ([(field, body)] if field else []))
+        env = enc([(1, typ), (2, self.req), (3, shard)] + ([(field, body)] if field else []) +
+                  list(extra))
         self.s.sendall(struct.pack(">II", 4 + len(env) + len(payload), len(env)) + env + payload)
 
     def _read(self, n):
@@ -206,14 +208,16 @@ class NodeClient:
         return upload
 
     def commit(self, key, upload, data, holders, ctype="application/octet-stream", ttl=None,
-               if_match=None, if_none_match=None):
-        """if_match / if_none_match: raw header values for Commit.precondition (None = absent)."""
+               if_match=None, if_none_match=None, relay=False):
+        """if_match / if_none_match: raw header values for Commit.precondition (None = absent);
+        relay: ask a follower to forward it to the leader (Envelope.relay)."""
         pc = None
         if if_match is not None or if_none_match is not None:
             pc = [(1, if_match is not None or None), (2, if_match),
                   (3, if_none_match is not None or None), (4, if_none_match)]
         self.send(T["COMMIT"], 16, [(1, key), (2, upload), (3, len(data)), (4, crc32c(data)),
-                                    (5, ctype), (6, holders), (7, ttl), (9, pc)])
+                                    (5, ctype), (6, holders), (7, ttl), (9, pc)],
+                  extra=[(35, 1)] if relay else ())
         return self.recv()[0]
 
     def list(self, prefix, cursor="", limit=0):

@@ -17,6 +17,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hwtest  # noqa: E402
 from cluster import HOST, Cluster, Proc, free_ports, request  # noqa: E402
+from nodeproto import T, NodeClient, one  # noqa: E402
 
 TESTS = []
 test = hwtest.collector(TESTS)
@@ -141,6 +142,27 @@ def a_listing_reflects_acknowledged_creates_and_deletes(cl):
     put_ok(cl, f"{base}/s3.ts", b"y")
     keys = [o["key"] for o in cl.b("GET", base + "/?list").json()["objects"]]
     assert keys == [f"{base}/s0.ts", f"{base}/s2.ts", f"{base}/s3.ts"], keys
+
+
+@test
+def a_follower_relays_a_write_to_the_leader(cl):
+    """What a gateway cut off from the leader does (gateway/cluster/leader.c): the COMMIT goes
+    to a follower with relay set, which forwards it; without relay the follower refuses."""
+    leader = cl.leader_id(30)
+    follower = next(n for n in cl.nodes if n != leader)
+    key, data = f"{PREFIX}/relay/seg_1.ts", b"relayed bytes"
+    upload = os.urandom(16)
+    for nid in cl.nodes:
+        c = NodeClient(cl.nodes[nid].address)
+        c.put(key, data, upload=upload)
+        c.close()
+    c = NodeClient(cl.nodes[follower].address)
+    env = c.commit(key, upload, data, list(cl.nodes))
+    assert one(env, 1) == T["ERROR"] and one(env, 4) == 2, f"no relay: NOT_LEADER, got {env}"
+    env = c.commit(key, upload, data, list(cl.nodes), relay=True)
+    c.close()
+    assert one(env, 1) == T["COMMIT_OK"], f"relayed COMMIT: {env}"
+    b_reads(cl, key, data, "the relayed write")
 
 
 if __name__ == "__main__":
