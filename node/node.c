@@ -81,6 +81,13 @@ static void fsm_on_event(struct nd_fsm *f, uint64_t index, int kind, const Hw__O
         nd_watch_publish(&n->watch, index, kind, meta);
 }
 
+static void fsm_on_restored(struct nd_fsm *f, uint64_t index, void *data)
+{
+    struct nd_node *n = data;
+    if (n->watch_open)
+        nd_watch_restored(&n->watch, index);
+}
+
 static void on_conn_closed(void *ctx, struct nd_sconn *sc)
 {
     nd_watch_conn_closed(sc);
@@ -276,6 +283,7 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
     n->shard.data = n;
     n->shard.fsm.on_missing = fsm_on_missing;
     n->shard.fsm.on_event = fsm_on_event;
+    n->shard.fsm.on_restored = fsm_on_restored;
     n->shard.fsm.data = n;
     nd_host_add_shard(&n->host, &n->shard);
     rv = nd_watch_init(&n->watch, &n->host, &n->shard, (unsigned)cfg->lease_ms,

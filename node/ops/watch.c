@@ -198,6 +198,19 @@ void nd_watch_publish(struct nd_watch *w, uint64_t index, int kind, const Hw__Ob
         sub_pump(s);
 }
 
+void nd_watch_restored(struct nd_watch *w, uint64_t index)
+{
+    if (w->ring == NULL || w->closing || index <= w->floor)
+        return;
+    for (uint64_t i = 0; i < w->count; i++)
+        ev_clear(ev_at(w, w->start + i));
+    w->start += w->count;
+    w->count = 0;
+    w->floor = index;
+    for (struct nd_watch_sub *s = w->subs; s != NULL; s = s->nxt)
+        sub_pump(s);
+}
+
 /* Logical position of the first event with index >= from (start + count: none yet). */
 static uint64_t ring_find(struct nd_watch *w, uint64_t from)
 {

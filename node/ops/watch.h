@@ -61,6 +61,8 @@ int nd_watch_init(struct nd_watch *w, struct nd_host *h, struct nd_shard *sh, un
 void nd_watch_close(struct nd_watch *w, void (*on_closed)(void *arg), void *arg);
 /* The FSM applied index (fsm.h on_event). */
 void nd_watch_publish(struct nd_watch *w, uint64_t index, int kind, const Hw__ObjectMeta *meta);
+/* A snapshot replaced the state up to index: every stream still before it gets WATCH_RESET. */
+void nd_watch_restored(struct nd_watch *w, uint64_t index);
 /* Hold an answer until index is safe: 1 = safe now (answer at once, done never runs), 0 =
  * held, -1 = out of memory (answer at once: the write is applied, only its coherence wait was
  * skipped; logged). */

@@ -514,6 +514,8 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     raft_free(buf->base);
     if (backlog > 0 && f->on_missing != NULL)
         f->on_missing(f, f->data);
+    if (f->on_restored != NULL)
+        f->on_restored(f, f->applied, f->data);
     return 0;
 }
 

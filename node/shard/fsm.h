@@ -41,6 +41,9 @@ struct nd_fsm {
      * DELETE or EXPIRE (meta->key). meta is borrowed for the call. */
     void (*on_event)(struct nd_fsm *f, uint64_t index, int kind, const Hw__ObjectMeta *meta,
                      void *data);
+    /* A snapshot replaced the state up to index: the changes in it were never applied here one
+     * by one (the commit watch cannot stream them). */
+    void (*on_restored)(struct nd_fsm *f, uint64_t index, void *data);
     void *data;
 };
 
