@@ -12,12 +12,14 @@ encoders pushing live HLS in real time, and hls.js in headless Chromium (player/
 Binaries: HW_NODE_BIN, HW_GATEWAY_BIN (meson), HW_FFMPEG, NGINX (default nginx), HW_NODEJS
 (default node), HW_CHROMIUM (default /usr/bin/chromium). npm packages: tests/e2e/player/
 node_modules, installed by scripts/deps."""
+import contextlib
 import http.client
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -25,6 +27,7 @@ from cluster import HOST, Cluster, Proc, _die_with_parent, free_ports, request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLAYER_DIR = os.path.join(HERE, "player")
+CHAOS_DIR = os.path.join(HERE, "..", "chaos")
 FFMPEG = os.environ.get("HW_FFMPEG") or shutil.which("ffmpeg") or "ffmpeg"
 NGINX = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
 NODEJS = os.environ.get("HW_NODEJS") or shutil.which("node") or "node"
@@ -250,11 +253,30 @@ class Stream:
                 p.wait(5)
 
 
+def load_netfault():
+    """(module, None) when tests/chaos/netfault.py (per-uid loopback cuts with iptables owner
+    matches) is there and usable here (root, iptables), else (None, why not)."""
+    if CHAOS_DIR not in sys.path:
+        sys.path.insert(0, CHAOS_DIR)
+    try:
+        import netfault
+    except ImportError:
+        return None, "tests/chaos/netfault.py is not there (it comes with branch chaos2)"
+    why = netfault.available()
+    return (netfault, None) if why is None else (None, f"netfault unavailable here: {why}")
+
+
 class DrillFixture(Cluster):
-    """The cluster (nodes 1-3, gateway A = self.gateway), gateway B, nginx and the player."""
+    """The cluster (nodes 1-3, gateway A = self.gateway), gateway B, nginx and the player.
+    With netfault usable, every node runs as its own system user so that isolate_node() can
+    cut it off from its peers."""
 
     def __init__(self):
         super().__init__(nodes=3, name="hw-player")
+        self.netfault, self.netfault_why = load_netfault()
+        self.uids = {}
+        if self.netfault is not None:
+            self._own_uids()
         self.gw_b_port, self.admin_b_port = free_ports(2)
         argv = list(self.gateway.argv)
         argv[argv.index("--listen") + 1] = f"{HOST}:{self.gw_b_port}"
@@ -263,6 +285,37 @@ class DrillFixture(Cluster):
                               self.gateway.env)
         self.nginx = Nginx(self.tmp, self.gw_port, self.gw_b_port)
         self.player = None
+
+    def _own_uids(self):
+        """Nodes as users hwchaos1..3 (netfault.ensure_users): data dirs chowned, the cluster
+        secret copied group-readable for them."""
+        uids, gid = self.netfault.ensure_users(len(self.nodes))
+        os.chown(self.tmp, 0, gid)
+        os.chmod(self.tmp, 0o750)
+        secret = os.path.join(self.tmp, "cluster.secret")
+        shutil.copyfile(self.secret_file, secret)
+        os.chown(secret, 0, gid)
+        os.chmod(secret, 0o640)
+        for (nid, n), uid in zip(sorted(self.nodes.items()), uids):
+            self.uids[nid] = uid
+            n.argv = self.netfault.run_as(uid, gid, n.argv)
+            n.env = dict(n.env, HEADWATER_CLUSTER_SECRET_FILE=secret)
+            os.chown(n.data_dir, uid, gid)
+
+    @contextlib.contextmanager
+    def isolate_node(self, nid):
+        """Node nid cut off from the other nodes both ways (RPC and raft ports), while the
+        gateways (root) still reach it, until the block exits."""
+        nf = self.netfault.NetFault()
+        try:
+            me = (self.uids[nid], [self.nodes[nid].rpc_port, self.nodes[nid].raft_port])
+            for oid, o in self.nodes.items():
+                if oid != nid:
+                    nf.partition(me, (self.uids[oid], [o.rpc_port, o.raft_port]))
+            yield
+        finally:
+            nf.heal()
+            nf.close()
 
     def procs(self):
         return list(self.nodes.values()) + [self.gateway, self.gateway_b]

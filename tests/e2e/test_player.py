@@ -7,9 +7,10 @@ its own encoder started at the same moment) as the reference.
 Two configurations:
   direct  ffmpeg -> gateway A, player <- gateway B
   lb      ffmpeg and player -> nginx load balancer over gateways A and B
-Faults, one per run, each ~9 s into a 24 s stream: leader SIGKILL then restart 2 s later,
-leader SIGSTOP 5 s, leader cut off from its peers 5 s (tests/chaos/netfault.py; skipped while
-it is not there), follower SIGKILL (restarted 4 s later), gateway SIGKILL behind the load
+Faults, one per run, each 10 s into a 25 s stream: leader SIGKILL then restart 2 s later,
+leader SIGSTOP 5 s, leader cut off from its peers 5 s (tests/chaos/netfault.py, per-uid
+iptables cuts: the nodes then run as their own users; skipped with the reason while netfault
+is not there or not usable), follower SIGKILL (restarted 4 s later), gateway SIGKILL behind the load
 balancer (restarted 2 s later), leader SIGKILL behind the load balancer.
 
 Per run: stalls after playback started (`waiting` on the video element, hls.js
@@ -58,15 +59,32 @@ def leader_kill(fx):
     return f"SIGKILL node{lid} (leader), restarted after 2 s"
 
 
+def new_leader_within(fx, old, seconds):
+    """Watch gateway A's /status for `seconds` (the fault's length); returns how the leader
+    changed: the fault took effect when another node led during it."""
+    t0 = time.monotonic()
+    seen = None
+    while time.monotonic() - t0 < seconds:
+        try:
+            st = fx.status()
+            lid = st.get("leader")
+            if seen is None and st.get("quorum") and isinstance(lid, int) and lid != old:
+                seen = f"node{lid} led after {time.monotonic() - t0:.1f} s"
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    return seen or "no other leader seen during it"
+
+
 def leader_stop(fx):
     lid = fx.leader_id()
     n = fx.nodes[lid]
     n.signal(signal.SIGSTOP)
     try:
-        time.sleep(5.0)
+        seen = new_leader_within(fx, lid, 5.0)
     finally:
         n.signal(signal.SIGCONT)
-    return f"SIGSTOP node{lid} (leader) for 5 s"
+    return f"SIGSTOP node{lid} (leader) for 5 s ({seen})"
 
 
 def follower_kill(fx):
@@ -87,29 +105,16 @@ def gateway_kill(fx):
     return "SIGKILL gateway B (behind nginx), restarted after 2 s"
 
 
-def netfault_cut():
-    """The one seam to tests/chaos/netfault.py (branch chaos2: per-uid iptables partitions):
-    a context manager `cut(fx, node_id)` that cuts node_id off from the other nodes (not from
-    the gateways) until exit. Returns it, or None while netfault is not there."""
-    sys.path.insert(0, os.path.join(HERE, "..", "chaos"))
-    try:
-        import netfault  # noqa: F401
-    except ImportError:
-        return None
-    return getattr(netfault, "isolate_from_peers", None)
-
-
 def leader_cut_check(fx):
-    if netfault_cut() is None:
-        raise hwtest.Skip("tests/chaos/netfault.py (with isolate_from_peers(cluster, node_id))"
-                          " is not there yet: the leader-partition run is skipped")
+    if fx.netfault is None:
+        raise hwtest.Skip(f"the leader-partition run needs netfault: {fx.netfault_why}")
 
 
 def leader_cut(fx):
     lid = fx.leader_id()
-    with netfault_cut()(fx, lid):
-        time.sleep(5.0)
-    return f"node{lid} (leader) cut off from its peers for 5 s"
+    with fx.isolate_node(lid):
+        seen = new_leader_within(fx, lid, 5.0)
+    return f"node{lid} (leader) cut off from its peers for 5 s ({seen})"
 
 
 # ---- one run ------------------------------------------------------------------------------
