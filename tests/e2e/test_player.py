@@ -16,7 +16,10 @@ balancer (restarted 2 s later), leader SIGKILL behind the load balancer.
 Per run: stalls after playback started (`waiting` on the video element, hls.js
 bufferStalledError), player HTTP errors (responses >= 400, failed requests, hls.js network
 ERROR events), ffmpeg's exit status, and the player's latency from the encoder's clock
-(EXT-X-PROGRAM-DATE-TIME) from the fault to the end, against the reference player's. A run
+(EXT-X-PROGRAM-DATE-TIME) from the fault to the end, against the reference player's. Both
+players are hls.js with its defaults plus live catch-up (maxLiveSyncPlaybackRate 1.5), so
+their latency settles where each origin's freshness puts it, whatever segment phase they
+started at. A run
 violates the drill on any stall, any HTTP error, ffmpeg exit != 0, or a mean latency more than
 1 s above the reference's.
 

@@ -37,7 +37,10 @@ const PAGE = `<!doctype html>
   const v = document.getElementById("v");
   const send = (ev, extra) => window.drillEvent(JSON.stringify(Object.assign({ ev }, extra || {})));
   if (!Hls.isSupported()) { send("fatal", { why: "Hls.isSupported() is false (no MSE/codecs)" }); return; }
-  const hls = new Hls();
+  // Live catch-up as players ship it (hls.js latency controller, up to 1.5x towards 3 target
+  // durations behind the edge): the latency measured is then the origin's freshness over the
+  // run, not the chance phase of the segment cycle at which the player happened to start.
+  const hls = new Hls({ maxLiveSyncPlaybackRate: 1.5 });
   let started = false, stalled = false;
   v.addEventListener("playing", () => {
     if (!started) { started = true; send("playing", { ct: v.currentTime }); }
