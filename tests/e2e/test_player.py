@@ -160,18 +160,17 @@ def verdict(run):
     hw, ng = run["players"]["hw"], run["players"]["ng"]
     out = []
     if hw["stalls"] or hw["buffer_stalled_errors"]:
-        out.append(f"{len(hw['stalls'])} stall(s) {hw['stalls']} s, "
+        out.append(f"stalls: {len(hw['stalls'])} ({hw['stalls']} s), "
                    f"{hw['buffer_stalled_errors']} bufferStalledError")
-    n_http = len(hw["http_errors"]) + len(hw["hls_network_errors"])
-    if n_http:
-        out.append(f"{n_http} HTTP error(s): {sorted(set(hw['http_errors']))[:5]}")
+    if hw["http_errors"] or hw["hls_network_errors"]:
+        out.append(f"HTTP errors: {http_text(hw)}")
     if run["ffmpeg"]["hw"] != 0:
-        out.append(f"ffmpeg exit {run['ffmpeg']['hw']}")
+        out.append(f"ffmpeg: exit {run['ffmpeg']['hw']}")
     a, b = hw["latency"]["after"], ng["latency"]["after"]
     if a is None or b is None:
-        out.append("no latency samples after the fault")
+        out.append("latency: no samples after the fault")
     elif a["mean"] > b["mean"] + LATENCY_MARGIN:
-        out.append(f"latency {a['mean']} s vs nginx {b['mean']} s")
+        out.append(f"latency: {a['mean']} s vs nginx {b['mean']} s")
     return out
 
 
@@ -231,6 +230,17 @@ def drill(fx, config, fault, inject, check=None):
         assert not ENFORCE, "; ".join(run["violations"])
 
 
+def http_text(p):
+    """'2: 503 index.m3u8 x2 (hls.js: 2 network errors)': responses >= 400 and failed requests
+    by what and how often, then hls.js's own count (it reports each failed attempt)."""
+    seen = {}
+    for x in p["http_errors"]:
+        seen[x] = seen.get(x, 0) + 1
+    what = ", ".join(f"{k}{f' x{n}' if n > 1 else ''}" for k, n in sorted(seen.items()))
+    return (f"{len(p['http_errors'])}{': ' + what if what else ''} "
+            f"(hls.js: {len(p['hls_network_errors'])} network errors)")
+
+
 def summary(p):
     lat = p["latency"]["after"]
     return (f"stalls {p['stalls']} bufstall {p['buffer_stalled_errors']} "
@@ -278,12 +288,11 @@ def table(results):
         stalls = ", ".join(str(s) for s in hw["stalls"]) or "0"
         if hw["buffer_stalled_errors"]:
             stalls += f" (+{hw['buffer_stalled_errors']} bufferStalledError)"
-        codes = sorted(set(x.split(" ")[0] for x in hw["http_errors"]))
-        n_http = len(hw["http_errors"]) + len(hw["hls_network_errors"])
-        http = f"{n_http}" + (f" ({', '.join(codes)})" if codes else "")
+        http = http_text(hw) if hw["http_errors"] or hw["hls_network_errors"] else "0"
         la, lb = hw["latency"]["after"], ng["latency"]["after"]
         lat = f"{la['mean']}/{la['max']} / {lb['mean']}/{lb['max']}" if la and lb else "-"
-        ok = "ok" if not r["violations"] else "FAIL: " + "; ".join(r["violations"])
+        ok = "ok" if not r["violations"] else \
+            "FAIL: " + ", ".join(v.split(":")[0] for v in r["violations"])
         if not r["reference_ok"]:
             ok += " (reference player stalled too: machine overloaded?)"
         rows.append(f"| {r['config']} | {r['what']} | {stalls} | {http} | {r['ffmpeg']['hw']} "
