@@ -338,8 +338,9 @@ class DrillFixture(Cluster):
         for n in self.nodes.values():
             if not n.alive():
                 n.start()
-        if not self.gateway_b.alive():
-            self.gateway_b.start()
+        for gw in (self.gateway, self.gateway_b):
+            if not gw.alive():
+                gw.start()
         self.wait_ready(timeout)
         self.wait_gateway_b(timeout)
         for nid in self.nodes:
