@@ -21,7 +21,8 @@ players are hls.js with its defaults plus live catch-up (maxLiveSyncPlaybackRate
 their latency settles where each origin's freshness puts it, whatever segment phase they
 started at. A run
 violates the drill on any stall, any HTTP error, ffmpeg exit != 0, or a mean latency more than
-1 s above the reference's.
+1 s above the reference's. A violating run in which the reference player stalled or erred too
+(an overloaded machine) is run once more, and that second run counts.
 
 Violations fail the test only with HW_PLAYER_ENFORCE=1 (today's code stalls on leader faults;
 the integrator turns it on with the coherence core). Without it every run still happens, the
@@ -174,11 +175,9 @@ def verdict(run):
     return out
 
 
-def drill(fx, config, fault, inject, check=None):
-    if check is not None:
-        check(fx)
+def play_once(fx, config, fault, inject, run_id):
+    """One stream, both players, the fault; returns the run's record (verdict not yet set)."""
     fx.healthy()
-    run_id = f"{config}-{fault}"
     path = f"/live/{run_id}/index.m3u8"
     dav = fx.nginx.dav_port
     ingest, play = (fx.gw_port, fx.gw_b_port) if config == "direct" else (fx.nginx.lb_port,) * 2
@@ -208,22 +207,36 @@ def drill(fx, config, fault, inject, check=None):
                 fx.player.close(name)
             except AssertionError as e:
                 print(f"  closing {name}: {e}")
-    run = {"config": config, "fault": fault, "what": what, "fault_at": round(t_fault - st.started,
-                                                                              2),
-           "fault_lasted": round(t_healed - t_fault, 2), "ffmpeg": codes,
-           "ffmpeg_stderr": {w: st.stderr(w) for w in names},
-           "players": {w: measure(fx.player.events_of(names[w], t_open, t_end), t_fault, t_end)
-                       for w in names}}
     if codes["ng"] != 0:
         raise AssertionError(f"the reference encoder (into nginx) exited {codes['ng']}: "
-                             f"{run['ffmpeg_stderr']['ng']}")
-    run["violations"] = verdict(run)
-    ref = run["players"]["ng"]
-    run["reference_ok"] = not (ref["stalls"] or ref["buffer_stalled_errors"] or
-                               ref["http_errors"] or ref["hls_network_errors"])
+                             f"{st.stderr('ng')}")
+    return {"config": config, "fault": fault, "what": what,
+            "fault_at": round(t_fault - st.started, 2),
+            "fault_lasted": round(t_healed - t_fault, 2), "ffmpeg": codes,
+            "ffmpeg_stderr": {w: st.stderr(w) for w in names},
+            "players": {w: measure(fx.player.events_of(names[w], t_open, t_end), t_fault,
+                                   t_end) for w in names}}
+
+
+def drill(fx, config, fault, inject, check=None):
+    """One run of a fault, recorded in RESULTS. A violating run in which the reference player
+    stalled or erred too (the machine, not the origin) is run once more, and the second
+    counts."""
+    if check is not None:
+        check(fx)
+    for attempt in (1, 2):
+        run = play_once(fx, config, fault, inject, f"{config}-{fault}-{attempt}")
+        run["attempt"] = attempt
+        run["violations"] = verdict(run)
+        ref = run["players"]["ng"]
+        run["reference_ok"] = not (ref["stalls"] or ref["buffer_stalled_errors"] or
+                                   ref["http_errors"] or ref["hls_network_errors"])
+        print(f"  {run['what']}; ffmpeg {run['ffmpeg']}; hw {summary(run['players']['hw'])}; "
+              f"nginx {summary(ref)}")
+        if run["reference_ok"] or not run["violations"] or attempt == 2:
+            break
+        print("  the reference player was hurt too (machine overloaded?): once more")
     RESULTS.append(run)
-    print(f"  {what}; ffmpeg {codes}; hw {summary(run['players']['hw'])}; "
-          f"nginx {summary(ref)}")
     if run["violations"]:
         print(f"  VIOLATES: {'; '.join(run['violations'])}"
               f"{'' if ENFORCE else ' (not enforced: HW_PLAYER_ENFORCE=1 fails on it)'}")
