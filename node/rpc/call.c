@@ -24,6 +24,7 @@ struct nd_call {
     struct cm_rpc_conn *conn; /* NULL until connected and after its close */
     unsigned idle_ms;
     int handshaken; /* the HELLO_OK of our own handshake arrived */
+    int connecting; /* on_connect has not run yet: it will, and needs c */
     nd_call_cb cb;
     void *arg;
     uint32_t self_id;
@@ -33,7 +34,7 @@ struct nd_call {
 
 static void maybe_free(struct nd_call *c)
 {
-    if (c->state == CALL_DONE && c->conn == NULL && c->timer_closed) {
+    if (c->state == CALL_DONE && c->conn == NULL && c->timer_closed && !c->connecting) {
         if (c->req != NULL)
             hw__envelope__free_unpacked(c->req, NULL);
         cm_free(c);
@@ -105,6 +106,7 @@ static const struct cm_rpc_handlers call_handlers = {on_frame, NULL, on_close};
 static void on_connect(struct cm_rpc_conn *conn, int status, void *arg)
 {
     struct nd_call *c = arg;
+    c->connecting = 0;
     if (status != 0) {
         finish(c, status);
         maybe_free(c);
@@ -158,6 +160,7 @@ int nd_call_start(uv_loop_t *loop, struct cm_auth *auth, const char *addr, uint3
     c->idle_ms = idle_ms;
     c->self_id = self_id;
     snprintf(c->self_rpc, sizeof(c->self_rpc), "%s", self_rpc ? self_rpc : "");
+    c->connecting = 1;
     int rv = cm_rpc_connect(loop, addr, auth, idle_ms, &call_handlers, on_connect, c);
     if (rv != 0) {
         hw__envelope__free_unpacked(c->req, NULL);
