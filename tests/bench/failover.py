@@ -9,8 +9,8 @@ and a playlist through the gateway at 20/s in total and counts every answer that
 Then, --kills times: find the shard leader (gateway /status), SIGKILL it, wait until both
 writers have been acknowledged again, restart the killed node from its data dir, wait until
 it caught up (lag 0, repair backlog 0), let one more second of acks pass. Per kill, the
-longest gap between consecutive acknowledged PUTs of each writer from 2 s before the kill
-to the end of that window; p50/p99/max over the kills; reads that failed in those windows.
+longest gap between consecutive acknowledged PUTs of each writer from the last one before
+the kill to the end of that window; p50/p99/max over the kills; reads that failed in those windows.
 
 Soak mode (--soak SECONDS): no faults; --writers threads PUT objects of 64 KiB..2 MiB as fast
 as they go (each over its own bounded set of keys, so the disk use stays bounded), while the
@@ -188,8 +188,9 @@ class NodeWatch(threading.Thread):
 
 
 def max_gap(acks, t0, t1):
-    """Longest gap between consecutive acks that touch [t0, t1] (the ack before t0 and the
-    first after t1 included, so a stall at either edge counts)."""
+    """Longest gap between consecutive acks that touch [t0, t1] (the last ack before t0 and
+    the first after t1 included, so the gap spanning the kill at t0 counts). Windows of
+    successive kills do not overlap: the next kill comes after t1."""
     sel = [t for t in acks if t0 <= t <= t1]
     before = [t for t in acks if t < t0]
     after = [t for t in acks if t > t1]
@@ -238,7 +239,7 @@ def one_kill(cl, writers, watch, i):
     row = {"kill": i + 1, "leader": lid, "new_leader": cl.status().get("leader"),
            "terms": watch.max_term() - term0, "resume_s": t_resumed - t_kill,
            "elect_s": (t_elected - t_kill) if t_elected else None,
-           "catchup_s": t_caught - t_kill, "t0": t_kill - 2.0, "t1": t_caught + 1.0}
+           "catchup_s": t_caught - t_kill, "t0": t_kill, "t1": t_caught + 1.0}
     for w in writers:
         row[f"gap_{w.kind}"] = max_gap(w.acks, row["t0"], row["t1"])
     el = f"{row['elect_s']:.2f}s" if row["elect_s"] is not None else "?"
