@@ -10,10 +10,10 @@
 #define ND_ADDR_MAX 256
 
 /* Raft timing (docs/operations.md, "Raft timing"; measurements in docs/benchmarks.md). */
-#define ND_ELECTION_TIMEOUT_DEFAULT 1000
+#define ND_ELECTION_TIMEOUT_DEFAULT 300
 #define ND_ELECTION_TIMEOUT_MIN 50
 #define ND_ELECTION_TIMEOUT_MAX 60000
-#define ND_HEARTBEAT_DEFAULT 100
+#define ND_HEARTBEAT_DEFAULT 30
 #define ND_HEARTBEAT_MIN 10
 #define ND_HEARTBEAT_MAX 10000
 

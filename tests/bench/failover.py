@@ -142,13 +142,19 @@ class NodeWatch(threading.Thread):
         super().__init__(name="nodewatch", daemon=True)
         self.cl, self.stop, self.period = cl, stop, period
         self.conns, self.last, self.events, self.polls = {}, {}, [], 0
+        self.slow = []  # (seconds, time, node): STATUS answers slower than 100 ms (loop stalls)
         self.lock = threading.Lock()
 
     def poll(self, nid, node):
         try:
             if nid not in self.conns:
                 self.conns[nid] = nodeproto.NodeClient(node.address, timeout=1.0)
+            t0 = time.monotonic()
             st = self.conns[nid].status()
+            dt = time.monotonic() - t0
+            if dt > 0.1:
+                with self.lock:
+                    self.slow.append((dt, t0, nid))
         except (OSError, ValueError, AssertionError, struct_error):
             c = self.conns.pop(nid, None)
             if c is not None:
@@ -207,7 +213,7 @@ def node_args(args):
         extra += ["--election-timeout-ms", str(args.election_timeout_ms)]
     if args.heartbeat_ms:
         extra += ["--heartbeat-ms", str(args.heartbeat_ms)]
-    return extra + ["--log-level", "warn"]
+    return extra + ["--log-level", args.node_log_level]
 
 
 def raft_caught_up(cl, nid, target):
@@ -360,13 +366,17 @@ def run_soak(cl, args):
     watch.join(5.0)
     with watch.lock:
         evs = [e for e in watch.events if e[0] >= t0]
-    events = [(e[0] - t0, f"node {e[1]}: {e[2]} term {e[3]} leader {e[4]}") for e in evs]
+    wall = time.time() - time.monotonic()  # monotonic -> wall clock, to match node logs
+    events = [(e[0] - t0, f"{time.strftime('%H:%M:%S', time.gmtime(e[0] + wall))}"
+               f".{int((e[0] + wall) % 1 * 1000):03d}Z node {e[1]}: {e[2]} term {e[3]} "
+               f"leader {e[4]}") for e in evs]
     if stopped:
         events.append((elapsed, stopped))
     return {"seconds": elapsed, "puts": stats["ok"], "mb_s": stats["bytes"] / elapsed / 1e6,
             "lat": stats["lat"], "failed": stats["failed"], "term_changes": watch.max_term() - term0,
             "leader_changes": sum(1 for e in evs if e[2] == "leader"), "polls": watch.polls,
-            "events": events, "load": os.getloadavg()}
+            "events": events, "load": os.getloadavg(),
+            "slow_status": [(round(d, 3), round(t - t0, 1), n) for d, t, n in watch.slow]}
 
 
 def print_soak(res, args):
@@ -381,7 +391,12 @@ def print_soak(res, args):
     print(f"| {res['puts']} | {len(res['failed'])} | {res['mb_s']:.1f} | {pct(lat, 50):.0f} ms "
           f"| {pct(lat, 99):.0f} ms | {res['term_changes']} | {res['leader_changes']} | "
           f"{res['polls']} |")
-    for t, what in res["events"][:20]:
+    slow = sorted(res["slow_status"], reverse=True)
+    print(f"\nnode STATUS answers slower than 100 ms (a node's loop stalled): {len(slow)}; "
+          f"slowest: " + ", ".join(f"{d * 1000:.0f} ms (node {n}, at {t:.0f} s)"
+                                   for d, t, n in slow[:5]))
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in res['load'])}\n")
+    for t, what in res["events"][:30]:
         print(f"- at {t:.1f} s: {what}")
 
 
@@ -393,6 +408,8 @@ def main():
     ap.add_argument("--writers", type=int, default=4, help="soak: concurrent writers")
     ap.add_argument("--election-timeout-ms", type=int, default=0)
     ap.add_argument("--heartbeat-ms", type=int, default=0)
+    ap.add_argument("--node-log-level", default="warn",
+                    help="nodes' --log-level (info logs each snapshot taken)")
     ap.add_argument("--json", metavar="FILE", help="also write the raw figures here")
     ap.add_argument("--keep", action="store_true", help="keep the cluster's temp dir")
     args = ap.parse_args()
