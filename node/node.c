@@ -270,6 +270,8 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
         .raft_listen = cfg->raft_listen,
         .data_dir = cfg->data_dir,
         .snapshot_threshold = (unsigned)cfg->snapshot_threshold,
+        .election_timeout_ms = (unsigned)cfg->election_timeout_ms,
+        .heartbeat_ms = (unsigned)cfg->heartbeat_ms,
         .raft_bind = cfg->raft_bind,
         .auth = n->auth,
         .raft_max_conns = (unsigned)cfg->raft_max_conns,

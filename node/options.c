@@ -10,6 +10,8 @@
 #include "log.h"
 
 #define OFF(f) offsetof(struct nd_config, f)
+#define TEXT(x) TEXT_(x)
+#define TEXT_(x) #x
 
 static const struct cm_opt nd_opts[] = {
     {"id", CM_OPT_U64, OFF(id), NULL, 1, 1000000, 1, "N", "this node's id (one of --peers)"},
@@ -48,7 +50,39 @@ static const struct cm_opt nd_opts[] = {
      "raft connections at once (each of: being authenticated, inbound); beyond: refused"},
     {"raft-idle-timeout-ms", CM_OPT_U64, OFF(raft_idle_ms), "300000", 1000, 86400000, 0, "MS",
      "close an inbound raft connection silent this long"},
+    {"election-timeout-ms", CM_OPT_U64, OFF(election_timeout_ms), TEXT(ND_ELECTION_TIMEOUT_DEFAULT),
+     ND_ELECTION_TIMEOUT_MIN, ND_ELECTION_TIMEOUT_MAX, 0, "MS",
+     "raft election timeout T: a follower that hears no leader for a random [T, 2T] campaigns; "
+     "a leader that hears no majority for T steps down (docs/operations.md, Raft timing)"},
+    {"heartbeat-ms", CM_OPT_U64, OFF(heartbeat_ms), TEXT(ND_HEARTBEAT_DEFAULT), ND_HEARTBEAT_MIN,
+     ND_HEARTBEAT_MAX, 0, "MS",
+     "raft heartbeat and tick interval; below half of --election-timeout-ms"},
 };
+
+/* Raft timing: the table bounds each value; these bound them against each other. */
+static int validate_raft_timing(const struct nd_config *cfg, char *errmsg, size_t errlen)
+{
+    if (cfg->election_timeout_ms < ND_ELECTION_TIMEOUT_MIN ||
+        cfg->election_timeout_ms > ND_ELECTION_TIMEOUT_MAX) {
+        snprintf(errmsg, errlen, "--election-timeout-ms: expected %u..%u, got %llu",
+                 ND_ELECTION_TIMEOUT_MIN, ND_ELECTION_TIMEOUT_MAX,
+                 (unsigned long long)cfg->election_timeout_ms);
+        return CM_EINVAL;
+    }
+    if (cfg->heartbeat_ms < ND_HEARTBEAT_MIN || cfg->heartbeat_ms > ND_HEARTBEAT_MAX) {
+        snprintf(errmsg, errlen, "--heartbeat-ms: expected %u..%u, got %llu", ND_HEARTBEAT_MIN,
+                 ND_HEARTBEAT_MAX, (unsigned long long)cfg->heartbeat_ms);
+        return CM_EINVAL;
+    }
+    /* At least two heartbeats per timeout, or one late heartbeat starts an election. */
+    if (2 * cfg->heartbeat_ms >= cfg->election_timeout_ms) {
+        snprintf(
+            errmsg, errlen, "--heartbeat-ms %llu must be below half of --election-timeout-ms %llu",
+            (unsigned long long)cfg->heartbeat_ms, (unsigned long long)cfg->election_timeout_ms);
+        return CM_EINVAL;
+    }
+    return 0;
+}
 
 int nd_config_validate(struct nd_config *cfg, char *errmsg, size_t errlen)
 {
@@ -82,6 +116,9 @@ int nd_config_validate(struct nd_config *cfg, char *errmsg, size_t errlen)
         snprintf(errmsg, errlen, "--log-level: unknown level \"%s\"", cfg->log_level);
         return CM_EINVAL;
     }
+    int rv = validate_raft_timing(cfg, errmsg, errlen);
+    if (rv != 0)
+        return rv;
     cfg->npeers = 0;
     const char *p = cfg->peers_text;
     while (p != NULL && *p != '\0') {

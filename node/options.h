@@ -9,6 +9,14 @@
 #define ND_MAX_PEERS 16
 #define ND_ADDR_MAX 256
 
+/* Raft timing (docs/operations.md, "Raft timing"; measurements in docs/benchmarks.md). */
+#define ND_ELECTION_TIMEOUT_DEFAULT 300
+#define ND_ELECTION_TIMEOUT_MIN 50
+#define ND_ELECTION_TIMEOUT_MAX 60000
+#define ND_HEARTBEAT_DEFAULT 30
+#define ND_HEARTBEAT_MIN 10
+#define ND_HEARTBEAT_MAX 10000
+
 struct nd_peer_addr {
     uint32_t id;
     char rpc[ND_ADDR_MAX];
@@ -35,6 +43,8 @@ struct nd_config {
     uint64_t rpc_idle_ms;
     uint64_t raft_max_conns;
     uint64_t raft_idle_ms;
+    uint64_t election_timeout_ms; /* raft: a follower campaigns after [T, 2T] of silence */
+    uint64_t heartbeat_ms;        /* raft: leader heartbeat and raft's tick interval */
     /* derived by validate */
     struct nd_peer_addr peers[ND_MAX_PEERS];
     unsigned npeers;

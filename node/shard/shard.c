@@ -139,8 +139,8 @@ int nd_shard_init(struct nd_shard *sh, uv_loop_t *loop, struct nd_store *store,
     sh->inited = 1;
     sh->raft->data = sh;
     raft_set_pre_vote(sh->raft, true);
-    raft_set_election_timeout(sh->raft, 1000);
-    raft_set_heartbeat_timeout(sh->raft, 100);
+    raft_set_election_timeout(sh->raft, cfg->election_timeout_ms);
+    raft_set_heartbeat_timeout(sh->raft, cfg->heartbeat_ms);
     raft_set_snapshot_threshold(sh->raft, cfg->snapshot_threshold);
     raft_set_snapshot_trailing(sh->raft, cfg->snapshot_threshold / 4);
     return 0;

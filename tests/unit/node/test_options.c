@@ -16,6 +16,8 @@ static struct nd_config base(void)
     c.log_level = "info";
     c.replicas = 3;
     c.shards = 1;
+    c.election_timeout_ms = ND_ELECTION_TIMEOUT_DEFAULT;
+    c.heartbeat_ms = ND_HEARTBEAT_DEFAULT;
     return c;
 }
 
@@ -77,4 +79,51 @@ Test(options, admin_and_raft_bind)
     c.raft_bind = "0.0.0.0:7999"; /* raft requires the advertised port */
     cr_assert_eq(nd_config_validate(&c, err, sizeof(err)), CM_EINVAL);
     cr_assert(strstr(err, "--raft-bind") != NULL, "%s", err);
+}
+
+Test(options, raft_timing)
+{
+    char err[256];
+    struct nd_config c = base();
+    c.election_timeout_ms = 300;
+    c.heartbeat_ms = 50;
+    cr_assert_eq(nd_config_validate(&c, err, sizeof(err)), 0, "%s", err);
+    /* heartbeat must stay below half the election timeout */
+    const uint64_t bad[][2] = {{300, 150}, {300, 200}, {300, 300},   {100, 60},    {0, 10},
+                               {300, 0},   {50, 30},   {60001, 100}, {1000, 10001}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        c = base();
+        c.election_timeout_ms = bad[i][0];
+        c.heartbeat_ms = bad[i][1];
+        err[0] = '\0';
+        cr_assert_eq(nd_config_validate(&c, err, sizeof(err)), CM_EINVAL, "accepted %llu/%llu",
+                     (unsigned long long)bad[i][0], (unsigned long long)bad[i][1]);
+        cr_assert(strstr(err, "-ms") != NULL, "%s", err);
+    }
+}
+
+Test(options, raft_timing_flags_and_env)
+{
+    char err[256];
+    struct nd_config c;
+    char *argv[] = {"headwater-node",   "--id", "1", "--data-dir", "/tmp/d", "--peers",
+                    "1=127.0.0.1:7001", NULL};
+    cr_assert_eq(nd_config_load(&c, 7, argv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.election_timeout_ms, ND_ELECTION_TIMEOUT_DEFAULT);
+    cr_assert_eq(c.heartbeat_ms, ND_HEARTBEAT_DEFAULT);
+    setenv("HEADWATER_ELECTION_TIMEOUT_MS", "400", 1);
+    setenv("HEADWATER_HEARTBEAT_MS", "40", 1);
+    cr_assert_eq(nd_config_load(&c, 7, argv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.election_timeout_ms, 400);
+    cr_assert_eq(c.heartbeat_ms, 40);
+    char *argv2[] = {"headwater-node",   "--id",           "1",   "--data-dir", "/tmp/d", "--peers",
+                     "1=127.0.0.1:7001", "--heartbeat-ms", "250", NULL};
+    cr_assert_eq(nd_config_load(&c, 9, argv2, err, sizeof(err)), CM_EINVAL); /* 250 vs 400 */
+    cr_assert(strstr(err, "--heartbeat-ms") != NULL, "%s", err);
+    char *argv3[] = {
+        "headwater-node",        "--id", "1", "--data-dir", "/tmp/d", "--peers", "1=127.0.0.1:7001",
+        "--election-timeout-ms", "5",    NULL};
+    cr_assert_eq(nd_config_load(&c, 9, argv3, err, sizeof(err)), CM_EINVAL); /* below min */
+    unsetenv("HEADWATER_ELECTION_TIMEOUT_MS");
+    unsetenv("HEADWATER_HEARTBEAT_MS");
 }
