@@ -34,7 +34,7 @@ static const struct cm_opt nd_opts[] = {
      "collect staged uploads that never commit after this long"},
     {"snapshot-threshold", CM_OPT_U64, OFF(snapshot_threshold), "1024", 16, 1000000, 0, "N",
      "raft entries between snapshots"},
-    {"lease-ms", CM_OPT_U64, OFF(lease_ms), "300", 50, 10000, 0, "MS",
+    {"lease-ms", CM_OPT_U64, OFF(lease_ms), "200", 50, 10000, 0, "MS",
      "gateway read leases this node grants as shard leader (every node the same; a new leader "
      "acknowledges no write for this long)"},
     {"log-level", CM_OPT_STR, OFF(log_level), "info", 0, 0, 0, "LEVEL", "debug|info|warn|error"},

@@ -15,7 +15,7 @@
 
 #include "headwater.pb-c.h"
 
-#define GW_LREQ_RETRY_MS 100u
+#define GW_LREQ_RETRY_MS 50u
 #define GW_LREQ_ATTEMPT_MS 1000u
 
 enum gw_lreq_outcome {

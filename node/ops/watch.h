@@ -27,7 +27,7 @@
 
 #define ND_WATCH_RING 8192u
 #define ND_WATCH_TICK_MS 20u
-#define ND_LEASE_MS_DEFAULT 300u
+#define ND_LEASE_MS_DEFAULT 200u
 
 struct nd_watch_ev;
 struct nd_watch_sub;
