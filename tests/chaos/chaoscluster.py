@@ -22,6 +22,31 @@ from nodeproto import NodeClient, dec, one
 N_NODES = 3
 
 
+def give_own_uids(cl, procs):
+    """Before start: run each daemon of a cluster.Cluster as its own system user (hwchaos1..N,
+    netfault.ensure_users), for netfault cuts. procs: [(name, Proc)] in the order uids are
+    handed out (e.g. [("node1", cl.nodes[1]), ..., ("gw1", cl.gateway)]). Data dirs are
+    chowned, the cluster secret copied group-readable into the cluster's temp dir (0750).
+    Returns {name: uid}."""
+    uids, gid = netfault.ensure_users(len(procs))
+    os.chown(cl.tmp, 0, gid)
+    os.chmod(cl.tmp, 0o750)
+    secret = os.path.join(cl.tmp, "cluster.secret")
+    shutil.copyfile(cl.secret_file, secret)
+    os.chown(secret, 0, gid)
+    os.chmod(secret, 0o640)
+    out = {}
+    for (name, p), uid in zip(procs, uids):
+        out[name] = uid
+        p.argv = netfault.run_as(uid, gid, p.argv)
+        p.env = dict(p.env, HEADWATER_CLUSTER_SECRET_FILE=secret)
+        if isinstance(getattr(p, "data_dir", None), str):
+            for root, dirs, files in os.walk(p.data_dir):
+                for x in [root] + [os.path.join(root, f) for f in dirs + files]:
+                    os.chown(x, uid, gid)
+    return out
+
+
 class ChaosCluster:
     def __init__(self, gateway_args=(), own_uids=False, name="hw-chaos"):
         self.cl = Cluster(nodes=N_NODES, gateway_args=list(gateway_args), name=name)
@@ -39,25 +64,9 @@ class ChaosCluster:
             self._own_uids()
 
     def _own_uids(self):
-        """Every daemon as its own user: data dirs chowned, the secret copied group-readable."""
-        cl = self.cl
-        uids, gid = netfault.ensure_users(N_NODES + len(self.gws))
-        os.chown(cl.tmp, 0, gid)
-        os.chmod(cl.tmp, 0o750)
-        secret = os.path.join(cl.tmp, "cluster.secret")
-        shutil.copyfile(cl.secret_file, secret)
-        os.chown(secret, 0, gid)
-        os.chmod(secret, 0o640)
-        procs = [(f"node{nid}", n) for nid, n in sorted(cl.nodes.items())]
+        procs = [(f"node{nid}", n) for nid, n in sorted(self.cl.nodes.items())]
         procs += [(name, g[0]) for name, g in sorted(self.gws.items())]
-        for (name, p), uid in zip(procs, uids):
-            self.uids[name] = uid
-            p.argv = netfault.run_as(uid, gid, p.argv)
-            p.env = dict(p.env, HEADWATER_CLUSTER_SECRET_FILE=secret)
-            if isinstance(getattr(p, "data_dir", None), str):
-                for root, dirs, files in os.walk(p.data_dir):
-                    for x in [root] + [os.path.join(root, f) for f in dirs + files]:
-                        os.chown(x, uid, gid)
+        self.uids = give_own_uids(self.cl, procs)
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, timeout=60.0):

@@ -18,6 +18,16 @@ A one-way cut is a single cut(): e.g. a raft leader's appends to a follower's ra
 lost while the follower's own connection to the leader still delivers (its TCP ACKs come from
 the leader's socket but go to an ephemeral port, which no rule names).
 
+"The leader cut off from its peers for 5 s" with a tests/integration/cluster.py Cluster:
+
+    uids = chaoscluster.give_own_uids(cl, [(f"node{i}", n) for i, n in cl.nodes.items()]
+                                      + [("gw1", cl.gateway)])     # before cl.start()
+    ep = lambda i: (uids[f"node{i}"], [cl.nodes[i].rpc_port, cl.nodes[i].raft_port])
+    lid = cl.leader_id()
+    for peer in (i for i in cl.nodes if i != lid):
+        nf.partition(ep(lid), ep(peer))
+    time.sleep(5); nf.heal()
+
 Several runs may share the machine: each NetFault has its own chain, rules also name the
 ports (picked free per run), and stale chains are only those whose pid is gone.
 """
