@@ -317,9 +317,12 @@ def describe(anomaly):
     r = anomaly["op"]
     done = "?" if r.get("complete") is None else f"{r['complete']:.3f}"
     could = []
-    for c in anomaly["could_have_seen"]:
+    cands = anomaly["could_have_seen"]
+    for c in cands[-8:]:  # the latest; unknown-outcome writes stay candidates for ever
         who = "" if c["op"] == "initial" else f" by client {c.get('client')}"
         could.append(f"{c['value']!r} ({c['op']}{who})")
+    if len(cands) > 8:
+        could.insert(0, f"{len(cands) - 8} earlier ones")
     return (f"{anomaly['key']}: {anomaly['kind']}: client {r.get('client')} {r['op']} "
             f"[{r['invoke']:.3f}, {done}] got {r.get('value')!r} via {r.get('gateway', '?')}; "
             f"could have seen: {', '.join(could) or 'nothing'}")

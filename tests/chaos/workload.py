@@ -28,6 +28,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -189,7 +190,20 @@ def make_threads(args, rnd, cc, rec, keys, stop_at, nem, lv, done):
     return threads, nt
 
 
-def run(args, rnd, nf):
+def keep_logs(cc, out):
+    """Copy every daemon's log next to the artifact (<out>.logs/): the temp dir goes away."""
+    d = out + ".logs"
+    os.makedirs(d, exist_ok=True)
+    for p in cc.procs():
+        try:
+            shutil.copy(p.log_path, d)
+        except OSError as e:
+            print(f"workload: could not keep {p.log_path}: {e}", flush=True)
+    print(f"workload: daemon logs kept in {d}", flush=True)
+    return d
+
+
+def run(args, rnd, nf, out):
     """-> (ops, nemesis events, keys, live report or None, extra facts). Raises on setup
     failure."""
     import live
@@ -236,6 +250,8 @@ def run(args, rnd, nf):
         for p in facts["daemon_problems"]:
             print(f"workload: daemon problem: {p}", flush=True)
         facts["restarts"] = {p.name: p.starts - 1 for p in cc.procs()}
+        if facts["daemon_problems"]:
+            facts["logs"] = keep_logs(cc, out)
         cc.cleanup()
     for op in rec.ops:  # times relative to the start, for reading the JSON
         op["invoke"] -= t0
@@ -325,11 +341,18 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")  # meson's timeout: unwind, kill the daemons
 
 
-def exit_status(args, verdict, lv):
+def sanitizer_reports(facts):
+    return [p for p in facts["daemon_problems"] if "Sanitizer" in p or "runtime error" in p]
+
+
+def exit_status(args, verdict, lv, facts):
     enforce = args.enforce == "yes" or (args.enforce == "env" and
                                         os.environ.get("HW_CHAOS_ENFORCE") == "1")
     violations = len(lv["violations"]) if lv else 0
-    status = 1 if verdict is False or violations else (0 if verdict is True else 2)
+    if verdict is False or violations or sanitizer_reports(facts):
+        status = 1
+    else:
+        status = 0 if verdict is True else 2
     if not enforce and status:
         print(f"workload: not enforced (set HW_CHAOS_ENFORCE=1): would exit {status}",
               flush=True)
@@ -349,7 +372,7 @@ def main(argv):
           f"{args.cache_size}, own uids {args.own_uids_on}", flush=True)
     t_start = time.monotonic()
     try:
-        ops, events, keys, lv, facts = run(args, random.Random(seed), nf)
+        ops, events, keys, lv, facts = run(args, random.Random(seed), nf, out)
     except (Exception, KeyboardInterrupt) as e:
         print(f"workload: setup or recovery failed: {type(e).__name__}: {e}", flush=True)
         return 3
@@ -375,10 +398,10 @@ def main(argv):
           f"({', '.join(sorted(set(e['fault'] for e in events))) or 'none'}), "
           f"{bad_keys} of {len(result['keys'])} keys non-linearizable, {len(bad_reads)} "
           f"impossible reads, {len(lv['violations']) if lv else 'no'} listed-means-servable "
-          f"violations; run {t_check - t_start:.0f}s, check {time.monotonic() - t_check:.0f}s",
-          flush=True)
+          f"violations, {len(sanitizer_reports(facts))} sanitizer reports; run "
+          f"{t_check - t_start:.0f}s, check {time.monotonic() - t_check:.0f}s", flush=True)
     print(f"workload: verdict: {'linearizable' if verdict is True else verdict}", flush=True)
-    return exit_status(args, verdict, lv)
+    return exit_status(args, verdict, lv, facts)
 
 
 if __name__ == "__main__":
