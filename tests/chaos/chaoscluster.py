@@ -106,6 +106,20 @@ class ChaosCluster:
         for name in self.gws:
             self.start_gateway(name, timeout)
 
+    def revive_dead(self):
+        """Restart every daemon that died on its own (between faults, all should run).
+        Returns [(name, exit status)] of those."""
+        out = []
+        for nid, n in sorted(self.cl.nodes.items()):
+            if n.proc is not None and not n.alive():
+                out.append((f"node{nid}", n.proc.returncode))
+                n.start()
+        for name, (p, _, _) in sorted(self.gws.items()):
+            if p.proc is not None and not p.alive():
+                out.append((name, p.proc.returncode))
+                self.start_gateway(name, 30.0)
+        return out
+
     def stop(self):
         problems = []
         for name in ("gw2",):

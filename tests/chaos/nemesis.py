@@ -38,6 +38,7 @@ class Nemesis:
         self.log = log
         self.events = []
         self.skipped = []
+        self.crashes = []  # daemons found dead between faults (then restarted)
         self.busy = True  # until the last fault is healed
         order = MIXED if mode == "mixed" else [mode]
         self.order = [f for f in order if nf is not None or f not in PARTITIONS]
@@ -65,6 +66,11 @@ class Nemesis:
             ev = self.inject(kind, dur)
             if ev is not None:
                 self.events.append(ev)
+            for name, rc in self.cc.revive_dead():
+                self.crashes.append({"daemon": name, "status": rc, "seen": time.monotonic(),
+                                     "after": kind})
+                self.log(f"nemesis: DAEMON DIED {name} (exit status {rc}) by the end of "
+                         f"{kind}; restarted")
             try:
                 self.cc.leader_id(30.0)
             except AssertionError as e:

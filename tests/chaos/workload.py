@@ -121,6 +121,8 @@ def one_op(rec, gw, client, seq, key, kind, timeout):
     try:
         r = request(port, method, key, body, None, timeout)
         status, resp = r.status, r
+    except ConnectionRefusedError:
+        return None  # nothing was sent (the gateway is down): certainly no effect
     except (OSError, http.client.HTTPException) as e:
         status, resp = None, None
         op["error"] = f"{type(e).__name__}: {e}"
@@ -262,6 +264,9 @@ def run(args, rnd, nf, out):
         ev["start"] -= t0
         ev["end"] -= t0
     facts["skipped_faults"] = nem.skipped if nem is not None else []
+    facts["crashes"] = nem.crashes if nem is not None else []
+    for c in facts["crashes"]:
+        c["seen"] -= t0
     return rec.ops, events, keys, (lv.report(t0) if lv is not None else None), facts
 
 
@@ -349,7 +354,7 @@ def exit_status(args, verdict, lv, facts):
     enforce = args.enforce == "yes" or (args.enforce == "env" and
                                         os.environ.get("HW_CHAOS_ENFORCE") == "1")
     violations = len(lv["violations"]) if lv else 0
-    if verdict is False or violations or sanitizer_reports(facts):
+    if verdict is False or violations or sanitizer_reports(facts) or facts["crashes"]:
         status = 1
     else:
         status = 0 if verdict is True else 2
@@ -384,6 +389,9 @@ def main(argv):
     bad_reads = linearize.impossible_reads(ops)
     summarize(ops, result, bad_reads, events)
     summarize_live(lv)
+    for c in facts["crashes"]:
+        print(f"workload: DAEMON DIED {c['daemon']} (exit status {c['status']}), seen at "
+              f"{c['seen']:.1f}s after {c['after']}", flush=True)
     for sk in facts["skipped_faults"]:
         print(f"workload: fault not done: {sk}", flush=True)
     doc = {"args": vars(args), "seed": seed, "keys": keys, "nemesis": events, "facts": facts,
@@ -398,7 +406,8 @@ def main(argv):
           f"({', '.join(sorted(set(e['fault'] for e in events))) or 'none'}), "
           f"{bad_keys} of {len(result['keys'])} keys non-linearizable, {len(bad_reads)} "
           f"impossible reads, {len(lv['violations']) if lv else 'no'} listed-means-servable "
-          f"violations, {len(sanitizer_reports(facts))} sanitizer reports; run "
+          f"violations, {len(sanitizer_reports(facts))} sanitizer reports, "
+          f"{len(facts['crashes'])} daemons died; run "
           f"{t_check - t_start:.0f}s, check {time.monotonic() - t_check:.0f}s", flush=True)
     print(f"workload: verdict: {'linearizable' if verdict is True else verdict}", flush=True)
     return exit_status(args, verdict, lv, facts)
