@@ -228,7 +228,7 @@ def run(args, rnd, nf, out):
     t0 = time.monotonic()
     stop_at = t0 + args.seconds
     threads, nt = make_threads(args, rnd, cc, rec, keys, stop_at, nem, lv, done)
-    facts = {}
+    facts, late = {}, []
     try:
         for t in threads + ([nt] if nt else []):
             t.start()
@@ -238,6 +238,8 @@ def run(args, rnd, nf, out):
             time.sleep(0.1)
         if nf is not None:
             nf.heal()
+        late = [{"daemon": name, "status": rc, "seen": time.monotonic(), "after": "the run"}
+                for name, rc in cc.revive_dead()]
         cc.ensure_all_up(60)
         time.sleep(1.5)  # let caches' max-age and replicas settle: healed-state reads
         for gw in cc.gateways:
@@ -264,7 +266,7 @@ def run(args, rnd, nf, out):
         ev["start"] -= t0
         ev["end"] -= t0
     facts["skipped_faults"] = nem.skipped if nem is not None else []
-    facts["crashes"] = nem.crashes if nem is not None else []
+    facts["crashes"] = (nem.crashes if nem is not None else []) + late
     for c in facts["crashes"]:
         c["seen"] -= t0
     return rec.ops, events, keys, (lv.report(t0) if lv is not None else None), facts
