@@ -22,12 +22,19 @@ operation may be linearized next when no other pending operation completed befor
 invoked. Completed operations must all be linearized; unknown-outcome ones may be left out. A read
 whose value is the register's current value is linearized at once (that never loses a solution).
 The search is bounded by `max_states` per key; past it the key's verdict is "unknown".
+Before any search, a read whose value no write it could have seen by real-time order wrote
+(impossible_reads) proves the key non-linearizable at once; unknown-outcome writes no read saw
+are left out, and unknown-outcome deletes, being interchangeable, are tried earliest first with
+the memo keeping the state that used the fewest: fault runs with hundreds of timeouts stay a
+near-linear search.
 
 check() returns {"valid": True | False | "unknown", "keys": {key: result}, "anomalies": [...]},
 where each anomaly names the key, the read (or other operation) that cannot be placed, the values
 the register could hold at that point, and the writes that read could have seen (with the ops of
 the smallest time window that explains it).
 """
+
+import bisect
 
 INF = float("inf")
 
@@ -72,6 +79,32 @@ def _seen_candidates(ops, r, initial):
     return out, last is None
 
 
+class _RealTime:
+    """_seen_candidates' question "could read r return its value?" in O(log n) per read."""
+
+    def __init__(self, ops):
+        ws = [w for w in ops if w["op"] != "read"]
+        by_c = sorted(ws, key=lambda w: w["_c"])
+        self.c_sorted = [w["_c"] for w in by_c]
+        self.max_i = []  # latest invocation among the first k writes by completion
+        for w in by_c:
+            self.max_i.append(max(w["_i"], self.max_i[-1]) if self.max_i else w["_i"])
+        self.by_val = {}  # value -> (invocations ascending, running max of completions)
+        for w in sorted(ws, key=lambda w: w["_i"]):
+            inv, cmax = self.by_val.setdefault(w["value"], ([], []))
+            inv.append(w["_i"])
+            cmax.append(max(w["_c"], cmax[-1]) if cmax else w["_c"])
+
+    def possible(self, r, initial):
+        k = bisect.bisect_left(self.c_sorted, r["_i"])  # writes completed before r began
+        last = self.max_i[k - 1] if k else None
+        if last is None and r["value"] == initial:
+            return True
+        inv, cmax = self.by_val.get(r["value"], ((), ()))
+        j = bisect.bisect_right(inv, r["_c"])  # writes of that value invoked before r ended
+        return j > 0 and (last is None or cmax[j - 1] >= last)
+
+
 def impossible_reads(history, initial=None):
     """Reads that no linearization can explain on their own (the value read is not among the
     writes the read could have seen by real-time order): a lower bound on the anomalies, cheap
@@ -79,8 +112,9 @@ def impossible_reads(history, initial=None):
     (values), "superseded_by" (the latest write completed before the read began, or None)}."""
     bad = []
     for key, ops in _norm(history).items():
+        rt = _RealTime(ops)
         for r in ops:
-            if r["op"] != "read":
+            if r["op"] != "read" or rt.possible(r, initial):
                 continue
             cands, initial_ok = _seen_candidates(ops, r, initial)
             vals = [w["value"] for w in cands] + ([initial] if initial_ok else [])
@@ -121,34 +155,68 @@ def _explain(key, ops, blocked, states, initial):
             "could_have_seen": could, "window": window}
 
 
+def _prune(ops):
+    """The operations the search needs: an unknown-outcome write (or delete) whose value no
+    read returned can always be left out (writes are blind: it can only change the register
+    to a value nobody saw), so it is dropped; this keeps the search narrow under faults, where
+    many writes time out."""
+    read_vals = {o["value"] for o in ops if o["op"] == "read"}
+    return [o for o in ops if o["op"] == "read" or o["_c"] != INF or o["value"] in read_vals]
+
+
+def _first_impossible(ops, initial):
+    """The first read no order could explain by real time alone (see impossible_reads), with
+    the values it could have seen: a proof of non-linearizability found without any search
+    (the write just before a read in any linearization is one of its candidates)."""
+    rt = _RealTime(ops)
+    for r in ops:
+        if r["op"] == "read" and not rt.possible(r, initial):
+            cands, initial_ok = _seen_candidates(ops, r, initial)
+            return r, {w["value"] for w in cands} | ({initial} if initial_ok else set())
+    return None
+
+
 def check_key(ops, initial=None, max_states=200000):
     """Check one key's operations (as produced by _norm). Returns {"valid": True | False |
     "unknown", "states": explored, "anomaly": {...} or None}."""
-    n = len(ops)
+    full = ops
     written = {o["value"] for o in ops if o["op"] != "read"} | {initial}
     for o in ops:  # cheap and exact: a read of something no one ever wrote
         if o["op"] == "read" and o["value"] not in written:
             return {"valid": False, "states": 0, "anomaly": _explain(None, ops, o, [], initial)}
+    bad = _first_impossible(ops, initial)
+    if bad is not None:
+        return {"valid": False, "states": 0,
+                "anomaly": _explain(None, ops, bad[0], bad[1], initial)}
+    ops = _prune(ops)
     required = 0
     for i, o in enumerate(ops):
         if o["_c"] != INF:
             required |= 1 << i
-    seen = set()
+    ctx = (ops, required, [i for i, o in enumerate(ops) if o["_c"] == INF])
+    # Unknown-outcome deletes are used as a prefix (see _candidates): a state that used fewer
+    # of them dominates one that used more, so the memo keeps the fewest per (rest, value).
+    udel = 0
+    for i, o in enumerate(ops):
+        if o["op"] == "delete" and o["_c"] == INF:
+            udel |= 1 << i
+    seen = {}
     explored = 0
     best = (-1, None, set())  # (linearized count, blocking op, register values seen there)
     stack = [(0, initial)]
     while stack:
         mask, state = stack.pop()
-        mask, state = _absorb_reads(ops, mask, state)
+        mask, state = _absorb_reads(ctx, mask, state)
         if (mask & required) == required:
             return {"valid": True, "states": explored, "anomaly": None}
-        if (mask, state) in seen:
+        memo, used = (mask & ~udel, state), bin(mask & udel).count("1")
+        if seen.get(memo, used + 1) <= used:
             continue
-        seen.add((mask, state))
+        seen[memo] = used
         explored += 1
         if explored > max_states:
             return {"valid": "unknown", "states": explored, "anomaly": None}
-        cands, first_blocked = _candidates(ops, mask, state)
+        cands, first_blocked = _candidates(ctx, mask, state)
         done = bin(mask & required).count("1")
         if done > best[0]:
             best = (done, first_blocked, {state})
@@ -159,15 +227,18 @@ def check_key(ops, initial=None, max_states=200000):
     blocked = best[1] if best[1] is not None else next(
         o for i, o in enumerate(ops) if o["_c"] != INF)
     return {"valid": False, "states": explored,
-            "anomaly": _explain(None, ops, blocked, best[2], initial)}
+            "anomaly": _explain(None, full, blocked, best[2], initial)}
 
 
-def _frontier(ops, mask):
+def _frontier(ctx, mask):
     """Indices of pending ops that may be linearized next (invoked no later than the earliest
-    completion among pending ops)."""
+    completion among pending ops). The scan starts at the first pending completed op: every
+    pending unknown-outcome op before it was invoked earlier still, so it may go next too."""
+    ops, required, unknown = ctx
+    pending = required & ~mask
+    lo = (pending & -pending).bit_length() - 1 if pending else len(ops)
+    out = [i for i in unknown if i < lo and not mask >> i & 1]
     m = INF
-    out = []
-    lo = (~mask & (mask + 1)).bit_length() - 1  # every op before lo is linearized
     for i in range(lo, len(ops)):
         o = ops[i]
         if mask >> i & 1:
@@ -180,11 +251,12 @@ def _frontier(ops, mask):
     return [i for i in out if ops[i]["_i"] <= m]
 
 
-def _absorb_reads(ops, mask, state):
+def _absorb_reads(ctx, mask, state):
     """Linearize every read that may go next and returns the current value (repeatedly)."""
+    ops = ctx[0]
     while True:
         took = False
-        for i in _frontier(ops, mask):
+        for i in _frontier(ctx, mask):
             o = ops[i]
             if o["op"] == "read" and o["value"] == state:
                 mask |= 1 << i
@@ -194,11 +266,23 @@ def _absorb_reads(ops, mask, state):
             return mask, state
 
 
-def _candidates(ops, mask, state):
+def _candidates(ctx, mask, state):
     """Writes that may go next, and the first read of the frontier that cannot (by completion
     time: the op a failed search is stuck on)."""
-    front = _frontier(ops, mask)
-    writes = [i for i in front if ops[i]["op"] != "read"]
+    ops = ctx[0]
+    front = _frontier(ctx, mask)
+    writes = []
+    first_unknown_delete = True
+    for i in front:  # ascending: the earliest-invoked unknown-outcome delete comes first
+        o = ops[i]
+        if o["op"] == "delete" and o["_c"] == INF:
+            # Unknown-outcome deletes are interchangeable (same value, no deadline): trying
+            # the earliest pending one stands for all, so the ones used are always a prefix.
+            if not first_unknown_delete:
+                continue
+            first_unknown_delete = False
+        if o["op"] != "read":
+            writes.append(i)
     reads = [ops[i] for i in front if ops[i]["op"] == "read" and ops[i]["value"] != state]
     blocked = min(reads, key=lambda o: o["_c"]) if reads else None
     if blocked is None:
@@ -233,9 +317,12 @@ def describe(anomaly):
     r = anomaly["op"]
     done = "?" if r.get("complete") is None else f"{r['complete']:.3f}"
     could = []
-    for c in anomaly["could_have_seen"]:
+    cands = anomaly["could_have_seen"]
+    for c in cands[-8:]:  # the latest; unknown-outcome writes stay candidates for ever
         who = "" if c["op"] == "initial" else f" by client {c.get('client')}"
         could.append(f"{c['value']!r} ({c['op']}{who})")
+    if len(cands) > 8:
+        could.insert(0, f"{len(cands) - 8} earlier ones")
     return (f"{anomaly['key']}: {anomaly['kind']}: client {r.get('client')} {r['op']} "
             f"[{r['invoke']:.3f}, {done}] got {r.get('value')!r} via {r.get('gateway', '?')}; "
             f"could have seen: {', '.join(could) or 'nothing'}")

@@ -179,4 +179,72 @@ def long_valid_history_is_fast():
     assert res["keys"][K]["ops"] == 2000
 
 
+def u(v, t0, client=0, key=K):  # a write with an unknown outcome (504, timeout)
+    return {"key": key, "op": "write", "value": v, "invoke": t0, "complete": None,
+            "client": client}
+
+
+def ud(t0, client=0, key=K):  # a delete with an unknown outcome
+    return {"key": key, "op": "delete", "value": None, "invoke": t0, "complete": None,
+            "client": client}
+
+
+@test
+def many_unknown_outcomes_keep_the_search_small():
+    # Under faults many writes and deletes time out; those no read saw and the interchangeable
+    # unknown deletes must not multiply the search (a fault run has hundreds of them).
+    h = []
+    t = 0.0
+    for i in range(300):
+        h.append(w(f"c0-{i}", t, t + 1.0, 0))
+        h.append(w(f"c5-{i}", t + 0.1, t + 0.9, 5))  # tried last first: a dead end each time
+        h.append(u(f"c1-{i}", t + 0.2, 1))      # never read: may be left out
+        h.append(ud(t + 0.3, 2))                # some 404 below may be explained by it
+        h.append(r(f"c5-{i}", t + 1.5, t + 2.0, 3))
+        if i % 3 == 0:
+            h.append(r(None, t + 1.6, t + 2.1, 4))  # only an unknown delete explains it
+        t += 2.5
+    res = linearize.check(h, max_states=5000)
+    assert res["valid"] is True, res["keys"]
+    assert res["keys"][K]["states"] < 2000, res["keys"]
+
+
+@test
+def an_unknown_write_that_was_read_is_placed():
+    h = [w("a", 0, 1), u("b", 2), r("b", 3, 4), r("b", 5, 6), w("c", 7, 8), r("c", 9, 10)]
+    valid(h)
+    invalid(h + [r("b", 11, 12)], "stale or out-of-order read")
+
+
+@test
+def impossible_reads_match_the_definition_on_random_histories():
+    # The O(log n) real-time test (used to prove anomalies without a search) against the
+    # plain definition (_seen_candidates), on random overlapping histories.
+    import random
+    rnd = random.Random(7)
+    for trial in range(200):
+        h = []
+        for i in range(rnd.randrange(1, 25)):
+            t0 = rnd.uniform(0, 20)
+            t1 = None if rnd.random() < 0.15 else t0 + rnd.uniform(0, 4)
+            kind = rnd.choice(["write", "write", "delete", "read", "read", "read"])
+            v = f"v{rnd.randrange(6)}" if kind == "read" else f"v{i}"
+            if kind == "read" and rnd.random() < 0.3:
+                v = None
+            if kind == "read" and t1 is None:
+                t1 = t0 + 1
+            h.append({"key": K, "op": kind, "value": None if kind == "delete" else v,
+                      "invoke": t0, "complete": t1})
+        ops = linearize._norm(h).get(K, [])
+        rt = linearize._RealTime(ops)
+        for o in ops:
+            if o["op"] != "read":
+                continue
+            cands, init_ok = linearize._seen_candidates(ops, o, None)
+            slow = o["value"] in [c["value"] for c in cands] + ([None] if init_ok else [])
+            assert rt.possible(o, None) == slow, (trial, o, ops)
+        if linearize.impossible_reads(h):
+            assert linearize.check(h)["valid"] is False, h
+
+
 hwtest.main(TESTS)
