@@ -56,9 +56,31 @@ static uint64_t shard_term(const struct nd_watch *w)
     return w->sh->raft != NULL ? w->sh->raft->current_term : 0;
 }
 
+static void settle(struct nd_watch *w);
+
+static void on_barrier(struct raft_barrier *b, int status)
+{
+    struct nd_watch *w = b->data;
+    uint64_t term = w->barrier_term;
+    w->barrier_term = 0;
+    if (status != 0 || w->closing || !w->open)
+        return;
+    nd_lease_floor(&w->lease, term, nd_shard_applied(w->sh));
+    settle(w);
+}
+
+/* Raft's view now; a term this node leads anew proposes its barrier (no lease before it). */
 static void observe(struct nd_watch *w)
 {
     nd_lease_observe(&w->lease, nd_shard_is_leader(w->sh), shard_term(w), now_ms(w));
+    if (!w->lease.leading || w->lease.floor_ready || w->barrier_term == w->lease.term || w->closing)
+        return;
+    if (w->barrier_term != 0)
+        return; /* an older term's barrier is still in flight: it fails first */
+    w->barrier.data = w;
+    w->barrier_term = w->lease.term;
+    if (raft_barrier(w->sh->raft, &w->barrier, on_barrier) != 0)
+        w->barrier_term = 0; /* retried on the next observation */
 }
 
 int nd_watch_init(struct nd_watch *w, struct nd_host *h, struct nd_shard *sh, unsigned lease_ms,

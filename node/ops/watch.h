@@ -48,6 +48,8 @@ struct nd_watch {
     struct nd_watch_sub *subs;
     struct nd_watch_hold *holds, *holds_tail; /* in index order */
     uv_timer_t timer;
+    struct raft_barrier barrier; /* the term's barrier (shard/lease.h nd_lease_floor) */
+    uint64_t barrier_term;       /* the term it was proposed in, 0 = none in flight */
     int open, closing;
     void (*on_closed)(void *arg);
     void *closed_arg;

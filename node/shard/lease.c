@@ -32,12 +32,22 @@ void nd_lease_observe(struct nd_lease *l, int leading, uint64_t term, uint64_t n
         l->term_start = now;
         l->safe = 0;
     }
+    l->floor = 0;
+    l->floor_ready = 0;
     l->leading = leading;
     l->term = term;
     for (struct nd_lease_holder *hd = l->holders; hd != NULL; hd = hd->next) {
         hd->expires = 0;
         hd->acked = 0;
     }
+}
+
+void nd_lease_floor(struct nd_lease *l, uint64_t term, uint64_t index)
+{
+    if (!l->leading || term != l->term)
+        return;
+    l->floor = index;
+    l->floor_ready = 1;
 }
 
 struct nd_lease_holder *nd_lease_attach(struct nd_lease *l, uint64_t session)
@@ -82,11 +92,11 @@ unsigned nd_lease_ack(struct nd_lease *l, struct nd_lease_holder *hd, uint64_t a
 {
     if (acked > hd->acked)
         hd->acked = acked;
-    if (!l->leading)
+    if (!l->leading || !l->floor_ready)
         return 0;
     /* A session behind the safe index has missed entries other readers already rely on: no
      * lease until it caught up (it holds none: the safe index passed its acknowledgements). */
-    if (hd->expires <= now && hd->acked < l->safe)
+    if (hd->expires <= now && (hd->acked < l->safe || hd->acked < l->floor))
         return 0;
     hd->expires = now + l->lease_ms;
     return l->lease_ms;
@@ -100,7 +110,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 uint64_t nd_lease_safe(struct nd_lease *l, uint64_t applied, uint64_t now, uint64_t *next_ms)
 {
     *next_ms = 0;
-    if (!l->leading)
+    if (!l->leading || !l->floor_ready)
         return l->safe;
     uint64_t wait_end = l->term_start + l->lease_ms + ND_LEASE_MARGIN_MS;
     if (now < wait_end) {

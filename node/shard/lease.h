@@ -14,6 +14,11 @@
  * elected, and has run out lease_ms after it. The safe index therefore does not move during the
  * first lease_ms (+ ND_LEASE_MARGIN_MS) of a term: no write is acknowledged before then.
  *
+ * A new leader also grants nothing before the barrier it proposes at the start of its term is
+ * applied (nd_lease_floor): entries of earlier terms may have been applied, shown to readers
+ * and acknowledged by the old leader without being applied here yet. A lease then needs an
+ * acknowledgement at or above the barrier, so every lease holder of the new term has seen them.
+ *
  * Loop thread only. */
 #ifndef ND_SHARD_LEASE_H
 #define ND_SHARD_LEASE_H
@@ -36,6 +41,8 @@ struct nd_lease {
     uint64_t term;       /* the term last observed */
     uint64_t term_start; /* monotonic ms when this node was first seen leading term */
     uint64_t safe;       /* safe index of this term (0 until the first wait is over) */
+    uint64_t floor;      /* the term's barrier index: no lease below it */
+    int floor_ready;     /* the barrier was applied */
     struct nd_lease_holder *holders;
 };
 
@@ -44,6 +51,8 @@ void nd_lease_free(struct nd_lease *l);
 /* Raft's view now. A term this node leads anew resets every lease and starts the wait; losing
  * leadership drops the leases too (a follower grants none). */
 void nd_lease_observe(struct nd_lease *l, int leading, uint64_t term, uint64_t now);
+/* The barrier this leader proposed in term applied at index (ignored for another term). */
+void nd_lease_floor(struct nd_lease *l, uint64_t term, uint64_t index);
 /* The session's holder (conns + 1), created when absent; NULL: out of memory. */
 struct nd_lease_holder *nd_lease_attach(struct nd_lease *l, uint64_t session);
 /* One watch connection of the holder closed. peer_gone (the gateway closed it, or its process
@@ -51,8 +60,9 @@ struct nd_lease_holder *nd_lease_attach(struct nd_lease *l, uint64_t session);
  * Else (this node closed it) the lease runs out on its own: the gateway may not know yet. The
  * holder goes with its last connection once it holds no lease. */
 void nd_lease_detach(struct nd_lease *l, struct nd_lease_holder *hd, int peer_gone);
-/* An acknowledgement received at now: the lease granted (lease_ms), or 0 (not leading, or the
- * session has not caught up with the safe index yet). */
+/* An acknowledgement received at now: the lease granted (lease_ms), or 0 (not leading, the
+ * term's barrier not applied yet, or the session has not caught up with the safe index and the
+ * barrier). */
 unsigned nd_lease_ack(struct nd_lease *l, struct nd_lease_holder *hd, uint64_t acked, uint64_t now);
 /* Advance and return the safe index, applied being the highest applied index. *next_ms: the
  * monotonic time at which it may advance without any acknowledgement (a lease running out or

@@ -20,6 +20,7 @@ Test(lease, a_new_term_waits_out_the_longest_lease)
     uint64_t next;
     nd_lease_init(&l, D);
     nd_lease_observe(&l, 1, 7, 1000);
+    nd_lease_floor(&l, 7, 0);
     cr_assert_eq(nd_lease_safe(&l, 40, 1000, &next), 0);
     cr_assert_eq(next, 1000 + D + ND_LEASE_MARGIN_MS, "it knows when to look again");
     cr_assert_eq(safe_at(&l, 40, 1000 + D), 0, "still inside the wait (margin)");
@@ -35,6 +36,7 @@ Test(lease, a_write_waits_for_every_lease_holder_or_its_lease_end)
     uint64_t next;
     nd_lease_init(&l, D);
     nd_lease_observe(&l, 1, 3, 0);
+    nd_lease_floor(&l, 3, 0);
     uint64_t t = D + ND_LEASE_MARGIN_MS;
     struct nd_lease_holder *a = nd_lease_attach(&l, 0xa);
     struct nd_lease_holder *b = nd_lease_attach(&l, 0xb);
@@ -59,6 +61,7 @@ Test(lease, safe_is_monotonic_and_a_term_change_ends_leases)
     struct nd_lease l;
     nd_lease_init(&l, D);
     nd_lease_observe(&l, 1, 1, 0);
+    nd_lease_floor(&l, 1, 0);
     uint64_t t = D + ND_LEASE_MARGIN_MS;
     struct nd_lease_holder *a = nd_lease_attach(&l, 1);
     nd_lease_ack(&l, a, 20, t);
@@ -69,6 +72,7 @@ Test(lease, safe_is_monotonic_and_a_term_change_ends_leases)
     nd_lease_observe(&l, 0, 1, t + 2);
     cr_assert_eq(nd_lease_ack(&l, a, 25, t + 3), 0, "a follower grants no lease");
     nd_lease_observe(&l, 1, 2, t + 4);
+    nd_lease_floor(&l, 2, 0);
     cr_assert_eq(safe_at(&l, 30, t + 5), 0, "a new term waits again");
     cr_assert_eq(a->expires, 0);
     nd_lease_free(&l);
@@ -82,6 +86,7 @@ Test(lease, a_closed_stream_ends_the_lease)
     struct nd_lease l;
     nd_lease_init(&l, D);
     nd_lease_observe(&l, 1, 1, 0);
+    nd_lease_floor(&l, 1, 0);
     uint64_t t = D + ND_LEASE_MARGIN_MS;
     struct nd_lease_holder *a = nd_lease_attach(&l, 1);
     cr_assert_eq(nd_lease_attach(&l, 1), a, "one holder per session");
@@ -97,5 +102,26 @@ Test(lease, a_closed_stream_ends_the_lease)
     cr_assert_eq(safe_at(&l, 5, t + 1), 4, "closed by this node: its lease still runs");
     cr_assert_eq(safe_at(&l, 5, t + D), 5);
     cr_assert_null(l.holders, "and then it is gone");
+    nd_lease_free(&l);
+}
+
+/* A new leader grants nothing before its term's barrier is applied, and then only to sessions
+ * that acknowledged the barrier's index: entries of the old term it applied late may already
+ * have been shown to readers or acknowledged by the old leader. */
+Test(lease, no_lease_before_the_barrier_of_the_term)
+{
+    struct nd_lease l;
+    nd_lease_init(&l, D);
+    nd_lease_observe(&l, 1, 4, 0);
+    struct nd_lease_holder *a = nd_lease_attach(&l, 1);
+    cr_assert_eq(nd_lease_ack(&l, a, 50, 1), 0, "barrier not applied yet");
+    nd_lease_floor(&l, 3, 60);
+    cr_assert_eq(nd_lease_ack(&l, a, 50, 2), 0, "a barrier of another term counts for nothing");
+    nd_lease_floor(&l, 4, 60);
+    cr_assert_eq(nd_lease_ack(&l, a, 59, 3), 0, "behind the barrier");
+    cr_assert_eq(nd_lease_ack(&l, a, 60, 4), D);
+    uint64_t t = D + ND_LEASE_MARGIN_MS;
+    cr_assert_eq(nd_lease_ack(&l, a, 60, t), D);
+    cr_assert_eq(safe_at(&l, 61, t), 60, "61 waits for the holder");
     nd_lease_free(&l);
 }
