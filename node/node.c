@@ -43,6 +43,7 @@ static const struct nd_rpc_route routes[] = {
     {HW__MSG_TYPE__MSG_LIST, nd_op_list, 0},
     {HW__MSG_TYPE__MSG_WATCH, nd_op_watch, 0},
     {HW__MSG_TYPE__MSG_WATCH_ACK, nd_op_watch_ack, 0},
+    {HW__MSG_TYPE__MSG_LEASE_QUERY, nd_op_lease_query, 0},
 };
 
 static void maybe_stopped(struct nd_node *n);

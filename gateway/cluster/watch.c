@@ -166,10 +166,10 @@ static void src_close(struct gw_wsrc *s, const char *why)
         gw_up_release(s->uc, 0);
         s->uc = NULL;
     }
-    if (s->node_id == w->lease_leader) {
-        atomic_store(&w->coh->lease_until, 0); /* the leader may have ended it already */
-        w->lease_leader = 0;
-    }
+    /* The node sees the close as the end of this session's lease (the leader) or forgets what
+     * it named to it (a replica a new leader asks): stop using the lease first. */
+    atomic_store(&w->coh->lease_until, 0);
+    w->lease_leader = 0;
     s->retry_at = cm_mono_ms() + GW_WATCH_RETRY_MS;
 }
 

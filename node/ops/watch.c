@@ -69,10 +69,148 @@ static void on_barrier(struct raft_barrier *b, int status)
     settle(w);
 }
 
-/* Raft's view now; a term this node leads anew proposes its barrier (no lease before it). */
+/* ---- the term's lease query ---- */
+
+static struct nd_watch *watch_of(struct nd_host *h, const Hw__Envelope *env);
+
+static void query_stop(struct nd_watch *w)
+{
+    for (unsigned i = 0; i < ND_HOST_MAX_PEERS; i++)
+        if (w->qcalls[i] != NULL) {
+            nd_call_cancel(w->qcalls[i]);
+            w->qcalls[i] = NULL;
+        }
+    cm_free(w->qp);
+    w->qp = NULL;
+    w->nqp = 0;
+    w->query_answers = 0;
+}
+
+/* One replica's answer (its own included): who it named an older term's leader to, ms ago. */
+static void query_add(struct nd_watch *w, uint64_t session, uint64_t ms_ago)
+{
+    struct nd_lease_pending *np = cm_realloc(w->qp, (w->nqp + 1) * sizeof(*np));
+    if (np == NULL) { /* the plain wait stays: never end it early on a partial view */
+        w->query_term = UINT64_MAX;
+        return;
+    }
+    w->qp = np;
+    np[w->nqp].session = session;
+    np[w->nqp++].until = now_ms(w) - ms_ago + w->lease.lease_ms + ND_LEASE_MARGIN_MS;
+}
+
+static void query_answered(struct nd_watch *w)
+{
+    unsigned voters = w->sh->raft != NULL ? w->sh->raft->configuration.n : 0;
+    if (++w->query_answers < voters / 2 + 1)
+        return;
+    if (nd_lease_query(&w->lease, w->query_term, w->qp, w->nqp) != 0)
+        w->query_term = UINT64_MAX;
+    query_stop(w);
+    settle(w);
+}
+
+static int on_query_answer(struct nd_call *c, int status, const Hw__Envelope *env,
+                           const struct cm_slice *pl, void *arg)
+{
+    struct nd_watch *w = arg;
+    for (unsigned i = 0; i < ND_HOST_MAX_PEERS; i++)
+        if (w->qcalls[i] == c)
+            w->qcalls[i] = NULL;
+    if (status != 0 || env == NULL || env->type != HW__MSG_TYPE__MSG_LEASE_QUERY_OK ||
+        env->lease_query_ok == NULL || w->query_term != w->lease.term || w->closing)
+        return 1; /* no answer from it: the others, or the plain wait */
+    for (size_t i = 0; i < env->lease_query_ok->n_named && w->query_term != UINT64_MAX; i++)
+        query_add(w, env->lease_query_ok->named[i]->session, env->lease_query_ok->named[i]->ms_ago);
+    if (w->query_term == w->lease.term)
+        query_answered(w);
+    return 1;
+}
+
+static void query_start(struct nd_watch *w)
+{
+    struct nd_host *h = w->h;
+    struct nd_lease_pending *mine = NULL;
+    query_stop(w);
+    w->query_term = w->lease.term;
+    long n = nd_lease_named_before(&w->lease, w->lease.term, now_ms(w), &mine);
+    if (n < 0) {
+        w->query_term = UINT64_MAX;
+        return;
+    }
+    for (long i = 0; i < n && w->query_term != UINT64_MAX; i++)
+        query_add(w, mine[i].session, mine[i].until);
+    cm_free(mine);
+    Hw__Envelope req;
+    Hw__LeaseQuery q = HW__LEASE_QUERY__INIT;
+    q.term = w->lease.term;
+    for (unsigned i = 0; i < h->npeers && i < ND_HOST_MAX_PEERS; i++) {
+        if (h->peers[i].id == h->cfg.id || h->peers[i].rpc[0] == '\0')
+            continue;
+        cm_env_init(&req, HW__MSG_TYPE__MSG_LEASE_QUERY, ++h->next_req_id, w->sh->id);
+        req.lease_query = &q;
+        if (nd_call_start(h->loop, h->auth, h->peers[i].rpc, h->cfg.id, h->cfg.listen, &req,
+                          w->lease.lease_ms, on_query_answer, w, &w->qcalls[i]) != 0)
+            w->qcalls[i] = NULL;
+    }
+    if (w->query_term == w->lease.term)
+        query_answered(w); /* this node's own answer */
+}
+
+void nd_op_lease_query(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
+                       const struct cm_slice *pl)
+{
+    struct nd_watch *w = watch_of(ctx, env);
+    if (w == NULL || env->lease_query == NULL) {
+        nd_sconn_error(sc, env, HW__CODE__CODE_BAD_REQUEST, "LEASE_QUERY needs a term");
+        return;
+    }
+    if (shard_term(w) < env->lease_query->term) { /* it could still name an older leader */
+        nd_sconn_error(sc, env, HW__CODE__CODE_NO_LEADER, "not in that term yet");
+        return;
+    }
+    struct nd_lease_pending *named = NULL;
+    long n = nd_lease_named_before(&w->lease, env->lease_query->term, now_ms(w), &named);
+    Hw__LeaseNamed *items = n > 0 ? cm_calloc((size_t)n, sizeof(*items)) : NULL;
+    Hw__LeaseNamed **ptrs = n > 0 ? cm_calloc((size_t)n, sizeof(*ptrs)) : NULL;
+    if (n < 0 || (n > 0 && (items == NULL || ptrs == NULL))) {
+        cm_free(named);
+        cm_free(items);
+        cm_free(ptrs);
+        nd_sconn_error(sc, env, HW__CODE__CODE_INTERNAL, "out of memory");
+        return;
+    }
+    for (long i = 0; i < n; i++) {
+        hw__lease_named__init(&items[i]);
+        items[i].session = named[i].session;
+        items[i].ms_ago = named[i].until;
+        ptrs[i] = &items[i];
+    }
+    Hw__Envelope out;
+    Hw__LeaseQueryOk ok = HW__LEASE_QUERY_OK__INIT;
+    ok.n_named = (size_t)(n > 0 ? n : 0);
+    ok.named = ptrs;
+    cm_env_init(&out, HW__MSG_TYPE__MSG_LEASE_QUERY_OK, env->req_id, env->shard);
+    out.lease_query_ok = &ok;
+    nd_sconn_send(sc, &out, NULL, 0);
+    cm_free(named);
+    cm_free(items);
+    cm_free(ptrs);
+}
+
+/* Raft's view now; a term this node leads anew proposes its barrier (no lease before it) and
+ * asks the replicas which sessions may still hold an older lease. */
 static void observe(struct nd_watch *w)
 {
     nd_lease_observe(&w->lease, nd_shard_is_leader(w->sh), shard_term(w), now_ms(w));
+    nd_lease_gc(&w->lease, now_ms(w));
+    if (w->lease.leading && w->query_term != w->lease.term && w->query_term != UINT64_MAX &&
+        !w->closing)
+        query_start(w);
+    else if (!w->lease.leading && w->query_term != 0) {
+        query_stop(w);
+        w->query_term = 0;
+    }
     if (!w->lease.leading || w->lease.floor_ready || w->barrier_term == w->lease.term || w->closing)
         return;
     if (w->barrier_term != 0)
@@ -389,6 +527,8 @@ void nd_op_watch_ack(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
     g.leader_id = nd_shard_leader(w->sh);
     g.is_leader = w->lease.leading;
     g.lease_ms = nd_lease_ack(&w->lease, s->holder, env->watch_ack->applied, now_ms(w));
+    if (g.leader_id != 0) /* a naming: the term's next leader asks about it (shard/lease.h) */
+        nd_lease_named(s->holder, g.term, now_ms(w));
     g.safe_index = nd_lease_safe(&w->lease, nd_shard_applied(w->sh), now_ms(w), &next);
     g.applied = sub_progress(s);
     g.replicas = w->sh->raft != NULL ? w->sh->raft->configuration.n : 0;
@@ -442,6 +582,7 @@ void nd_watch_close(struct nd_watch *w, void (*on_closed)(void *arg), void *arg)
     w->closing = 1;
     w->on_closed = on_closed;
     w->closed_arg = arg;
+    query_stop(w);
     holds_release(w, 0, 0);
     while (w->subs != NULL)
         sub_free(w->subs, 1);

@@ -23,6 +23,7 @@
 
 #include "headwater.pb-c.h"
 #include "host/host.h"
+#include "rpc/call.h"
 #include "shard/lease.h"
 
 #define ND_WATCH_RING 8192u
@@ -50,6 +51,12 @@ struct nd_watch {
     uv_timer_t timer;
     struct raft_barrier barrier; /* the term's barrier (shard/lease.h nd_lease_floor) */
     uint64_t barrier_term;       /* the term it was proposed in, 0 = none in flight */
+    /* the term's lease query (shard/lease.h): answers so far and what they named */
+    uint64_t query_term;
+    unsigned query_answers;
+    struct nd_lease_pending *qp; /* owned */
+    size_t nqp;
+    struct nd_call *qcalls[ND_HOST_MAX_PEERS];
     int open, closing;
     void (*on_closed)(void *arg);
     void *closed_arg;
@@ -74,6 +81,8 @@ void nd_op_watch(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
                  const struct cm_slice *pl);
 void nd_op_watch_ack(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
                      const struct cm_slice *pl);
+void nd_op_lease_query(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
+                       const struct cm_slice *pl);
 void nd_watch_conn_closed(struct nd_sconn *sc);
 
 #endif

@@ -2,21 +2,28 @@
 #include "shard/lease.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "alloc.h"
+#include "err.h"
 
 void nd_lease_init(struct nd_lease *l, unsigned lease_ms)
 {
+    memset(l, 0, sizeof(*l));
     l->lease_ms = lease_ms;
-    l->leading = 0;
-    l->term = 0;
-    l->term_start = 0;
-    l->safe = 0;
-    l->holders = NULL;
+}
+
+static void pending_clear(struct nd_lease *l)
+{
+    cm_free(l->pending);
+    l->pending = NULL;
+    l->npending = 0;
+    l->query_done = 0;
 }
 
 void nd_lease_free(struct nd_lease *l)
 {
+    pending_clear(l);
     while (l->holders != NULL) {
         struct nd_lease_holder *hd = l->holders;
         l->holders = hd->next;
@@ -34,6 +41,7 @@ void nd_lease_observe(struct nd_lease *l, int leading, uint64_t term, uint64_t n
     }
     l->floor = 0;
     l->floor_ready = 0;
+    pending_clear(l);
     l->leading = leading;
     l->term = term;
     for (struct nd_lease_holder *hd = l->holders; hd != NULL; hd = hd->next) {
@@ -48,6 +56,73 @@ void nd_lease_floor(struct nd_lease *l, uint64_t term, uint64_t index)
         return;
     l->floor = index;
     l->floor_ready = 1;
+}
+
+void nd_lease_named(struct nd_lease_holder *hd, uint64_t term, uint64_t now)
+{
+    hd->named_ms = now;
+    hd->named_term = term;
+}
+
+long nd_lease_named_before(const struct nd_lease *l, uint64_t term, uint64_t now,
+                           struct nd_lease_pending **out)
+{
+    size_t n = 0, i = 0;
+    uint64_t window = l->lease_ms + ND_LEASE_MARGIN_MS;
+    *out = NULL;
+    for (const struct nd_lease_holder *hd = l->holders; hd != NULL; hd = hd->next)
+        n += hd->named_ms > 0 && hd->named_term < term && now - hd->named_ms < window;
+    if (n == 0)
+        return 0;
+    *out = cm_calloc(n, sizeof(**out));
+    if (*out == NULL)
+        return -1;
+    for (const struct nd_lease_holder *hd = l->holders; hd != NULL; hd = hd->next)
+        if (hd->named_ms > 0 && hd->named_term < term && now - hd->named_ms < window) {
+            (*out)[i].session = hd->session;
+            (*out)[i++].until = now - hd->named_ms; /* ms ago, for the answer */
+        }
+    return (long)i;
+}
+
+int nd_lease_query(struct nd_lease *l, uint64_t term, const struct nd_lease_pending *p, size_t n)
+{
+    if (!l->leading || term != l->term || l->query_done)
+        return 0;
+    if (n > 0) {
+        l->pending = cm_calloc(n, sizeof(*p));
+        if (l->pending == NULL)
+            return CM_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            l->pending[i] = p[i];
+    }
+    l->npending = n;
+    l->query_done = 1;
+    return 0;
+}
+
+/* The term's wait is over before its end: every session that may hold an older lease holds one
+ * of this term now, or its old one ran out. *next: when to look again (0 = by acks only). */
+static int wait_over_early(const struct nd_lease *l, uint64_t now, uint64_t *next)
+{
+    *next = 0;
+    if (!l->query_done)
+        return 0;
+    int over = 1;
+    for (size_t i = 0; i < l->npending; i++) {
+        const struct nd_lease_pending *p = &l->pending[i];
+        if (now >= p->until)
+            continue;
+        const struct nd_lease_holder *hd = l->holders;
+        while (hd != NULL && hd->session != p->session)
+            hd = hd->next;
+        if (hd != NULL && hd->expires > now)
+            continue; /* granted in this term (observe cleared older ones) */
+        over = 0;
+        if (*next == 0 || p->until < *next)
+            *next = p->until;
+    }
+    return over;
 }
 
 struct nd_lease_holder *nd_lease_attach(struct nd_lease *l, uint64_t session)
@@ -84,8 +159,18 @@ void nd_lease_detach(struct nd_lease *l, struct nd_lease_holder *hd, int peer_go
         hd->expires = 0;
     if (hd->conns > 0)
         hd->conns--;
-    if (hd->conns == 0 && hd->expires == 0)
-        holder_unlink(l, hd);
+    (void)l; /* freed by nd_lease_gc: what it was named must outlive the stream */
+}
+
+void nd_lease_gc(struct nd_lease *l, uint64_t now)
+{
+    uint64_t window = l->lease_ms + ND_LEASE_MARGIN_MS;
+    for (struct nd_lease_holder *hd = l->holders, *nx; hd != NULL; hd = nx) {
+        nx = hd->next;
+        if (hd->conns == 0 && hd->expires <= now &&
+            (hd->named_ms == 0 || now - hd->named_ms >= window))
+            holder_unlink(l, hd);
+    }
 }
 
 unsigned nd_lease_ack(struct nd_lease *l, struct nd_lease_holder *hd, uint64_t acked, uint64_t now)
@@ -112,19 +197,15 @@ uint64_t nd_lease_safe(struct nd_lease *l, uint64_t applied, uint64_t now, uint6
     *next_ms = 0;
     if (!l->leading || !l->floor_ready)
         return l->safe;
-    uint64_t wait_end = l->term_start + l->lease_ms + ND_LEASE_MARGIN_MS;
-    if (now < wait_end) {
-        *next_ms = wait_end;
+    uint64_t wait_end = l->term_start + l->lease_ms + ND_LEASE_MARGIN_MS, early;
+    if (now < wait_end && !wait_over_early(l, now, &early)) {
+        *next_ms = early != 0 && early < wait_end ? early : wait_end;
         return l->safe;
     }
     uint64_t safe = applied;
-    for (struct nd_lease_holder *hd = l->holders, *nx; hd != NULL; hd = nx) {
-        nx = hd->next;
-        if (hd->expires <= now) {
-            if (hd->conns == 0)
-                holder_unlink(l, hd); /* a closed stream whose lease ran out */
+    for (struct nd_lease_holder *hd = l->holders; hd != NULL; hd = hd->next) {
+        if (hd->expires <= now)
             continue;
-        }
         if (hd->acked < applied)
             *next_ms = *next_ms == 0 ? hd->expires : min_u64(*next_ms, hd->expires);
         safe = min_u64(safe, hd->acked);

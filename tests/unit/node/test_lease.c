@@ -2,6 +2,7 @@
  * acknowledged (the safe index), and what a new term does. Time is passed in. */
 #include <criterion/criterion.h>
 
+#include "alloc.h"
 #include "shard/lease.h"
 
 #define D 500u
@@ -95,12 +96,14 @@ Test(lease, a_closed_stream_ends_the_lease)
     nd_lease_detach(&l, a, 1);
     cr_assert_eq(safe_at(&l, 4, t), 4, "its lease ended with the stream");
     nd_lease_detach(&l, a, 1);
-    cr_assert_null(l.holders);
+    nd_lease_gc(&l, t);
+    cr_assert_null(l.holders, "no stream, no lease, never named");
     struct nd_lease_holder *b = nd_lease_attach(&l, 2);
     nd_lease_ack(&l, b, 4, t);
     nd_lease_detach(&l, b, 0);
     cr_assert_eq(safe_at(&l, 5, t + 1), 4, "closed by this node: its lease still runs");
     cr_assert_eq(safe_at(&l, 5, t + D), 5);
+    nd_lease_gc(&l, t + D);
     cr_assert_null(l.holders, "and then it is gone");
     nd_lease_free(&l);
 }
@@ -123,5 +126,48 @@ Test(lease, no_lease_before_the_barrier_of_the_term)
     uint64_t t = D + ND_LEASE_MARGIN_MS;
     cr_assert_eq(nd_lease_ack(&l, a, 60, t), D);
     cr_assert_eq(safe_at(&l, 61, t), 60, "61 waits for the holder");
+    nd_lease_free(&l);
+}
+
+/* A new leader's wait ends as soon as every session the replicas named an older leader to within
+ * a lease time holds a lease of the new term, or its old lease ran out; before a majority answered
+ * it is the whole lease time. What a replica reports: namings of older terms, recent ones only. */
+Test(lease, the_query_ends_the_wait_early)
+{
+    struct nd_lease l;
+    struct nd_lease_pending *p = NULL;
+    nd_lease_init(&l, D);
+    struct nd_lease_holder *a = nd_lease_attach(&l, 0xa);
+    struct nd_lease_holder *b = nd_lease_attach(&l, 0xb);
+    nd_lease_named(a, 6, 1000);
+    nd_lease_named(b, 7, 1000);
+    cr_assert_eq(nd_lease_named_before(&l, 7, 1100, &p), 1, "b was named the new term already");
+    cr_assert_eq(p[0].session, 0xa);
+    cr_assert_eq(p[0].until, 100, "100 ms ago");
+    cm_free(p);
+    cr_assert_eq(nd_lease_named_before(&l, 7, 1000 + D + ND_LEASE_MARGIN_MS, &p), 0, "too old");
+    nd_lease_observe(&l, 1, 7, 1100);
+    nd_lease_floor(&l, 7, 10);
+    cr_assert_eq(safe_at(&l, 12, 1110), 0, "no answers yet: the whole wait");
+    struct nd_lease_pending q[] = {{0xa, 1100 + D}};
+    cr_assert_eq(nd_lease_query(&l, 7, q, 1), 0);
+    cr_assert_eq(safe_at(&l, 12, 1120), 0, "a may still hold its old lease");
+    cr_assert_eq(nd_lease_ack(&l, a, 12, 1130), D, "a caught up: a lease of this term");
+    cr_assert_eq(safe_at(&l, 12, 1131), 12, "every possible old holder is a new one");
+    nd_lease_free(&l);
+}
+
+Test(lease, a_silent_old_holder_holds_the_wait_until_its_lease_ran_out)
+{
+    struct nd_lease l;
+    nd_lease_init(&l, D);
+    nd_lease_observe(&l, 1, 2, 0);
+    nd_lease_floor(&l, 2, 1);
+    struct nd_lease_pending q[] = {{0x77, 300}};
+    nd_lease_query(&l, 2, q, 1);
+    uint64_t next;
+    cr_assert_eq(nd_lease_safe(&l, 5, 100, &next), 0);
+    cr_assert_eq(next, 300, "when its old lease runs out");
+    cr_assert_eq(safe_at(&l, 5, 300), 5, "before the plain wait would have ended");
     nd_lease_free(&l);
 }
