@@ -315,19 +315,17 @@ void gw_shared_reads_json(struct gw_shared *sh, struct cm_sbuf *out)
                    (unsigned long long)cs.evictions);
     struct gw_coh *co = &sh->coh;
     uint64_t until = atomic_load(&co->lease_until), now = cm_mono_ms();
-    cm_sbuf_printf(out,
-                   ",\"coherence\":{\"lease\":%s,\"lease_left_ms\":%llu,\"term\":%llu,"
-                   "\"applied\":%llu,\"safe\":%llu,\"events\":%llu,\"resets\":%llu,"
-                   "\"lease_waits\":%llu,\"coherence_waits\":%llu}",
-                   until > now ? "true" : "false",
-                   (unsigned long long)(until > now ? until - now : 0),
-                   (unsigned long long)atomic_load(&co->term),
-                   (unsigned long long)atomic_load(&co->applied),
-                   (unsigned long long)atomic_load(&co->safe),
-                   (unsigned long long)atomic_load(&co->events),
-                   (unsigned long long)atomic_load(&co->resets),
-                   (unsigned long long)GW_METRIC_SUM(m, n, lease_waits),
-                   (unsigned long long)GW_METRIC_SUM(m, n, coherence_waits));
+    cm_sbuf_printf(
+        out,
+        ",\"coherence\":{\"lease\":%s,\"lease_left_ms\":%llu,\"term\":%llu,"
+        "\"applied\":%llu,\"safe\":%llu,\"events\":%llu,\"resets\":%llu,"
+        "\"lease_waits\":%llu,\"coherence_waits\":%llu}",
+        until > now ? "true" : "false", (unsigned long long)(until > now ? until - now : 0),
+        (unsigned long long)atomic_load(&co->term), (unsigned long long)atomic_load(&co->applied),
+        (unsigned long long)atomic_load(&co->safe), (unsigned long long)atomic_load(&co->events),
+        (unsigned long long)atomic_load(&co->resets),
+        (unsigned long long)GW_METRIC_SUM(m, n, lease_waits),
+        (unsigned long long)GW_METRIC_SUM(m, n, coherence_waits));
 }
 
 uint64_t gw_shared_keys_gen(struct gw_shared *sh)
