@@ -118,6 +118,13 @@ void nd_shard_attach_raft(struct nd_shard *sh, struct raft *r)
 int nd_shard_init(struct nd_shard *sh, uv_loop_t *loop, struct nd_store *store,
                   const struct nd_shard_cfg *cfg, char *errmsg, size_t errlen)
 {
+    /* raft_start asserts these; the node's option table and validate() already bound them. */
+    if (cfg->heartbeat_ms == 0 || 2 * cfg->heartbeat_ms >= cfg->election_timeout_ms) {
+        snprintf(errmsg, errlen,
+                 "shard %u: heartbeat %u ms not below half the election timeout %u ms", cfg->id,
+                 cfg->heartbeat_ms, cfg->election_timeout_ms);
+        return CM_EINVAL;
+    }
     int rv = load_state(sh, store, cfg->id);
     if (rv != 0) {
         snprintf(errmsg, errlen, "cannot load the state of shard %u: %s", cfg->id, cm_strerror(rv));

@@ -17,18 +17,19 @@
 #include "store/store.h"
 
 struct nd_shard_cfg {
-    uint32_t id;                  /* shard id */
-    uint32_t self_id;             /* this node's raft server id */
-    const char *raft_listen;      /* this node's raft address */
-    const char *data_dir;         /* the node's data directory; raft lives in raft/shard-<id> */
-    unsigned snapshot_threshold;  /* raft entries between snapshots */
-    unsigned election_timeout_ms; /* raft election timeout (randomised by raft in [T, 2T]) */
-    unsigned heartbeat_ms;        /* raft heartbeat and tick; < election_timeout_ms / 2 */
-    const char *raft_bind;        /* IP:PORT to bind instead of raft_listen (NULL/"": none) */
+    uint32_t id;                 /* shard id */
+    uint32_t self_id;            /* this node's raft server id */
+    const char *raft_listen;     /* this node's raft address */
+    const char *data_dir;        /* the node's data directory; raft lives in raft/shard-<id> */
+    unsigned snapshot_threshold; /* raft entries between snapshots */
+    const char *raft_bind;       /* IP:PORT to bind instead of raft_listen (NULL/"": none) */
     /* The authenticated transport (transport.h); auth NULL or not enabled: raft's stock TCP
      * transport (--insecure). */
     struct cm_auth *auth;
     unsigned raft_max_conns, raft_idle_ms;
+    /* Raft timing (bounded by the node's options): election timeout T, which raft randomises
+     * in [T, 2T]; heartbeat and tick H, below T / 2. */
+    unsigned election_timeout_ms, heartbeat_ms;
     int (*is_member)(void *arg, raft_id id, const char *address);
     void *member_arg;
 };

@@ -15,7 +15,7 @@ the kill to the end of that window; p50/p99/max over the kills; reads that faile
 Soak mode (--soak SECONDS): no faults; --writers threads PUT objects of 64 KiB..2 MiB as fast
 as they go (each over its own bounded set of keys, so the disk use stays bounded), while the
 gateway /status is polled every 200 ms: every raft term change and leader change is counted
-(must be 0: nothing caused one).
+(must be 0: nothing caused one; the exit status is 1 otherwise).
 
 Prints a markdown table on stdout (for docs/benchmarks.md); progress on stderr; --json FILE
 also writes the raw figures. Node raft timing: --election-timeout-ms / --heartbeat-ms (the
@@ -414,13 +414,16 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the cluster's temp dir")
     args = ap.parse_args()
     cl = Cluster(nodes=3, node_args=node_args(args), name="hw-failover")
-    ok = False
+    ok, rc = False, 0
     try:
         cl.start()
         log(f"cluster up in {cl.tmp} (node flags: {' '.join(node_args(args))})")
         if args.soak is not None:
             res = run_soak(cl, args)
             print_soak(res, args)
+            if res["term_changes"] or res["leader_changes"]:
+                log(f"FAIL: {res['term_changes']} term change(s) with no fault")
+                rc = 1
         else:
             res = run_failover(cl, args)
             print_failover(res, args)
@@ -433,7 +436,7 @@ def main():
             cl.dump_logs(20)
         cl.stop()
         cl.cleanup(keep=args.keep)
-    return 0
+    return rc
 
 
 if __name__ == "__main__":
