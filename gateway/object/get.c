@@ -18,11 +18,14 @@
  *   as the process nears --max-buffered-bytes) -> pause the node
  *   connection; resume on the client's drain. A fill reads at node speed into its bounded
  *   buffer; the client is only written once the object is complete.
- * Replica order: the shard leader first for mutable kinds (playlists, manifests, unknown kinds)
- *   and for keys this gateway wrote or deleted within GW_RECENT_MS (read-your-writes); for
- *   immutable kinds reachable replicas in --zone first, then by lowest expected wait (EWMA of
- *   the time to first frame, scaled by the reads each already serves: pick.h), then the rest.
- * Failures: NOT_FOUND -> 404 (final: the node did the read-index). Other errors, a lost connection
+ * Coherence (cluster/watch.h): no read lease -> wait for one (GW_LEASE_WAIT_MS, then 503). Every
+ *   node read carries min_index (the watch position, taken after the fill registered); an answer
+ *   whose version (a miss: the replica's applied index) is not yet safe is dropped, the read
+ *   waits (GW_SAFE_WAIT_MS) and asks again. A hit needs the lease.
+ * Replica order, every kind alike: reachable replicas in --zone first, then by lowest expected
+ *   wait (EWMA of the time to first frame, scaled by the reads each already serves: pick.h),
+ *   then the rest.
+ * Failures: NOT_FOUND -> 404 (final: at or past min_index). Other errors, a lost connection
  * or no frame within GW_GET_FIRST_MS -> next candidate; none left
  *   -> 503. After the headers went out a failure can only cut the client connection.
  * Close: get_end ends a fill (waiters then read for themselves), cancels a wait, releases the

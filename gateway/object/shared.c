@@ -46,7 +46,6 @@ struct gw_shared {
     struct gw_rules lifecycle;
     struct gw_cache *cache; /* NULL with --cache-size 0 */
     uv_mutex_t tables_lock;
-    struct key_table recent;      /* written or deleted here */
     struct key_table uncacheable; /* too large or not cacheable */
 };
 
@@ -393,16 +392,11 @@ void gw_shared_note_write(struct gw_shared *sh, const char *key, uint64_t now_ms
 {
     uint32_t h = key_hash(key);
     uv_mutex_lock(&sh->tables_lock);
-    table_mark(&sh->recent, h, now_ms + GW_RECENT_MS);
+    (void)now_ms;
     table_forget(&sh->uncacheable, h);
     uv_mutex_unlock(&sh->tables_lock);
     if (sh->cache != NULL)
         gw_cache_invalidate(sh->cache, key);
-}
-
-int gw_shared_recent_write(struct gw_shared *sh, const char *key, uint64_t now_ms)
-{
-    return table_lookup(sh, &sh->recent, key, now_ms);
 }
 
 void gw_shared_note_uncacheable(struct gw_shared *sh, const char *key, uint64_t now_ms)

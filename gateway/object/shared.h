@@ -6,9 +6,9 @@
  *                connection count, one metrics slot per loop (also the read counters: cache
  *                hits / misses / coalesced waits / node reads)
  *   reads/writes hot-object cache (cache.h; NULL with --cache-size 0), parsed --cache-rules and
- *                --lifecycle, keys this gateway wrote or deleted lately (read from the shard
- *                leader for GW_RECENT_MS), keys lately found too large or not cacheable (read
- *                directly, not coalesced, for GW_UNCACHEABLE_MS)
+ *                --lifecycle, keys lately found too large or not cacheable (read directly,
+ *                not coalesced, for GW_UNCACHEABLE_MS), the read lease and commit-watch
+ *                position (cluster/watch.h)
  *
  * main.c makes one for all loops before any starts; gw_ctx_start makes a private one. Rules, TLS
  * context and CORS rules are immutable after creation; keys, counters, the cache and the key
@@ -31,7 +31,6 @@
 #include "object/rules.h"
 #include "http/tls.h"
 
-#define GW_RECENT_MS 3000u       /* a key written/deleted here is read from the leader this long */
 #define GW_UNCACHEABLE_MS 10000u /* a key found not cacheable is read directly this long */
 
 struct gw_shared;
@@ -88,12 +87,9 @@ struct gw_coh *gw_shared_coh(struct gw_shared *sh);
 const struct gw_rules *gw_shared_cache_rules(const struct gw_shared *sh);
 const struct gw_rules *gw_shared_lifecycle(const struct gw_shared *sh);
 
-/* This gateway wrote or deleted key (now: monotonic ms): reads of it go to the shard leader for
- * GW_RECENT_MS, the cached copy and a read in flight for it are dropped, and it counts as
- * cacheable again. */
+/* This gateway wrote or deleted key (now: monotonic ms): the cached copy and a read in flight
+ * for it are dropped, and it counts as cacheable again. */
 void gw_shared_note_write(struct gw_shared *sh, const char *key, uint64_t now_ms);
-/* Was key written or deleted here within GW_RECENT_MS? (May say yes for another key.) */
-int gw_shared_recent_write(struct gw_shared *sh, const char *key, uint64_t now_ms);
 /* A read found key too large for the cache or not cacheable (its Cache-Control). */
 void gw_shared_note_uncacheable(struct gw_shared *sh, const char *key, uint64_t now_ms);
 /* Was key found not cacheable within GW_UNCACHEABLE_MS (and not written here since)? */
