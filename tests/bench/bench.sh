@@ -16,15 +16,7 @@ cd "$(dirname "$0")/../.."
 if [[ "${HW_SKIP_DEPS:-0}" != 1 ]]; then
     scripts/deps --bench
 fi
-BUILD=${HW_BUILD_DIR:-build-release}
-if [[ ! -f "$BUILD/build.ninja" ]]; then
-    meson setup "$BUILD" --buildtype=release -Dtests=false >&2
-fi
-ninja -C "$BUILD" >&2
-BUILD_ABS=$(cd "$BUILD" && pwd)
-export HW_NODE_BIN=$BUILD_ABS/node/headwater-node
-export HW_GATEWAY_BIN=$BUILD_ABS/gateway/headwater-gateway
-export HW_CTL_BIN=$BUILD_ABS/ctl/headwaterctl
+source tests/bench/release-build.sh
 if [[ "${1:-}" == "--reads" ]]; then
     exec python3 tests/bench/bench_reads.py
 fi

@@ -11,13 +11,5 @@
 # stderr. Daemons run on free loopback ports in a temp dir removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BUILD=${HW_BUILD_DIR:-build-release}
-if [[ ! -f "$BUILD/build.ninja" ]]; then
-    meson setup "$BUILD" --buildtype=release -Dtests=false >&2
-fi
-ninja -C "$BUILD" >&2
-BUILD_ABS=$(cd "$BUILD" && pwd)
-export HW_NODE_BIN=$BUILD_ABS/node/headwater-node
-export HW_GATEWAY_BIN=$BUILD_ABS/gateway/headwater-gateway
-export HW_CTL_BIN=$BUILD_ABS/ctl/headwaterctl
+source tests/bench/release-build.sh
 exec python3 tests/bench/failover.py "$@"

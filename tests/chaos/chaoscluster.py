@@ -15,7 +15,7 @@ import shutil
 import signal
 import time
 
-from cluster import HOST, Cluster, Proc, free_ports, request
+from cluster import HOST, WAIT_ERRORS, Cluster, Proc, free_ports, poll, request
 import netfault
 from nodeproto import NodeClient, dec, one
 
@@ -161,20 +161,9 @@ class ChaosCluster:
 
     # ---- looking -----------------------------------------------------------------------
     def wait(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            try:
-                v = pred()
-                if v:
-                    return v
-                last = v
-            except (OSError, ValueError, KeyError, AssertionError, ConnectionError) as e:
-                last = f"{type(e).__name__}: {e}"
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; "
-                                     f"last: {last}")
-            time.sleep(0.1)
+        """cluster.poll: without the integration fixture's "gateway died" check (the nemesis
+        kills gateways on purpose), and a failed assertion in pred counts as "not yet"."""
+        return poll(pred, timeout, what, errors=WAIT_ERRORS + (AssertionError,))
 
     def node_view(self, nid):
         """(role, term, leader_id) of shard 0 as node nid sees it (its STATUS RPC)."""

@@ -90,6 +90,30 @@ def sha256(b):
     return hashlib.sha256(b).hexdigest()
 
 
+WAIT_ERRORS = (OSError, http.client.HTTPException, ValueError, KeyError)
+
+
+def poll(pred, timeout, what, interval=0.1, check=None, errors=WAIT_ERRORS):
+    """Poll pred() until it returns a truthy value, which is returned; errors (those listed) count
+    as "not yet". check(), if given, runs after each try and may raise. On timeout raises
+    AssertionError naming `what` and the last value or error."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+            last = v
+        except errors as e:
+            last = f"{type(e).__name__}: {e}"
+        if check is not None:
+            check()
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last}")
+        time.sleep(interval)
+
+
 class Response:
     def __init__(self, status, headers, body, elapsed):
         self.status = status
@@ -301,23 +325,12 @@ class Cluster:
     # ---- waiting --------------------------------------------------------------------------
     def wait_for(self, pred, timeout, what, interval=0.1):
         """Poll pred() until it returns a truthy value; errors count as "not yet". Returns the
-        value. Raises AssertionError naming `what` and the last value/error on timeout."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            try:
-                v = pred()
-                if v:
-                    return v
-                last = v
-            except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
-                last = f"{type(e).__name__}: {e}"
+        value. Raises AssertionError naming `what` and the last value/error on timeout, or when
+        the gateway died meanwhile."""
+        def gateway_alive():
             if self.gateway.proc is not None and not self.gateway.alive():
                 raise AssertionError(f"gateway died while waiting for {what}")
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; "
-                                     f"last: {last}")
-            time.sleep(interval)
+        return poll(pred, timeout, what, interval, check=gateway_alive)
 
     def wait_ready(self, timeout=60.0):
         def ready():
