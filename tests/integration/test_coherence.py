@@ -11,6 +11,7 @@ LRU evicted it (docs/chaos.md)."""
 import os
 import signal
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -163,6 +164,59 @@ def a_follower_relays_a_write_to_the_leader(cl):
     c.close()
     assert one(env, 1) == T["COMMIT_OK"], f"relayed COMMIT: {env}"
     b_reads(cl, key, data, "the relayed write")
+
+
+@test
+def reads_stay_available_and_current_while_the_leader_dies(cl):
+    """A playlist and a segment read through B 50 times a second while the writer replaces the
+    playlist through A and the leader is SIGKILLed: every read is 200, and no read returns a
+    playlist older than one acknowledged before it began (the node is restarted after)."""
+    pl, seg = f"{PREFIX}/fail/index.m3u8", f"{PREFIX}/fail/seg_1.ts"
+    put_ok(cl, seg, b"segment bytes")
+    put_ok(cl, pl, b"#EXTM3U\n#0\n")
+    acked = [0]  # the highest playlist number acknowledged so far
+    stop = threading.Event()
+    bad = []
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            r = cl.a("PUT", pl, f"#EXTM3U\n#{i}\n".encode())
+            if r.status in (201, 204):
+                acked[0] = max(acked[0], i)
+            time.sleep(0.05)
+
+    def reader():
+        while not stop.is_set():
+            floor = acked[0]
+            for key in (pl, seg):
+                r = cl.b("GET", key)
+                if r.status != 200:
+                    bad.append(f"GET {key}: {r.status} {r.body[:120]!r}")
+                elif key == pl and int(r.body.split(b"#")[2]) < floor:
+                    bad.append(f"GET {key}: playlist {r.body!r} older than #{floor}")
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        leader = cl.leader_id(30)
+        cl.kill(leader)
+        t0 = time.monotonic()
+        cl.leader_id(30)  # a live one: the killed node is not
+        print(f"  node {leader} killed; new leader after {time.monotonic() - t0:.2f}s")
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        cl.restart(leader)
+    assert not bad, f"{len(bad)} bad reads, first: {bad[:3]}"
+    assert acked[0] > 10, f"the writer got only {acked[0]} acknowledgements"
+    cl.wait_for(lambda: cl.caught_up(leader), 60, f"node {leader} caught up")
 
 
 if __name__ == "__main__":
