@@ -188,11 +188,14 @@ static const char *relay_addr(struct gw_lreq *r)
 static void lreq_attempt(struct gw_lreq *r)
 {
     const char *addr = r->hint[0] ? r->hint : NULL;
+    uint32_t leader = gw_cluster_leader(r->cluster, r->shard);
+    /* The leader no longer answers this gateway's STATUS polls: relay from the first attempt. */
+    int cut_off = leader != 0 && !gw_cluster_reachable(r->cluster, leader);
     r->relay = 0;
-    if (addr == NULL && r->lost % 2 == 1 && (addr = relay_addr(r)) != NULL)
+    if (addr == NULL && (r->lost % 2 == 1 || cut_off) && (addr = relay_addr(r)) != NULL)
         r->relay = 1;
     if (addr == NULL)
-        addr = gw_cluster_addr(r->cluster, gw_cluster_leader(r->cluster, r->shard));
+        addr = gw_cluster_addr(r->cluster, leader);
     if (addr == NULL) {
         r->st = LR_IDLE;
         lreq_arm(r, GW_LREQ_RETRY_MS);
