@@ -5,7 +5,7 @@
  *   {seq, applied} on every open stream and remember when seq left.
  * Frames: WATCH_EVENT -> invalidate + advance; WATCH_RESET -> drop all + jump; WATCH_GRANT ->
  *   the stream's progress advances applied; the grants of one seq decide the lease.
- * Close of a stream: its source retries on a later tick; the leader's ends the lease. */
+ * Close of a stream: the lease ends; the source retries on a later tick. */
 #include "cluster/watch.h"
 
 #include <string.h>
@@ -47,14 +47,12 @@ struct gw_wslot {
 };
 
 struct gw_watch {
-    uv_loop_t *loop;
     struct gw_upstream *up;
     struct gw_cluster *cl;
     struct gw_coh *coh;
     struct gw_watch_hooks hooks;
     uint64_t session;
     uint64_t seq;
-    uint32_t lease_leader; /* the node whose grant holds the current lease */
     uint64_t max_term;
     struct gw_wsrc src[GW_MAX_REPLICAS];
     size_t nsrc;
@@ -132,7 +130,6 @@ static void slot_decide(struct gw_watch *w, struct gw_wslot *sl)
     until = until > GW_LEASE_MARGIN_MS ? until - GW_LEASE_MARGIN_MS : 0;
     if (until > atomic_load(&w->coh->lease_until))
         atomic_store(&w->coh->lease_until, until);
-    w->lease_leader = lg->leader;
     atomic_store(&w->coh->term, lg->term);
 }
 
@@ -169,7 +166,6 @@ static void src_close(struct gw_wsrc *s, const char *why)
     /* The node sees the close as the end of this session's lease (the leader) or forgets what
      * it named to it (a replica a new leader asks): stop using the lease first. */
     atomic_store(&w->coh->lease_until, 0);
-    w->lease_leader = 0;
     s->retry_at = cm_mono_ms() + GW_WATCH_RETRY_MS;
 }
 
@@ -301,7 +297,6 @@ int gw_watch_start(uv_loop_t *loop, struct gw_upstream *up, struct gw_cluster *c
     struct gw_watch *w = cm_calloc(1, sizeof(*w));
     if (w == NULL)
         return CM_ENOMEM;
-    w->loop = loop;
     w->up = up;
     w->cl = cl;
     w->coh = coh;

@@ -17,7 +17,8 @@
  *   - a miss reads any replica with min_index = applied;
  *   - an answer carrying version (or, for a miss, the replica's applied index) v is returned only
  *     once safe >= v: every lease holder knows v, so no later read anywhere returns older.
- * Losing the stream of the leader ends the lease at once (the leader may see the close first).
+ * Losing any stream ends the lease at once: the leader may see the close first, and a replica
+ * forgets what it named to a closed stream's session.
  *
  * State readers (every loop): gw_watch_coh, lock-free atomics. Start/stop on the watch's loop. */
 #ifndef GW_CLUSTER_WATCH_H

@@ -35,7 +35,7 @@ static void del_build(void *arg, Hw__Envelope *env)
  * before the DELETE and again once it ended (a read in between may have cached the old bytes). */
 static void del_forget(struct gw_del *d)
 {
-    gw_shared_note_write(d->sh, d->key, cm_mono_ms());
+    gw_shared_note_write(d->sh, d->key);
 }
 
 static void del_answer(void *arg, struct gw_conn *c, enum gw_lreq_outcome outcome,

@@ -69,7 +69,6 @@ struct gw_get {
     char key[GW_KEY_MAX + 1];
     int head;     /* the client asked HEAD */
     int ask_head; /* this attempt sent HEAD (a fill always reads with GET) */
-    int immutable;
     uint32_t shard;
     char cand[GW_GET_CANDIDATES][GW_ADDR_MAX];
     uint32_t cand_id[GW_GET_CANDIDATES];
@@ -659,7 +658,7 @@ static int same_zone(const struct gw_get *g, uint32_t id)
     return zone != NULL && zone[0] != '\0' && z != NULL && strcmp(z, zone) == 0;
 }
 
-/* Reachable replicas for an immutable kind, in pick.h's order: same zone first, then the
+/* Reachable replicas in pick.h's order: same zone first, then the
  * lowest expected wait (recent latency scaled by the reads each is already serving). */
 static void add_by_load(struct gw_get *g, const uint32_t *ids, size_t n)
 {
@@ -840,7 +839,6 @@ void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     g->head = req->method == HTTP_HEAD;
     memcpy(g->key, key, keylen);
     g->key[keylen] = '\0';
-    g->immutable = gw_key_immutable_kind(g->key);
     g->shard = cm_shard_of(key, gw_cluster_shard_count(ctx->cluster));
     uv_timer_init(ctx->loop, &g->timer);
     g->timer.data = g;

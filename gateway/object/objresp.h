@@ -28,9 +28,9 @@ struct gw_objresp {
     uint64_t length;      /* body bytes of a GET (Content-Length of a HEAD) */
 };
 
-/* Immutable media kinds (.ts .m4s .mp4 .cmfv .cmfa .m4a .aac .vtt .key, init segments): once
- * committed they are never expected to change, so any replica may serve them and the cache
- * keeps them until evicted. Everything else (playlists, manifests, unknown kinds) is mutable. */
+/* Immutable media kinds (.ts .m4s .mp4 .cmfv .cmfa .m4a .aac .vtt .key, init segments): by
+ * convention written once. Everything else (playlists, manifests, unknown kinds) is mutable.
+ * The gateway's own reads and cache treat every kind alike (cluster/watch.h). */
 int gw_key_immutable_kind(const char *key);
 
 /* head: HEAD (Range is ignored, as RFC 9110 says for methods other than GET). */

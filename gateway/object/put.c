@@ -192,7 +192,7 @@ static void put_succeed(struct gw_put *p, const Hw__CommitOk *ok)
             p->nholders);
     put_end(p);
     /* read-your-writes on this gateway: leader reads, no stale cached copy */
-    gw_shared_note_write(p->ctx->shared, p->key, cm_mono_ms());
+    gw_shared_note_write(p->ctx->shared, p->key);
     if (c == NULL)
         return;
     char etag[CM_ETAG_MAX], extra[64];

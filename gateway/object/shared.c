@@ -388,11 +388,10 @@ const struct gw_rules *gw_shared_lifecycle(const struct gw_shared *sh)
     return &sh->lifecycle;
 }
 
-void gw_shared_note_write(struct gw_shared *sh, const char *key, uint64_t now_ms)
+void gw_shared_note_write(struct gw_shared *sh, const char *key)
 {
     uint32_t h = key_hash(key);
     uv_mutex_lock(&sh->tables_lock);
-    (void)now_ms;
     table_forget(&sh->uncacheable, h);
     uv_mutex_unlock(&sh->tables_lock);
     if (sh->cache != NULL)

@@ -87,9 +87,9 @@ struct gw_coh *gw_shared_coh(struct gw_shared *sh);
 const struct gw_rules *gw_shared_cache_rules(const struct gw_shared *sh);
 const struct gw_rules *gw_shared_lifecycle(const struct gw_shared *sh);
 
-/* This gateway wrote or deleted key (now: monotonic ms): the cached copy and a read in flight
- * for it are dropped, and it counts as cacheable again. */
-void gw_shared_note_write(struct gw_shared *sh, const char *key, uint64_t now_ms);
+/* This gateway wrote or deleted key: the cached copy and a read in flight for it are dropped,
+ * and it counts as cacheable again. */
+void gw_shared_note_write(struct gw_shared *sh, const char *key);
 /* A read found key too large for the cache or not cacheable (its Cache-Control). */
 void gw_shared_note_uncacheable(struct gw_shared *sh, const char *key, uint64_t now_ms);
 /* Was key found not cacheable within GW_UNCACHEABLE_MS (and not written here since)? */

@@ -130,7 +130,7 @@ static int on_query_answer(struct nd_call *c, int status, const Hw__Envelope *en
 static void query_start(struct nd_watch *w)
 {
     struct nd_host *h = w->h;
-    struct nd_lease_pending *mine = NULL;
+    struct nd_lease_naming *mine = NULL;
     query_stop(w);
     w->query_term = w->lease.term;
     long n = nd_lease_named_before(&w->lease, w->lease.term, now_ms(w), &mine);
@@ -139,7 +139,7 @@ static void query_start(struct nd_watch *w)
         return;
     }
     for (long i = 0; i < n && w->query_term != UINT64_MAX; i++)
-        query_add(w, mine[i].session, mine[i].until);
+        query_add(w, mine[i].session, mine[i].ms_ago);
     cm_free(mine);
     Hw__Envelope req;
     Hw__LeaseQuery q = HW__LEASE_QUERY__INIT;
@@ -169,7 +169,7 @@ void nd_op_lease_query(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
         nd_sconn_error(sc, env, HW__CODE__CODE_NO_LEADER, "not in that term yet");
         return;
     }
-    struct nd_lease_pending *named = NULL;
+    struct nd_lease_naming *named = NULL;
     long n = nd_lease_named_before(&w->lease, env->lease_query->term, now_ms(w), &named);
     Hw__LeaseNamed *items = n > 0 ? cm_calloc((size_t)n, sizeof(*items)) : NULL;
     Hw__LeaseNamed **ptrs = n > 0 ? cm_calloc((size_t)n, sizeof(*ptrs)) : NULL;
@@ -183,7 +183,7 @@ void nd_op_lease_query(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
     for (long i = 0; i < n; i++) {
         hw__lease_named__init(&items[i]);
         items[i].session = named[i].session;
-        items[i].ms_ago = named[i].until;
+        items[i].ms_ago = named[i].ms_ago;
         ptrs[i] = &items[i];
     }
     Hw__Envelope out;

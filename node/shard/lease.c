@@ -65,7 +65,7 @@ void nd_lease_named(struct nd_lease_holder *hd, uint64_t term, uint64_t now)
 }
 
 long nd_lease_named_before(const struct nd_lease *l, uint64_t term, uint64_t now,
-                           struct nd_lease_pending **out)
+                           struct nd_lease_naming **out)
 {
     size_t n = 0, i = 0;
     uint64_t window = l->lease_ms + ND_LEASE_MARGIN_MS;
@@ -80,7 +80,7 @@ long nd_lease_named_before(const struct nd_lease *l, uint64_t term, uint64_t now
     for (const struct nd_lease_holder *hd = l->holders; hd != NULL; hd = hd->next)
         if (hd->named_ms > 0 && hd->named_term < term && now - hd->named_ms < window) {
             (*out)[i].session = hd->session;
-            (*out)[i++].until = now - hd->named_ms; /* ms ago, for the answer */
+            (*out)[i++].ms_ago = now - hd->named_ms;
         }
     return (long)i;
 }

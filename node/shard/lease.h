@@ -44,6 +44,11 @@ struct nd_lease_holder {
     struct nd_lease_holder *next;
 };
 
+/* A session this replica named an older term's leader to, ms_ago milliseconds ago. */
+struct nd_lease_naming {
+    uint64_t session, ms_ago;
+};
+
 /* A session that may hold an older term's lease until `until` (monotonic ms, this node's). */
 struct nd_lease_pending {
     uint64_t session, until;
@@ -76,7 +81,7 @@ void nd_lease_named(struct nd_lease_holder *hd, uint64_t term, uint64_t now);
  * of an older term to within a lease time (+ margin), each with how long ago. *out is cm_malloc'd
  * (NULL when none); returns the count, or -1 when out of memory. */
 long nd_lease_named_before(const struct nd_lease *l, uint64_t term, uint64_t now,
-                           struct nd_lease_pending **out);
+                           struct nd_lease_naming **out);
 /* A majority answered this term's query: the sessions that may hold an older term's lease and
  * until when (copied). Ignored for another term; CM_ENOMEM leaves the plain wait. */
 int nd_lease_query(struct nd_lease *l, uint64_t term, const struct nd_lease_pending *p, size_t n);

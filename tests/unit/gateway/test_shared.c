@@ -67,7 +67,7 @@ Test(shared, rules_and_the_cache_switch)
     cr_assert_null(gw_shared_cache(sh), "--cache-size 0: no cache");
     cr_assert_str_eq(gw_cache_control(gw_shared_cache_rules(sh), "/live/a.ts", ""), "max-age=2");
     cr_assert_eq(gw_lifecycle_ttl(gw_shared_lifecycle(sh), "/live/a.ts"), 300);
-    gw_shared_note_write(sh, "/live/a.ts", 1000); /* no cache: nothing to drop */
+    gw_shared_note_write(sh, "/live/a.ts"); /* no cache: nothing to drop */
     gw_shared_unref(sh);
     cfg.cache_size = 1 << 20;
     cr_assert_eq(gw_shared_new(&cfg, &sh, err, sizeof(err)), 0, "%s", err);
@@ -98,7 +98,7 @@ Test(shared, uncacheable_keys)
     cr_assert(gw_shared_uncacheable(sh, "/vod/big.mp4", 5000 + GW_UNCACHEABLE_MS - 1));
     cr_assert(!gw_shared_uncacheable(sh, "/vod/big.mp4", 5000 + GW_UNCACHEABLE_MS));
     cr_assert(!gw_shared_uncacheable(sh, "/vod/other.mp4", 5001));
-    gw_shared_note_write(sh, "/vod/big.mp4", 6000);
+    gw_shared_note_write(sh, "/vod/big.mp4");
     cr_assert(!gw_shared_uncacheable(sh, "/vod/big.mp4", 6001), "a write here forgets it");
     gw_shared_unref(sh);
 }
@@ -131,7 +131,7 @@ Test(shared, reads_json_sums_loops_and_writes_invalidate)
               "%s", s.p);
     cr_assert(strstr(s.p, "\"cache_entries\":1,") != NULL, "%s", s.p);
     cm_sbuf_free(&s);
-    gw_shared_note_write(sh, "/a.ts", 20);
+    gw_shared_note_write(sh, "/a.ts");
     cr_assert_eq(gw_cache_get(c, "/a.ts", 21, 0, NULL, NULL, &hit, NULL), GW_CACHE_MISS);
     gw_shared_unref(sh);
 }

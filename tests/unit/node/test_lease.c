@@ -135,7 +135,7 @@ Test(lease, no_lease_before_the_barrier_of_the_term)
 Test(lease, the_query_ends_the_wait_early)
 {
     struct nd_lease l;
-    struct nd_lease_pending *p = NULL;
+    struct nd_lease_naming *p = NULL;
     nd_lease_init(&l, D);
     struct nd_lease_holder *a = nd_lease_attach(&l, 0xa);
     struct nd_lease_holder *b = nd_lease_attach(&l, 0xb);
@@ -143,7 +143,7 @@ Test(lease, the_query_ends_the_wait_early)
     nd_lease_named(b, 7, 1000);
     cr_assert_eq(nd_lease_named_before(&l, 7, 1100, &p), 1, "b was named the new term already");
     cr_assert_eq(p[0].session, 0xa);
-    cr_assert_eq(p[0].until, 100, "100 ms ago");
+    cr_assert_eq(p[0].ms_ago, 100, "100 ms ago");
     cm_free(p);
     cr_assert_eq(nd_lease_named_before(&l, 7, 1000 + D + ND_LEASE_MARGIN_MS, &p), 0, "too old");
     nd_lease_observe(&l, 1, 7, 1100);
