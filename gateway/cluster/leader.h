@@ -16,7 +16,7 @@
 #include "headwater.pb-c.h"
 
 #define GW_LREQ_RETRY_MS 50u
-#define GW_LREQ_ATTEMPT_MS 1000u
+#define GW_LREQ_ATTEMPT_MS 600u
 
 enum gw_lreq_outcome {
     GW_LREQ_ANSWER,         /* env is the final answer (success type or a final ERROR) */

@@ -26,7 +26,8 @@
  *   wait (EWMA of the time to first frame, scaled by the reads each already serves: pick.h),
  *   then the rest.
  * Failures: NOT_FOUND -> 404 (final: at or past min_index). Other errors, a lost connection
- * or no frame within GW_GET_FIRST_MS -> next candidate; none left
+ * or no frame in time (GW_GET_TRY_MS while other candidates remain, GW_GET_FIRST_MS for the last:
+ * a paused or cut-off replica costs a read well under a second) -> next candidate; none left
  *   -> 503. After the headers went out a failure can only cut the client connection.
  * Close: get_end ends a fill (waiters then read for themselves), cancels a wait, releases the
  *   node connection (reusable only after a complete answer), cancels a pending acquire and
@@ -600,7 +601,7 @@ static void get_attempt(struct gw_get *g)
     g->busy_id = g->cand_id[g->idx];
     if (g->busy_id != 0)
         gw_cluster_read_begin(g->ctx->cluster, g->busy_id);
-    uv_timer_start(&g->timer, on_timer, GW_GET_FIRST_MS, 0);
+    uv_timer_start(&g->timer, on_timer, g->idx + 1 < g->ncand ? GW_GET_TRY_MS : GW_GET_FIRST_MS, 0);
     if (gw_up_acquire(g->ctx->up, g->cand[g->idx], &g->wait, on_acquired, g) != 0) {
         uv_timer_stop(&g->timer);
         /* Never call back from inside the starting call: fail the attempt from the loop. */
