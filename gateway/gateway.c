@@ -201,6 +201,7 @@ int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_con
         snprintf(errmsg, errlen, "cluster view: %s", cm_strerror(rv));
         goto err_after_upstream;
     }
+    gw_cluster_set_live(ctx->cluster, &gw_shared_coh(sh)->live);
     if (flags & (GW_CTX_ADMIN | GW_CTX_WATCH)) {
         struct gw_watch_hooks hooks = {watch_invalidate, watch_reset, ctx->shared};
         rv = gw_watch_start(loop, ctx->up, ctx->cluster, gw_shared_coh(sh), &hooks, &ctx->watch);

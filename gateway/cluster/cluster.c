@@ -76,6 +76,7 @@ struct gw_cluster {
     uint64_t epoch;
     uint32_t shard_count;
     int closing;
+    const struct gw_live *live; /* NULL until set */
 };
 
 static const struct gw_up_user poll_user;
@@ -427,6 +428,77 @@ size_t gw_cluster_replicas(const struct gw_cluster *c, uint32_t shard, uint32_t 
     return n;
 }
 
+/* ---- liveness from the commit watch ---- */
+
+static int live_slot(const struct gw_live *l, uint32_t node_id)
+{
+    for (int i = 0; i < GW_LIVE_SLOTS; i++)
+        if (atomic_load(&l->id[i]) == node_id)
+            return i;
+    return -1;
+}
+
+void gw_live_heard(struct gw_live *l, uint32_t node_id, uint64_t now_ms)
+{
+    if (node_id == 0)
+        return;
+    int i = live_slot(l, node_id);
+    for (int k = 0; i < 0 && k < GW_LIVE_SLOTS; k++) {
+        if (atomic_load(&l->id[k]) == 0) {
+            atomic_store(&l->heard_ms[k], now_ms); /* before the id: no reader sees it at 0 */
+            atomic_store(&l->id[k], node_id);
+            return;
+        }
+    }
+    if (i >= 0)
+        atomic_store(&l->heard_ms[i], now_ms);
+}
+
+void gw_live_leader(struct gw_live *l, uint64_t term, uint32_t leader)
+{
+    if (leader == 0 || term <= atomic_load(&l->term))
+        return;
+    atomic_fetch_add(&l->gen, 1);
+    atomic_store(&l->term, term);
+    atomic_store(&l->leader, leader);
+    atomic_fetch_add(&l->gen, 1);
+}
+
+/* The watch's leader and its term, consistent (a seqlock: one writer). */
+static uint32_t live_leader(const struct gw_live *l, uint64_t *term)
+{
+    for (;;) {
+        uint64_t g = atomic_load(&l->gen);
+        uint64_t t = atomic_load(&l->term);
+        uint32_t id = (uint32_t)atomic_load(&l->leader);
+        if ((g & 1) == 0 && atomic_load(&l->gen) == g) {
+            *term = t;
+            return id;
+        }
+    }
+}
+
+int gw_live_silent(const struct gw_live *l, uint32_t node_id)
+{
+    int i = live_slot(l, node_id);
+    if (i < 0)
+        return 0;
+    uint64_t heard = atomic_load(&l->heard_ms[i]);
+    uint64_t acked = atomic_load(&l->acked_ms);
+    return acked > heard + GW_LIVE_SILENT_MS;
+}
+
+void gw_cluster_set_live(struct gw_cluster *c, const struct gw_live *live)
+{
+    c->live = live;
+}
+
+int gw_cluster_live(const struct gw_cluster *c, uint32_t node_id)
+{
+    return gw_cluster_reachable(c, node_id) &&
+           (c->live == NULL || !gw_live_silent(c->live, node_id));
+}
+
 uint32_t gw_cluster_leader(const struct gw_cluster *c, uint32_t shard)
 {
     uint32_t leader = 0;
@@ -447,6 +519,11 @@ uint32_t gw_cluster_leader(const struct gw_cluster *c, uint32_t shard)
             best_self = self;
         }
     }
+    /* A node named a leader of a newer term on the commit watch than any poll did. */
+    uint64_t wterm = 0;
+    uint32_t wleader = c->live != NULL && shard == 0 ? live_leader(c->live, &wterm) : 0;
+    if (wleader != 0 && wterm > best_term && target_of(c, wleader) != NULL)
+        return wleader;
     /* The named leader says otherwise (e.g. it became a candidate): no leader right now. */
     const struct target *lt = leader ? target_of(c, leader) : NULL;
     const struct shard_view *lv = lt && lt->reachable ? view_of(lt, shard) : NULL;

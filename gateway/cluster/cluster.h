@@ -5,6 +5,7 @@
 #ifndef GW_CLUSTER_H
 #define GW_CLUSTER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -21,6 +22,27 @@
 
 struct gw_cluster;
 
+/* What the commit watch (cluster/watch.h) hears from the nodes, for every loop's routing: it
+ * acknowledges every stream each GW_WATCH_ACK_MS and every node answers at once, so a node
+ * whose stream stays quiet for GW_LIVE_SILENT_MS of acks is paused, cut off or dead long
+ * before STATUS polls tell (GW_POLL_TIMEOUT_MS), and the freshest leader is known within an
+ * ack of its election. Written by the watch's loop only; read lock-free anywhere. */
+#define GW_LIVE_SLOTS 16
+#define GW_LIVE_SILENT_MS 150u
+struct gw_live {
+    atomic_uint_fast32_t id[GW_LIVE_SLOTS];
+    atomic_uint_fast64_t heard_ms[GW_LIVE_SLOTS]; /* monotonic ms of its last frame */
+    atomic_uint_fast64_t acked_ms;                /* last ack sent to every stream */
+    atomic_uint_fast64_t gen;                     /* odd while term/leader change */
+    atomic_uint_fast64_t term;                    /* highest term a node named a leader of */
+    atomic_uint_fast32_t leader;
+};
+
+void gw_live_heard(struct gw_live *l, uint32_t node_id, uint64_t now_ms);
+void gw_live_leader(struct gw_live *l, uint64_t term, uint32_t leader);
+/* Heard from once and silent through GW_LIVE_SILENT_MS of acks since. */
+int gw_live_silent(const struct gw_live *l, uint32_t node_id);
+
 int gw_cluster_new(uv_loop_t *loop, struct gw_upstream *up, const struct gw_config *cfg,
                    struct gw_cluster **out);
 /* Stop polling; frees itself after its timer closes. */
@@ -30,11 +52,17 @@ void gw_cluster_close(struct gw_cluster *c);
 uint32_t gw_cluster_shard_count(const struct gw_cluster *c);
 /* Replica node ids of a shard (falls back to every known node when the shard is unknown). */
 size_t gw_cluster_replicas(const struct gw_cluster *c, uint32_t shard, uint32_t *ids, size_t max);
-/* Leader of a shard as the freshest reachable view sees it; 0 = unknown. */
+/* The watch's liveness (borrowed; outlives the view): leader and gw_cluster_live use it. */
+void gw_cluster_set_live(struct gw_cluster *c, const struct gw_live *live);
+/* Leader of a shard as the freshest reachable view sees it, or the watch when a node named a
+ * leader of a newer term (shard 0, the watch's); 0 = unknown. */
 uint32_t gw_cluster_leader(const struct gw_cluster *c, uint32_t shard);
 /* RPC address of a node id, NULL when unknown. */
 const char *gw_cluster_addr(const struct gw_cluster *c, uint32_t node_id);
 int gw_cluster_reachable(const struct gw_cluster *c, uint32_t node_id);
+/* Reachable and not silent on the commit watch: where reads, relays and uploads should go
+ * (gw_cluster_reachable alone, from polls, decides readiness). */
+int gw_cluster_live(const struct gw_cluster *c, uint32_t node_id);
 /* Zone of a node from the cluster map, NULL when unknown. */
 const char *gw_cluster_zone(const struct gw_cluster *c, uint32_t node_id);
 /* Any address to try when no node id is known yet (seeds), i-th of n; NULL past the end. */

@@ -6,11 +6,12 @@
  *   again; NOT_LEADER with an address -> try there at once; an attempt that got no answer at all
  *   (connect failure, silence, close: this gateway may be cut off from the leader) makes every
  *   other attempt go to a reachable follower with relay set (it forwards to the leader and
- *   relays the answer); attempt without answer for
- *   GW_LREQ_ATTEMPT_MS -> drop that connection, retry. Deadline -> callback with a timeout
- *   outcome that says whether some attempt may have taken effect: it was sent and then got
- *   no definitive answer (connection lost, no answer, LEADERSHIP_LOST). NOT_LEADER / NO_LEADER
- *   / UNAVAILABLE are refusals: the request was not proposed.
+ *   relays the answer); attempt without answer for GW_LREQ_ATTEMPT_MS -> drop that connection,
+ *   retry; a newer leader named while an attempt waits at the old one (checked every
+ *   GW_LREQ_CHECK_MS) -> retry there at once. Deadline -> callback with a timeout outcome that
+ *   says whether some attempt may have taken effect: it was sent and then got no definitive
+ *   answer (connection lost, no answer, LEADERSHIP_LOST). NOT_LEADER / NO_LEADER / UNAVAILABLE
+ *   are refusals: the request was not proposed.
  * Close: finish/cancel release the connection (reusable only when it answered), cancel a
  *   pending acquire and close the timer; memory is freed in the timer's close callback.
  */
@@ -48,6 +49,7 @@ struct gw_lreq {
     int uncertain; /* some attempt may have been proposed: sent, then no definitive answer */
     unsigned lost; /* attempts that got no answer at all (connect failure, silence, close) */
     int relay;     /* this attempt asks a follower to relay it to the leader */
+    uint32_t to;   /* the node this attempt went to as the leader (0: a hint or a relay) */
 };
 
 static void lreq_attempt(struct gw_lreq *r);
@@ -177,7 +179,7 @@ static const char *relay_addr(struct gw_lreq *r)
     size_t n = gw_cluster_replicas(r->cluster, r->shard, ids, GW_MAX_REPLICAS);
     size_t k = 0, pick = r->lost / 2;
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] == leader || !gw_cluster_reachable(r->cluster, ids[i]))
+        if (ids[i] == leader || !gw_cluster_live(r->cluster, ids[i]))
             continue;
         if (k++ == pick % (n > 1 ? n - 1 : 1))
             return gw_cluster_addr(r->cluster, ids[i]);
@@ -189,13 +191,17 @@ static void lreq_attempt(struct gw_lreq *r)
 {
     const char *addr = r->hint[0] ? r->hint : NULL;
     uint32_t leader = gw_cluster_leader(r->cluster, r->shard);
-    /* The leader no longer answers this gateway's STATUS polls: relay from the first attempt. */
-    int cut_off = leader != 0 && !gw_cluster_reachable(r->cluster, leader);
+    /* The leader no longer answers this gateway (STATUS polls, commit watch): relay from the
+     * first attempt. */
+    int cut_off = leader != 0 && !gw_cluster_live(r->cluster, leader);
     r->relay = 0;
+    r->to = 0;
     if (addr == NULL && (r->lost % 2 == 1 || cut_off) && (addr = relay_addr(r)) != NULL)
         r->relay = 1;
-    if (addr == NULL)
+    if (addr == NULL) {
         addr = gw_cluster_addr(r->cluster, leader);
+        r->to = leader;
+    }
     if (addr == NULL) {
         r->st = LR_IDLE;
         lreq_arm(r, GW_LREQ_RETRY_MS);
@@ -209,7 +215,7 @@ static void lreq_attempt(struct gw_lreq *r)
         lreq_arm(r, GW_LREQ_RETRY_MS);
         return;
     }
-    lreq_arm(r, GW_LREQ_ATTEMPT_MS);
+    lreq_arm(r, GW_LREQ_CHECK_MS);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -234,7 +240,20 @@ static void on_timer(uv_timer_t *t)
         lreq_retry(r, 0, 0);
         return;
     }
-    lreq_arm(r, r->attempt_deadline - now);
+    /* A node named a leader of a newer term (the old one paused, cut off or died without a
+     * close): go there now instead of waiting out the attempt. The retry is safe: a COMMIT is
+     * idempotent by upload id, and the outcome counts as uncertain. */
+    uint32_t leader = gw_cluster_leader(r->cluster, r->shard);
+    if (r->to != 0 && leader != 0 && leader != r->to) {
+        CM_DEBUG("msg=\"leader request: new leader\" from=%u to=%u", r->to, leader);
+        if (r->st == LR_WAITING)
+            r->uncertain = 1;
+        r->hint[0] = '\0';
+        lreq_retry(r, 0, 0);
+        return;
+    }
+    uint64_t left = r->attempt_deadline - now;
+    lreq_arm(r, left < GW_LREQ_CHECK_MS ? left : GW_LREQ_CHECK_MS);
 }
 
 int gw_lreq_start(const struct gw_lreq_via *via, Hw__MsgType type, uint32_t shard,

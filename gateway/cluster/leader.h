@@ -17,6 +17,7 @@
 
 #define GW_LREQ_RETRY_MS 50u
 #define GW_LREQ_ATTEMPT_MS 600u
+#define GW_LREQ_CHECK_MS 25u /* how often a waiting attempt looks for a newer leader */
 
 enum gw_lreq_outcome {
     GW_LREQ_ANSWER,         /* env is the final answer (success type or a final ERROR) */

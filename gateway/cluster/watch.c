@@ -138,6 +138,7 @@ static void on_grant(struct gw_watch *w, struct gw_wsrc *s, const Hw__WatchGrant
     advance(w, g->applied);
     if (g->term > w->max_term)
         w->max_term = g->term;
+    gw_live_leader(&w->coh->live, g->term, g->leader_id);
     if (g->is_leader)
         gw_coh_note_safe(w->coh, g->safe_index);
     struct gw_wslot *sl = &w->slots[g->seq % GW_WATCH_SLOTS];
@@ -174,6 +175,7 @@ static void src_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *e
 {
     struct gw_wsrc *s = arg;
     struct gw_watch *w = s->w;
+    gw_live_heard(&w->coh->live, s->node_id, cm_mono_ms());
     if (env->type == HW__MSG_TYPE__MSG_WATCH_EVENT && env->watch_event != NULL)
         on_event(w, env->watch_event);
     else if (env->type == HW__MSG_TYPE__MSG_WATCH_GRANT && env->watch_grant != NULL)
@@ -265,6 +267,7 @@ static void send_acks(struct gw_watch *w, uint64_t now)
     Hw__WatchAck ack = HW__WATCH_ACK__INIT;
     ack.seq = seq;
     ack.applied = atomic_load(&w->coh->applied);
+    atomic_store(&w->coh->live.acked_ms, now);
     for (size_t i = 0; i < w->nsrc; i++) {
         struct gw_wsrc *s = &w->src[i];
         if (s->uc == NULL)

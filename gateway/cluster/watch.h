@@ -42,6 +42,7 @@ struct gw_coh {
     atomic_uint_fast64_t resets;      /* WATCH_RESETs that dropped the cache */
     atomic_uint_fast64_t events;      /* events processed */
     atomic_uint_fast64_t term;        /* of the last lease */
+    struct gw_live live;              /* who answers, and the freshest leader (cluster.h) */
 };
 
 static inline int gw_coh_lease_ok(struct gw_coh *c, uint64_t now_ms)

@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "http/httpdate.h"
+
 static const struct {
     const char *name;
     size_t len;
@@ -710,9 +712,25 @@ const char *gw_http_reason(int status)
     }
 }
 
+/* Every answer carries Date (RFC 9110 §6.6.1: an origin with a clock must): caches compute an
+ * answer's age from it. Without it a browser counts a playlist's max-age from when it got the
+ * answer, and a player sees the next playlist up to a second later than from an origin that
+ * sends one (tests/e2e: hls.js's buffer halved). Formatted once a second per thread. */
+static const char *date_now(void)
+{
+    static _Thread_local time_t last = -1;
+    static _Thread_local char text[GW_HTTPDATE_LEN];
+    time_t now = time(NULL);
+    if (now != last) {
+        gw_httpdate_format((int64_t)now, text);
+        last = now;
+    }
+    return text;
+}
+
 void gw_http_head_begin(struct cm_sbuf *s, int status, int keep_alive)
 {
-    cm_sbuf_printf(s, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
+    cm_sbuf_printf(s, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, gw_http_reason(status), date_now());
     if (!keep_alive)
         cm_sbuf_puts(s, "Connection: close\r\n");
 }

@@ -659,15 +659,15 @@ static int same_zone(const struct gw_get *g, uint32_t id)
     return zone != NULL && zone[0] != '\0' && z != NULL && strcmp(z, zone) == 0;
 }
 
-/* Reachable replicas in pick.h's order: same zone first, then the
- * lowest expected wait (recent latency scaled by the reads each is already serving). */
+/* Live replicas (reachable, not silent on the commit watch) in pick.h's order: same zone first,
+ * then the lowest expected wait (recent latency scaled by the reads each is already serving). */
 static void add_by_load(struct gw_get *g, const uint32_t *ids, size_t n)
 {
     struct gw_cluster *cl = g->ctx->cluster;
     struct gw_pick order[GW_MAX_REPLICAS];
     size_t m = 0;
     for (size_t i = 0; i < n && m < GW_MAX_REPLICAS; i++) {
-        if (!gw_cluster_reachable(cl, ids[i]))
+        if (!gw_cluster_live(cl, ids[i]))
             continue;
         struct gw_pick *p = &order[m++];
         p->id = ids[i];
@@ -680,9 +680,9 @@ static void add_by_load(struct gw_get *g, const uint32_t *ids, size_t n)
 }
 
 /* Every kind alike (a replica applied at least min_index answers as currently as the leader):
- * reachable replicas by zone and load (add_by_load), then reachable ones in this gateway's zone,
- * other reachable ones, then the rest (the last poll may be stale). Seeds when no map is known
- * yet. */
+ * live replicas by zone and load (add_by_load), then live ones in this gateway's zone, other
+ * live ones, then the rest (the last poll may be stale, a silent node may only be slow). Seeds when
+ * no map is known yet. */
 static void get_candidates(struct gw_get *g)
 {
     struct gw_cluster *cl = g->ctx->cluster;
@@ -691,7 +691,7 @@ static void get_candidates(struct gw_get *g)
     add_by_load(g, ids, n);
     for (int pass = 0; pass < 3; pass++) {
         for (size_t i = 0; i < n; i++) {
-            int reach = gw_cluster_reachable(cl, ids[i]);
+            int reach = gw_cluster_live(cl, ids[i]);
             if ((pass == 0 && reach && same_zone(g, ids[i])) || (pass == 1 && reach) || pass == 2)
                 add_candidate(g, ids[i], gw_cluster_addr(cl, ids[i]));
         }

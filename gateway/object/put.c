@@ -6,7 +6,8 @@
  *   to chunks of <= GW_STAGE_MAX; a chunk is sealed at the
  *   end of each socket read or when full and sent as one STAGE frame to every live replica
  *   (pipelined) -> STAGE_OK frees chunks every live replica holds -> body end: FINISH to each
- *   replica once it acknowledged everything -> FINISH_OK from a quorum (+ grace for the rest)
+ *   replica once it acknowledged everything -> FINISH_OK from a quorum (+ grace for the rest
+ *   that are live: a replica silent on the commit watch gets none)
  *   -> COMMIT at the leader (leader.c) -> COMMIT_OK -> 201/204.
  * Conditional writes: If-Match / If-None-Match ride in the COMMIT (Hw__Precondition) and the
  *   shard FSM decides them at apply, atomically with the write: CODE_PRECONDITION_FAILED ->
@@ -433,6 +434,18 @@ static void put_commit(struct gw_put *p)
         put_fail(p, 500, "internal", "out of memory", GW_COMMITTED_FALSE);
 }
 
+/* Is a replica still on its way that the grace should wait for: not done, not dropped, and not
+ * silent on the commit watch (a paused or cut-off node would cost every upload the grace)? */
+static int put_awaited(const struct gw_put *p)
+{
+    for (size_t i = 0; i < p->nrep; i++) {
+        const struct replica *r = &p->reps[i];
+        if (r->st != REP_DONE && r->st != REP_DROPPED && gw_cluster_live(p->ctx->cluster, r->id))
+            return 1;
+    }
+    return 0;
+}
+
 /* Re-evaluate after any event: quorum still possible? time to commit? */
 static void put_check(struct gw_put *p)
 {
@@ -451,7 +464,7 @@ static void put_check(struct gw_put *p)
     put_flow(p);
     size_t done = count_state(p, REP_DONE);
     if (p->body_done && done >= p->quorum &&
-        (done == alive || cm_mono_ms() >= p->quorum_ms + GW_PUT_GRACE_MS))
+        (done == alive || cm_mono_ms() >= p->quorum_ms + GW_PUT_GRACE_MS || !put_awaited(p)))
         put_commit(p);
 }
 

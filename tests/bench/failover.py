@@ -6,7 +6,8 @@ Failover mode (default): 3 nodes + 1 gateway on loopback. Two writers, each 10 s
 second over one keep-alive connection (one PUTs a new key every time, the other overwrites one
 key), record the time of every acknowledged PUT (201/204); a reader GETs an existing object
 and a playlist through the gateway at 20/s in total and counts every answer that is not 200.
-Then, --kills times: find the shard leader (gateway /status), SIGKILL it, wait until both
+Then, --kills times: find the shard leader (gateway /status), SIGKILL it (--pause S: SIGSTOP
+it, SIGCONT S seconds later instead of the restart), wait until both
 writers have been acknowledged again, restart the killed node from its data dir, wait until
 it caught up (lag 0, repair backlog 0), let one more second of acks pass. Per kill, the
 longest gap between consecutive acknowledged PUTs of each writer from the last one before
@@ -226,18 +227,25 @@ def raft_caught_up(cl, nid, target):
         and n.get("lag") is not None and n["lag"] <= 20
 
 
-def one_kill(cl, writers, watch, i):
+def one_kill(cl, writers, watch, i, pause):
     lid = cl.leader_id(timeout=30.0)
     term0 = watch.max_term()
     t_kill = time.monotonic()
-    cl.kill(lid)
+    if pause:
+        cl.nodes[lid].signal(signal.SIGSTOP)
+    else:
+        cl.kill(lid)
     cl.wait_for(lambda: all(w.acks and w.acks[-1] > t_kill for w in writers), 30.0,
                 f"writes acknowledged after killing node {lid}", interval=0.02)
     t_resumed = time.monotonic()
     t_elected = watch.elected_after(t_kill, term0)
     st = cl.status()
     target = max(n.get("commit_index") or 0 for n in st.get("nodes", []))
-    cl.restart(lid)
+    if pause:
+        time.sleep(max(0.0, t_kill + pause - time.monotonic()))
+        cl.nodes[lid].signal(signal.SIGCONT)
+    else:
+        cl.restart(lid)
     cl.wait_for(lambda: raft_caught_up(cl, lid, target), 60.0, f"node {lid} caught up",
                 interval=0.1)
     t_caught = time.monotonic()
@@ -271,7 +279,7 @@ def run_failover(cl, args):
     try:
         time.sleep(3.0)
         for i in range(args.kills):
-            rows.append(one_kill(cl, writers, watch, i))
+            rows.append(one_kill(cl, writers, watch, i, args.pause))
     finally:
         stop.set()
         for t in writers + [reader, watch]:
@@ -289,7 +297,8 @@ def print_failover(res, args):
     rows = res["rows"]
     timing = (f"election timeout {args.election_timeout_ms or 'default'} ms, "
               f"heartbeat {args.heartbeat_ms or 'default'} ms")
-    print(f"\n### Failover: {len(rows)} leader SIGKILLs ({timing})\n")
+    what = f"{args.pause:g} s leader SIGSTOPs" if args.pause else "leader SIGKILLs"
+    print(f"\n### Failover: {len(rows)} {what} ({timing})\n")
     print("| writer | gap p50 | gap p99 | gap max |")
     print("| --- | ---: | ---: | ---: |")
     for kind, name in (("new", "new key each PUT"), ("over", "overwrite one key")):
@@ -403,6 +412,8 @@ def print_soak(res, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
+                    help="SIGSTOP the leader for SECONDS (then SIGCONT) instead of SIGKILL")
     ap.add_argument("--soak", type=float, nargs="?", const=600.0, default=None,
                     metavar="SECONDS", help="no faults, full write load (default 600 s)")
     ap.add_argument("--writers", type=int, default=4, help="soak: concurrent writers")

@@ -150,7 +150,10 @@ def measure(evs, t_fault, t_end):
         xs = [x for x in xs if x is not None]
         lat[span] = {"mean": round(sum(xs) / len(xs), 2), "max": round(max(xs), 2)} if xs \
             else None
-    return {"stalls": stalls,
+    # the least media the player had buffered ahead from the fault on: the margin left
+    ahead = [e["ahead"] for e in evs if e["ev"] == "sample" and e["t"] >= t_fault and
+             e.get("ahead") is not None]
+    return {"stalls": stalls, "min_ahead": round(min(ahead), 2) if ahead else None,
             "buffer_stalled_errors": sum(1 for e in errs if e["details"] == "bufferStalledError"),
             "http_errors": http, "hls_network_errors": net, "other_player_errors": other,
             "latency": lat, "pageerrors": [e["msg"] for e in evs if e["ev"] == "pageerror"],
@@ -259,7 +262,8 @@ def summary(p):
     lat = p["latency"]["after"]
     return (f"stalls {p['stalls']} bufstall {p['buffer_stalled_errors']} "
             f"http {len(p['http_errors'])} hls-net {len(p['hls_network_errors'])} "
-            f"latency {lat['mean'] if lat else '-'}/{lat['max'] if lat else '-'} s")
+            f"latency {lat['mean'] if lat else '-'}/{lat['max'] if lat else '-'} s "
+            f"least buffer {p['min_ahead']} s")
 
 
 # ---- the runs -----------------------------------------------------------------------------
@@ -295,8 +299,9 @@ def lb_leader_kill(fx):
 
 def table(results):
     rows = ["| config | fault | stalls (s) | HTTP errors | ffmpeg | latency after the fault, "
-            "mean/max (s): Headwater / nginx | verdict |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+            "mean/max (s): Headwater / nginx | least buffer after the fault (s): Headwater / "
+            "nginx | verdict |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         hw, ng = r["players"]["hw"], r["players"]["ng"]
         stalls = ", ".join(str(s) for s in hw["stalls"]) or "0"
@@ -310,7 +315,7 @@ def table(results):
         if not r["reference_ok"]:
             ok += " (reference player stalled too: machine overloaded?)"
         rows.append(f"| {r['config']} | {r['what']} | {stalls} | {http} | {r['ffmpeg']['hw']} "
-                    f"| {lat} | {ok} |")
+                    f"| {lat} | {hw.get('min_ahead')} / {ng.get('min_ahead')} | {ok} |")
     return "\n".join(rows)
 
 

@@ -2,10 +2,13 @@
  * requests come out one at a time in order, chunked bodies arrive de-chunked, garbage fails. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "http/http.h"
+#include "http/httpdate.h"
 
 struct rec {
     struct cm_sbuf log;
@@ -348,7 +351,14 @@ Test(http, response_helpers)
     cr_assert_str_eq(s.p, "{\"error\":\"timeout\",\"message\":\"x\",\"committed\":null}");
     cm_sbuf_reset(&s);
     gw_http_head_begin(&s, 503, 0);
-    cr_assert_str_eq(s.p, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n");
+    /* a Date of now (RFC 9110 §6.6.1), then Connection */
+    static const char line[] = "HTTP/1.1 503 Service Unavailable\r\nDate: ";
+    size_t n = sizeof(line) - 1;
+    cr_assert(strncmp(s.p, line, n) == 0, "%s", s.p);
+    int64_t when;
+    cr_assert(gw_httpdate_parse(s.p + n, 29, &when) == 0, "%s", s.p);
+    cr_assert(llabs(when - (int64_t)time(NULL)) <= 2);
+    cr_assert_str_eq(s.p + n + 29, "\r\nConnection: close\r\n");
     cm_sbuf_free(&s);
     char d[40];
     gw_http_date(784111777000LL, d, sizeof(d));
