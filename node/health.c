@@ -4,6 +4,7 @@
 
 #include "admin/admin.h"
 #include "node.h"
+#include "store/vol.h"
 #include "timeutil.h"
 
 /* A voter is ready when it has applied within this many entries of the commit it knows. */
@@ -61,6 +62,33 @@ static void gauge(struct cm_sbuf *out, const char *name, const char *help, const
     cm_sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
 }
 
+/* The volume store's figures (store/vol.h). */
+static void vol_metrics(struct nd_node *n, struct cm_sbuf *out)
+{
+    if (n->store.ops == NULL || !nd_store_is_vol(&n->store))
+        return;
+    struct nd_vol_stats s;
+    nd_store_vol_stats(&n->store, &s);
+    gauge(out, "headwater_node_volumes", "volume files holding object bytes", "gauge", s.volumes);
+    gauge(out, "headwater_node_volume_bytes", "bytes in volume files", "gauge", s.bytes);
+    gauge(out, "headwater_node_volume_live_bytes", "object bytes named by the index", "gauge",
+          s.live_bytes);
+    gauge(out, "headwater_node_volume_garbage_ratio_permille",
+          "share of volume bytes no object names, per mille", "gauge",
+          s.bytes ? (s.bytes - (s.live_bytes < s.bytes ? s.live_bytes : s.bytes)) * 1000 / s.bytes
+                  : 0);
+    gauge(out, "headwater_node_volume_appends_total", "chunk records appended", "counter",
+          s.appends);
+    gauge(out, "headwater_node_volume_fsyncs_total", "volume fdatasyncs (group commits)", "counter",
+          s.syncs);
+    gauge(out, "headwater_node_volume_nospc_total", "appends refused: no space left", "counter",
+          s.nospc);
+    gauge(out, "headwater_node_compaction_copied_bytes_total",
+          "live bytes compaction copied to reclaim volumes", "counter", s.compacted_bytes);
+    gauge(out, "headwater_node_compaction_reclaimed_bytes_total",
+          "volume bytes compaction gave back", "counter", s.reclaimed_bytes);
+}
+
 static void health_metrics(void *arg, struct cm_sbuf *out)
 {
     struct nd_node *n = arg;
@@ -92,6 +120,7 @@ static void health_metrics(void *arg, struct cm_sbuf *out)
     int64_t up_ms = cm_wall_ms() - n->host.started_ms;
     gauge(out, "headwater_node_uptime_seconds", "seconds since the node started", "gauge",
           up_ms > 0 ? (unsigned long long)(up_ms / 1000) : 0);
+    vol_metrics(n, out);
 }
 
 static const struct nd_admin_ops health_ops = {.ready = health_ready, .metrics = health_metrics};

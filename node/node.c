@@ -24,6 +24,7 @@
 #include "ops/write.h"
 #include "rpc/call.h"
 #include "store/rocks.h"
+#include "store/vol.h"
 
 #define TICK_MS 250
 
@@ -262,7 +263,15 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
         rv = CM_EIO;
         goto err_after_auth;
     }
-    rv = nd_store_rocks_open(&n->store, path, errmsg, errlen);
+    struct nd_store index;
+    rv = nd_store_rocks_open(&index, path, errmsg, errlen);
+    if (rv != 0)
+        goto err_after_auth;
+    /* object bytes in volumes, RocksDB the index (store/vol.h) */
+    struct nd_vol_opts vo;
+    nd_vol_opts_default(&vo);
+    snprintf(path, sizeof(path), "%s/volumes", cfg->data_dir);
+    rv = nd_store_vol_open(&n->store, &index, path, &vo, errmsg, errlen);
     if (rv != 0)
         goto err_after_auth;
     struct nd_shard_cfg sc = {

@@ -324,19 +324,29 @@ restart:
         }
         uint64_t coff = nd_get_u64(key + 1 + ND_UPLOAD_ID_LEN);
         const char *v = nd_store_iter_value(op->it, &vlen);
-        if (coff > op->pos || coff + vlen <= op->pos) {
+        uint64_t clen;
+        if (nd_store_chunk_len(op->h->store, v, vlen, &clen) != 0 || coff > op->pos ||
+            coff + clen <= op->pos) {
             op->rv = CM_EIO; /* a hole: bytes missing */
             return;
         }
         uint64_t skip = op->pos - coff;
-        uint64_t take = vlen - skip;
+        uint64_t take = clen - skip;
         if (take > op->end - op->pos)
             take = op->end - op->pos;
-        struct cm_buf *b = cm_buf_copy(v + skip, take);
+        /* one read into the refcounted buffer that is sent; a whole-object read checks the
+         * object's crc32c below, any other the chunk's own */
+        struct cm_buf *b = cm_buf_new(take ? take : 1);
         if (b == NULL) {
             op->rv = CM_ENOMEM;
             return;
         }
+        op->rv = nd_store_chunk_read(op->h->store, v, vlen, skip, take, b->data, !op->whole);
+        if (op->rv != 0) {
+            cm_buf_unref(b);
+            return;
+        }
+        b->len = take;
         if (op->whole)
             op->crc = cm_crc32c(op->crc, b->data, take);
         op->chunk_pos[op->nchunks] = op->pos;

@@ -310,6 +310,7 @@ static const struct nd_store_ops mem_ops = {
     mem_iter_new,   mem_iter_seek, mem_iter_seek_for_prev,
     mem_iter_valid, mem_iter_next, mem_iter_key,
     mem_iter_value, mem_iter_free, mem_close,
+    NULL,           NULL,
 };
 
 int nd_store_mem_open(struct nd_store *s)

@@ -146,10 +146,20 @@ static void rocks_close(struct nd_store *s)
 }
 
 static const struct nd_store_ops rocks_ops = {
-    rocks_get,        rocks_write,     rocks_sync,
-    rocks_iter_new,   rocks_iter_seek, rocks_iter_seek_for_prev,
-    rocks_iter_valid, rocks_iter_next, rocks_iter_key,
-    rocks_iter_value, rocks_iter_free, rocks_close,
+    rocks_get,
+    rocks_write,
+    rocks_sync,
+    rocks_iter_new,
+    rocks_iter_seek,
+    rocks_iter_seek_for_prev,
+    rocks_iter_valid,
+    rocks_iter_next,
+    rocks_iter_key,
+    rocks_iter_value,
+    rocks_iter_free,
+    rocks_close,
+    NULL,
+    NULL,
 };
 
 int nd_store_rocks_open(struct nd_store *s, const char *dir, char *errmsg, size_t errlen)

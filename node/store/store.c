@@ -59,10 +59,10 @@ err_oom:
     return NULL;
 }
 
-static void batch_put(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen,
+static void batch_put(struct nd_batch *b, const char *k, size_t klen, const void *v, size_t vlen,
                       int copy)
 {
-    struct nd_batch_item *it = batch_add(b, ND_BATCH_PUT, k->b, k->len);
+    struct nd_batch_item *it = batch_add(b, ND_BATCH_PUT, k, klen);
     if (it == NULL)
         return;
     it->vlen = vlen;
@@ -83,12 +83,17 @@ static void batch_put(struct nd_batch *b, const struct nd_skey *k, const void *v
 
 void nd_batch_put(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen)
 {
-    batch_put(b, k, v, vlen, 1);
+    batch_put(b, k->b, k->len, v, vlen, 1);
+}
+
+void nd_batch_put_raw(struct nd_batch *b, const char *k, size_t klen, const void *v, size_t vlen)
+{
+    batch_put(b, k, klen, v, vlen, 1);
 }
 
 void nd_batch_put_ref(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen)
 {
-    batch_put(b, k, v, vlen, 0);
+    batch_put(b, k->b, k->len, v, vlen, 0);
 }
 
 void nd_batch_del_raw(struct nd_batch *b, const char *k, size_t klen)
@@ -155,6 +160,26 @@ int nd_store_write(struct nd_store *s, const struct nd_batch *b, int sync)
 int nd_store_sync(struct nd_store *s)
 {
     return s->ops->sync(s);
+}
+
+int nd_store_chunk_len(struct nd_store *s, const char *v, size_t vlen, uint64_t *len)
+{
+    if (s->ops->chunk_len != NULL)
+        return s->ops->chunk_len(s, v, vlen, len);
+    *len = vlen;
+    return 0;
+}
+
+int nd_store_chunk_read(struct nd_store *s, const char *v, size_t vlen, uint64_t skip, size_t len,
+                        void *dst, int verify)
+{
+    if (s->ops->chunk_read != NULL)
+        return s->ops->chunk_read(s, v, vlen, skip, len, dst, verify);
+    if (skip > vlen || len > vlen - skip)
+        return CM_EIO;
+    if (len > 0)
+        memcpy(dst, v + skip, len);
+    return 0;
 }
 
 void nd_store_close(struct nd_store *s)

@@ -38,6 +38,7 @@ void nd_batch_clear(struct nd_batch *b);
 void nd_batch_close(struct nd_batch *b);
 void nd_batch_put(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen);
 void nd_batch_put_ref(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen);
+void nd_batch_put_raw(struct nd_batch *b, const char *k, size_t klen, const void *v, size_t vlen);
 void nd_batch_del(struct nd_batch *b, const struct nd_skey *k);
 void nd_batch_del_raw(struct nd_batch *b, const char *k, size_t klen);
 /* Delete every key in [lo, hi). */
@@ -70,6 +71,12 @@ struct nd_store_ops {
     const char *(*iter_value)(struct nd_store_iter *it, size_t *len);
     void (*iter_free)(struct nd_store_iter *it);
     void (*close)(struct nd_store *s);
+    /* Object bytes of a chunk record ('u' key) whose stored value is v: their length, and
+     * [skip, skip + len) of them into dst (with verify, only once the chunk's own checksum
+     * held). NULL: the value is the bytes (RocksDB alone, the in-memory store). */
+    int (*chunk_len)(struct nd_store *s, const char *v, size_t vlen, uint64_t *len);
+    int (*chunk_read)(struct nd_store *s, const char *v, size_t vlen, uint64_t skip, size_t len,
+                      void *dst, int verify);
 };
 
 struct nd_store {
@@ -83,6 +90,11 @@ int nd_store_get_u64(struct nd_store *s, const struct nd_skey *k, uint64_t *out)
 int nd_store_write(struct nd_store *s, const struct nd_batch *b, int sync);
 int nd_store_sync(struct nd_store *s);
 void nd_store_close(struct nd_store *s);
+/* A chunk record's object bytes (store ops chunk_len / chunk_read). CM_EIO: the record is not
+ * a chunk of this store or its bytes are unreadable; CM_ECHECKSUM: they fail their checksum. */
+int nd_store_chunk_len(struct nd_store *s, const char *v, size_t vlen, uint64_t *len);
+int nd_store_chunk_read(struct nd_store *s, const char *v, size_t vlen, uint64_t skip, size_t len,
+                        void *dst, int verify);
 
 int nd_store_iter_new(struct nd_store *s, int flags, struct nd_store_iter **out);
 void nd_store_iter_seek(struct nd_store_iter *it, const char *k, size_t klen);

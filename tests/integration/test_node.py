@@ -221,15 +221,15 @@ def a_replica_that_missed_the_fanout_serves_and_repairs(cl):
     assert body == data and one(meta, 10) == 1, "bytes now local"
 
 
-def blob_files(node):
+def volume_files(node):
     out = []
     for root, _, files in os.walk(node.data_dir):
-        out += [os.path.join(root, f) for f in files if f.endswith(".blob")]
+        out += [os.path.join(root, f) for f in files if f.endswith(".vol")]
     return out
 
 
-def find_in_blobs(node, needle):
-    for path in blob_files(node):
+def find_in_volumes(node, needle):
+    for path in volume_files(node):
         with open(path, "rb") as f:
             at = f.read().find(needle)
         if at >= 0:
@@ -239,24 +239,17 @@ def find_in_blobs(node, needle):
 
 @test
 def a_replica_never_serves_bytes_that_fail_their_checksum(cl):
-    """Whole-object reads skip RocksDB's (software) blob checksum and check the object's crc32c
-    instead: a flipped byte in a blob file makes that replica refuse the read (UNAVAILABLE,
-    before any byte), while the other replicas still serve the object."""
+    """Object bytes live in volume files (node/store/vol.h), written once when staged; a whole-
+    object read checks the object's crc32c before its first byte: a flipped byte in a volume
+    makes that replica refuse the read (UNAVAILABLE, before any byte), while the other replicas
+    still serve the object."""
     leader = cl.leader()
     victim = next(n for n in cl.nodes if n != leader)
     key, data = "/t/crc/seg.ts", os.urandom(3_000_000)
     up = stage_all(cl, cl.nodes, key, data)
     assert one(cl.client(leader).commit(key, up, data, [1, 2, 3]), 1) == T["COMMIT_OK"]
-    # Fill the victim's memtable (64 MiB) with staged uploads so RocksDB flushes the object's
-    # bytes into a blob file; then flip one byte of it there.
-    c = cl.client(victim)
-    for i in range(10):
-        c.put(f"/t/crc/filler{i}.bin", os.urandom(8 << 20), commit=False)
-    c.close()
-    needle = data[1_500_000:1_500_064]
-    path = cl.wait_for(lambda: find_in_blobs(cl.nodes[victim], needle)[0], 60.0,
-                       "the object's bytes flushed into a blob file")
-    _, at = find_in_blobs(cl.nodes[victim], needle)
+    path, at = find_in_volumes(cl.nodes[victim], data[1_500_000:1_500_064])
+    assert path is not None, "the object's bytes are not in a volume file"
     with open(path, "r+b") as f:
         f.seek(at + 10)
         b = f.read(1)
