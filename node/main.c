@@ -40,6 +40,10 @@ int main(int argc, char **argv)
     char errmsg[512];
     uv_loop_t loop;
 
+    /* Store work blocks on the disk: a FINISH waits in a group commit's fdatasync, and with
+     * libuv's 4 threads four concurrent uploads' FINISHes would hold back every other STAGE
+     * and read. Set before the pool starts; an operator's own value wins. */
+    setenv("UV_THREADPOOL_SIZE", "32", 0);
     int rv = nd_config_load(&cfg, argc, argv, errmsg, sizeof(errmsg));
     if (rv == CM_EHELP)
         return 0;

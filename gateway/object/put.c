@@ -3,8 +3,8 @@
  * Happy path: start -> acquire a connection to every replica -> body pieces (slices of the
  *   client's read buffers; pieces under GW_PUT_COPY_BELOW are copied into a per-upload staging
  *   buffer instead, so tiny chunks neither pin read buffers nor cost a slice each) are appended
- *   to chunks of <= GW_STAGE_MAX; a chunk is sealed at the
- *   end of each socket read or when full and sent as one STAGE frame to every live replica
+ *   to chunks of <= GW_STAGE_MAX; a chunk is sealed when full, at the body end, or once a
+ *   replica acknowledged all it was sent, and sent as one STAGE frame to every live replica
  *   (pipelined) -> STAGE_OK frees chunks every live replica holds -> body end: FINISH to each
  *   replica once it acknowledged everything -> FINISH_OK from a quorum (+ grace for the rest
  *   that are live: a replica silent on the commit watch gets none)
@@ -111,6 +111,7 @@ struct gw_put {
 
 static void put_pump(struct gw_put *p);
 static void put_check(struct gw_put *p);
+static void put_seal(struct gw_put *p);
 
 /* The only places states change; the asserts document the legal transitions. */
 static void rep_set(struct replica *r, enum rep_state to)
@@ -434,6 +435,20 @@ static void put_commit(struct gw_put *p)
         put_fail(p, 500, "internal", "out of memory", GW_COMMITTED_FALSE);
 }
 
+/* Has a live replica acknowledged all it was sent? Then the open chunk goes out now; while
+ * every replica is busy it grows towards GW_STAGE_MAX instead: a node writes one STAGE at a
+ * time per upload, so a 2 MB body in socket-read-sized (64 KiB) frames cost 32 round trips
+ * through its work queue, in big frames a few. */
+static int put_replica_idle(const struct gw_put *p)
+{
+    for (size_t i = 0; i < p->nrep; i++) {
+        const struct replica *r = &p->reps[i];
+        if (r->st == REP_LIVE && r->next_send == NULL && r->acked == r->sent)
+            return 1;
+    }
+    return 0;
+}
+
 /* Is a replica still on its way that the grace should wait for: not done, not dropped, and not
  * silent on the commit watch (a paused or cut-off node would cost every upload the grace)? */
 static int put_awaited(const struct gw_put *p)
@@ -458,6 +473,8 @@ static void put_check(struct gw_put *p)
         return;
     }
     put_trim(p);
+    if (p->open != NULL && p->open->len > 0 && put_replica_idle(p))
+        put_seal(p);
     put_pump(p);
     if (p->st == PUT_DONE)
         return;
@@ -601,8 +618,7 @@ static void h_read_done(void *h)
     struct gw_put *p = h;
     if (p->st == PUT_DONE)
         return;
-    put_seal(p);
-    put_check(p);
+    put_check(p); /* seals the open chunk if a replica waits for bytes */
 }
 
 static void h_body_end(void *h)
