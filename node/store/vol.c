@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
@@ -36,6 +37,9 @@
 #include "store/volrec.h"
 
 #define ND_VOL_TICK_MS 1000u
+#define ND_VOL_SPACE_MS 50u
+#define ND_VOL_RESERVE_MIN (8ull << 20)
+#define ND_VOL_RESERVE_MAX (64ull << 20) /* how old the free-space figure may be */
 #define ND_VOL_SETTLE_MS 30000u /* a sealed volume's garbage is copied around only after this */
 #define MIGRATE_BATCH 64
 #define VOL_STOPPED 1 /* compaction asked to stop (not an error) */
@@ -67,7 +71,8 @@ struct vstore {
     uv_mutex_t tmu;
     uv_cond_t tcv;
     int stop, thr_on;
-    struct nd_vol_stats st; /* counters under mu */
+    struct nd_vol_stats st;                       /* counters under mu */
+    uint64_t space_ms, free_bytes, reserve_bytes; /* statvfs of dir, under mu */
 };
 
 static const struct nd_store_ops vol_ops;
@@ -165,10 +170,41 @@ static int vol_create(struct vstore *vs)
     return rv;
 }
 
+/* Under mu: is there room for need more bytes? Appends stop while less than the reserve is
+ * free (0.5 % of the filesystem, 8..64 MiB), every write while less than half of it is: so
+ * RocksDB (the index) and the raft log never meet a full disk, which RocksDB does not survive
+ * (Debian's build asserts on a failed write; it reuses a failed WAL writer after recovering). */
+static int space_ok(struct vstore *vs, uint64_t need, int volume)
+{
+    uint64_t now = uv_hrtime() / 1000000u;
+    struct statvfs sv;
+    if (vs->space_ms == 0 || now - vs->space_ms >= ND_VOL_SPACE_MS) {
+        if (statvfs(vs->dir, &sv) != 0)
+            return 1; /* no figure: let the write find out */
+        uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize;
+        vs->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+        vs->reserve_bytes = total / 200;
+        if (vs->reserve_bytes < ND_VOL_RESERVE_MIN)
+            vs->reserve_bytes = ND_VOL_RESERVE_MIN;
+        if (vs->reserve_bytes > ND_VOL_RESERVE_MAX)
+            vs->reserve_bytes = ND_VOL_RESERVE_MAX;
+        vs->space_ms = now;
+    }
+    uint64_t floor = volume ? vs->reserve_bytes : vs->reserve_bytes / 2;
+    if (vs->free_bytes < floor + need) {
+        vs->st.nospc++;
+        return 0;
+    }
+    vs->free_bytes -= need;
+    return 1;
+}
+
 /* Reserve room for a record of len payload bytes; the volume comes back referenced. */
 static int vol_reserve(struct vstore *vs, uint32_t len, struct volume **out, uint64_t *pos)
 {
     uint64_t need = ND_VOL_HEADER + (uint64_t)len;
+    if (!space_ok(vs, need, 1))
+        return CM_ENOSPC;
     struct volume *a = vs->nv > 0 ? vs->v[vs->nv - 1] : NULL;
     if (a == NULL || a->dead || (a->size > 0 && a->size + need > vs->o.volume_size)) {
         int rv = vol_create(vs);
@@ -442,6 +478,11 @@ static int write_counted(struct vstore *vs, const struct nd_batch *orig, const s
 static int vol_write(struct nd_store *s, const struct nd_batch *orig, int sync)
 {
     struct vstore *vs = s->impl;
+    uv_mutex_lock(&vs->mu);
+    int room = space_ok(vs, 0, 0);
+    uv_mutex_unlock(&vs->mu);
+    if (!room)
+        return CM_ENOSPC; /* nothing written: the caller waits or refuses (full disk) */
     struct nd_batch b;
     nd_batch_init(&b);
     char *ptrs = cm_malloc(orig->n ? orig->n * ND_VOL_PTR_LEN : 1);

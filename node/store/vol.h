@@ -11,6 +11,9 @@
  *          (its WAL: a few hundred bytes), shared by every caller that arrived meanwhile;
  *   read:  nd_store_chunk_read preads straight into the caller's buffer; a partial read checks
  *          the chunk's own crc32c first;
+ *   full:  appends stop (CM_ENOSPC) while less than a reserve is free (0.5 % of the filesystem,
+ *          8..64 MiB), every write while less than half of it is, so the index (RocksDB
+ *          does not survive a full disk) and the raft log never meet one;
  *   space: deletes and overwrites only drop pointers; a background thread reclaims sealed
  *          volumes: one with no live record is unlinked at once; one that is still mostly
  *          garbage 30 s after it was sealed (live video deletes its segments within seconds,
