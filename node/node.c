@@ -177,6 +177,7 @@ static void on_tick(uv_timer_t *t)
         }
         return;
     }
+    nd_fsm_retry(&n->shard.fsm); /* entries the store refused (disk full) */
     nd_repair_tick(&n->repair);
     nd_gc_tick(&n->gc);
     nd_expire_tick(&n->expire);
