@@ -264,6 +264,8 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
         goto err_after_auth;
     }
     rv = nd_store_rocks_open(&n->store, path, errmsg, errlen);
+    if (rv == CM_ESTORE && strstr(errmsg, "No space left") != NULL)
+        rv = CM_ENOSPC; /* RocksDB's open replays the WAL into new files: a full disk refuses */
     if (rv != 0)
         goto err_after_auth;
     struct nd_shard_cfg sc = {

@@ -358,6 +358,10 @@ Test(raft, a_full_follower_waits_then_catches_up_by_itself)
     cr_assert_eq(t_version_of(&stores[2], "/full/seg0.ts"), 0);
     cr_assert_eq(nd_fsm_retry(&shards[2].fsm), CM_ENOSPC, "still full: still waiting");
     cr_assert_eq(shards[2].fsm.pending_n, 3);
+    struct raft_buffer *bufs;
+    unsigned nbufs;
+    cr_assert_eq(shards[2].fsm.raft.snapshot(&shards[2].fsm.raft, &bufs, &nbufs), RAFT_BUSY,
+                 "no snapshot while the store lags raft");
 
     nd_store_mem_fault(&stores[2], ND_MEM_NOSPC, 0); /* space returns */
     cr_assert_eq(nd_fsm_retry(&shards[2].fsm), 0);
