@@ -1,6 +1,7 @@
 /* What the node's admin listener (admin/admin.h) reports: readiness from the shard's raft
  * group, metrics from the node's counters. The listener's lifetime follows the node's. */
 #include <stdio.h>
+#include <sys/statvfs.h>
 
 #include "admin/admin.h"
 #include "node.h"
@@ -89,6 +90,32 @@ static void vol_metrics(struct nd_node *n, struct cm_sbuf *out)
           "volume bytes compaction gave back", "counter", s.reclaimed_bytes);
 }
 
+/* Space of the data dir's file system (statvfs: one cheap syscall per scrape) and what a full
+ * disk refused: STAGE/FINISH answered NO_SPACE, applies waiting for the store. */
+static void disk_metrics(struct nd_node *n, struct cm_sbuf *out)
+{
+    struct statvfs st;
+    if (statvfs(n->cfg->data_dir, &st) == 0) {
+        unsigned long long total = (unsigned long long)st.f_blocks * st.f_frsize,
+                           avail = (unsigned long long)st.f_bavail * st.f_frsize,
+                           free_ = (unsigned long long)st.f_bfree * st.f_frsize;
+        gauge(out, "headwater_node_disk_total_bytes", "size of the data dir's file system", "gauge",
+              total);
+        gauge(out, "headwater_node_disk_free_bytes",
+              "bytes the node can still write in its data dir", "gauge", avail);
+        gauge(out, "headwater_node_disk_used_bytes", "bytes used on the data dir's file system",
+              "gauge", total - free_);
+    }
+    gauge(out, "headwater_node_nospace_refusals_total",
+          "STAGE/FINISH answered NO_SPACE (the store was full)", "counter",
+          n->host.nospace_refusals);
+    gauge(out, "headwater_node_apply_store_refusals_total",
+          "raft applies the store refused (they wait and are retried)", "counter",
+          n->shard.fsm.store_refusals);
+    gauge(out, "headwater_node_apply_waiting", "committed entries waiting for the store", "gauge",
+          n->shard.fsm.pending_n);
+}
+
 static void health_metrics(void *arg, struct cm_sbuf *out)
 {
     struct nd_node *n = arg;
@@ -117,6 +144,7 @@ static void health_metrics(void *arg, struct cm_sbuf *out)
           "gauge", n->shard.fsm.repair_backlog);
     gauge(out, "headwater_node_uploads_staged", "uploads staged and not yet committed", "gauge",
           n->host.uploads.n);
+    disk_metrics(n, out);
     int64_t up_ms = cm_wall_ms() - n->host.started_ms;
     gauge(out, "headwater_node_uptime_seconds", "seconds since the node started", "gauge",
           up_ms > 0 ? (unsigned long long)(up_ms / 1000) : 0);

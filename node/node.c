@@ -178,6 +178,7 @@ static void on_tick(uv_timer_t *t)
         }
         return;
     }
+    nd_fsm_retry(&n->shard.fsm); /* entries the store refused (disk full) */
     nd_repair_tick(&n->repair);
     nd_gc_tick(&n->gc);
     nd_expire_tick(&n->expire);
@@ -265,6 +266,8 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
     }
     struct nd_store index;
     rv = nd_store_rocks_open(&index, path, errmsg, errlen);
+    if (rv == CM_ESTORE && strstr(errmsg, "No space left") != NULL)
+        rv = CM_ENOSPC; /* RocksDB's open replays the WAL into new files: a full disk refuses */
     if (rv != 0)
         goto err_after_auth;
     /* object bytes in volumes, RocksDB the index (store/vol.h) */

@@ -707,6 +707,8 @@ const char *gw_http_reason(int status)
         return "Service Unavailable";
     case 504:
         return "Gateway Timeout";
+    case 507:
+        return "Insufficient Storage";
     default:
         return "Unknown";
     }

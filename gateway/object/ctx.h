@@ -23,6 +23,9 @@ struct gw_keyset;
 struct gw_keys;
 struct gw_conn;
 
+#define GW_FULL_NODES_MAX 16      /* nodes remembered as full per loop */
+#define GW_FULL_REMEMBER_MS 1000u /* how long an upload leaves a full node out */
+
 struct gw_ctx {
     uv_loop_t *loop;
     const struct gw_config *cfg; /* borrowed, immutable */
@@ -40,6 +43,12 @@ struct gw_ctx {
     struct gw_cache_port *cport; /* this loop's wakeups from the shared cache (cache.h) */
     uint64_t meta_warn_ms;       /* last "stored metadata not printable" line (get.c) */
     uint64_t meta_warned;        /* answers with replaced metadata since then */
+    /* Nodes that answered a STAGE/FINISH with NO_SPACE lately: uploads on this loop leave
+     * them out until until_ms (put.c), then try them again. */
+    struct gw_full_node {
+        uint32_t id;
+        uint64_t until_ms; /* cm_mono_ms(); 0 = free slot */
+    } full_nodes[GW_FULL_NODES_MAX];
 };
 
 #define GW_META_WARN_MS 10000u

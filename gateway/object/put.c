@@ -17,11 +17,14 @@
  *   GW_PUT_FRAME_COST per STAGE frame (so a body of 1-byte chunks is bounded by the same
  *   memory as one of big pieces).
  * Failures: a replica that errors, closes, fails to connect or stalls is dropped; fewer live
- *   than a quorum -> 503 no_quorum (committed false). Body over --max-object-size -> 413.
- *   GW_PUT_DEADLINE_MS after the body end: 503 (commit never sent) or 504 (sent, no answer).
- *   The client going away aborts everything.
- * Close: put_end releases every connection (reusable only after FINISH_OK), cancels acquires
- *   and the commit, frees the chunks and closes the timer; memory goes in the close callback. */
+ *   than a quorum -> 503 no_quorum (committed false). A replica that answers NO_SPACE (its disk
+ *   is full) is dropped too, logged at info, and remembered on this loop for
+ *   GW_FULL_REMEMBER_MS so later uploads leave it out from the start; when the replicas left
+ *   cannot make a quorum because some were full -> 507 insufficient_storage (committed false). Body
+ * over --max-object-size -> 413. GW_PUT_DEADLINE_MS after the body end: 503 (commit never sent) or
+ * 504 (sent, no answer). The client going away aborts everything. Close: put_end releases every
+ * connection (reusable only after FINISH_OK), cancels acquires and the commit, frees the chunks and
+ * closes the timer; memory goes in the close callback. */
 #include "object/put.h"
 
 #include <assert.h>
@@ -70,6 +73,7 @@ struct replica {
     uint64_t progress_ms;
     uint64_t finish_req;
     int finish_sent;
+    int full; /* dropped because its disk is full (NO_SPACE, or remembered as full) */
 };
 
 enum put_state { PUT_STREAMING, PUT_FINISHING, PUT_COMMITTING, PUT_DONE };
@@ -218,8 +222,10 @@ static void rep_drop(struct replica *r, const char *why)
     struct gw_put *p = r->put;
     if (r->st == REP_DROPPED || r->st == REP_DONE)
         return;
-    /* A node the poller already knows to be down would log this for every upload. */
-    CM_LOG(gw_cluster_reachable(p->ctx->cluster, r->id) ? CM_LOG_WARN : CM_LOG_DEBUG,
+    /* A node the poller already knows to be down would log this for every upload; a full one
+     * is expected to be left out until space returns. */
+    int level = gw_cluster_reachable(p->ctx->cluster, r->id) ? CM_LOG_WARN : CM_LOG_DEBUG;
+    CM_LOG(r->full ? CM_LOG_INFO : level,
            "msg=\"replica dropped from upload\" key=\"%s\" node=%u why=\"%s\"", p->key, r->id, why);
     rep_set(r, REP_DROPPED);
     r->next_send = NULL;
@@ -227,6 +233,50 @@ static void rep_drop(struct replica *r, const char *why)
     if (r->uc != NULL)
         gw_up_release(r->uc, 0);
     r->uc = NULL;
+}
+
+/* ---- full nodes (NO_SPACE), remembered per loop ---- */
+
+static void full_note(struct gw_ctx *ctx, uint32_t id)
+{
+    uint64_t now = cm_mono_ms();
+    struct gw_full_node *slot = &ctx->full_nodes[0]; /* its own, else the oldest mark */
+    for (size_t i = 0; i < GW_FULL_NODES_MAX; i++) {
+        struct gw_full_node *f = &ctx->full_nodes[i];
+        if (f->id == id) {
+            slot = f;
+            break;
+        }
+        if (f->until_ms < slot->until_ms)
+            slot = f;
+    }
+    if (slot->id != id || slot->until_ms <= now)
+        CM_INFO("msg=\"node out of space: uploads leave it out\" node=%u for_ms=%u", id,
+                GW_FULL_REMEMBER_MS);
+    slot->id = id;
+    slot->until_ms = now + GW_FULL_REMEMBER_MS;
+}
+
+static int full_known(const struct gw_ctx *ctx, uint32_t id)
+{
+    uint64_t now = cm_mono_ms();
+    for (size_t i = 0; i < GW_FULL_NODES_MAX; i++)
+        if (ctx->full_nodes[i].id == id && ctx->full_nodes[i].until_ms > now)
+            return 1;
+    return 0;
+}
+
+/* Fewer live replicas than a quorum: 507 when full disks are why, else 503. */
+static void put_no_quorum(struct gw_put *p, const char *msg)
+{
+    size_t full = 0;
+    for (size_t i = 0; i < p->nrep; i++)
+        full += p->reps[i].full;
+    if (full > 0)
+        put_fail(p, 507, "insufficient_storage", "too few replicas have space to store the object",
+                 GW_COMMITTED_FALSE);
+    else
+        put_fail(p, 503, "no_quorum", msg, GW_COMMITTED_FALSE);
 }
 
 /* Free chunks every live replica has acknowledged. */
@@ -332,6 +382,10 @@ static void rep_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *e
             if (p->quorum_ms == 0 && count_state(p, REP_DONE) >= p->quorum)
                 p->quorum_ms = cm_mono_ms();
         }
+    } else if (env->type == HW__MSG_TYPE__MSG_ERROR && env->code == HW__CODE__CODE_NO_SPACE) {
+        r->full = 1;
+        full_note(p->ctx, r->id);
+        rep_drop(r, "no space left on the node");
     } else if (env->type == HW__MSG_TYPE__MSG_ERROR) {
         char why[160];
         snprintf(why, sizeof(why), "node error code=%d: %s", (int)env->code,
@@ -468,8 +522,7 @@ static void put_check(struct gw_put *p)
         return;
     size_t alive = p->nrep - count_state(p, REP_DROPPED);
     if (alive < p->quorum) {
-        put_fail(p, 503, "no_quorum", "too few replicas reachable to store the object",
-                 GW_COMMITTED_FALSE);
+        put_no_quorum(p, "too few replicas reachable to store the object");
         return;
     }
     put_trim(p);
@@ -490,8 +543,7 @@ static void put_pump(struct gw_put *p)
     for (size_t i = 0; i < p->nrep && p->st != PUT_DONE; i++)
         rep_send_stages(&p->reps[i]);
     if (p->st != PUT_DONE && p->nrep - count_state(p, REP_DROPPED) < p->quorum)
-        put_fail(p, 503, "no_quorum", "too few replicas reachable to store the object",
-                 GW_COMMITTED_FALSE);
+        put_no_quorum(p, "too few replicas reachable to store the object");
 }
 
 static void on_tick(uv_timer_t *t)
@@ -501,8 +553,7 @@ static void on_tick(uv_timer_t *t)
     if (p->st == PUT_DONE || p->st == PUT_COMMITTING)
         return;
     if (p->body_done && now >= p->body_end_ms + GW_PUT_DEADLINE_MS) {
-        put_fail(p, 503, "no_quorum", "replicas did not confirm the data in time",
-                 GW_COMMITTED_FALSE);
+        put_no_quorum(p, "replicas did not confirm the data in time");
         return;
     }
     for (size_t i = 0; i < p->nrep; i++) {
@@ -697,7 +748,9 @@ static int put_setup_replicas(struct gw_put *p)
     for (size_t i = 0; i < n; i++) {
         struct replica *r = &p->reps[i];
         const char *addr = gw_cluster_addr(cl, r->id);
-        if (addr == NULL || gw_up_acquire(p->ctx->up, addr, &r->wait, rep_on_acquired, r) != 0)
+        r->full = full_known(p->ctx, r->id); /* reported full lately: left out, tried later */
+        if (r->full || addr == NULL ||
+            gw_up_acquire(p->ctx->up, addr, &r->wait, rep_on_acquired, r) != 0)
             rep_set(r, REP_DROPPED);
     }
     return count_state(p, REP_DROPPED) > n - p->quorum ? CM_EUNAVAIL : 0;
@@ -808,8 +861,7 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     put_keep_precondition(p, req);
     gw_conn_set_handler(c, &put_ops, p);
     if (put_setup_replicas(p) != 0) {
-        put_fail(p, 503, "no_quorum", "too few replicas known to store the object",
-                 GW_COMMITTED_FALSE);
+        put_no_quorum(p, "too few replicas known to store the object");
         return;
     }
     gw_conn_continue(c);

@@ -52,7 +52,8 @@ struct nd_host {
     struct nd_uploads uploads;
     int64_t started_ms;
     uint64_t next_req_id;
-    uint64_t reads; /* GET requests received (STATUS reports it) */
+    uint64_t reads;            /* GET requests received (STATUS reports it) */
+    uint64_t nospace_refusals; /* STAGE/FINISH answered NO_SPACE (metrics) */
     int stopping;
     /* A replica has committed versions whose bytes are not here (node.c: repair). */
     void (*on_repair_needed)(void *data, struct nd_shard *sh);

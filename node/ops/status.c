@@ -18,7 +18,7 @@ static void shard_info(struct nd_host *h, struct nd_shard *sh, Hw__ShardInfo *si
     if (sh->started) {
         si->term = sh->raft->current_term;
         si->commit_index = sh->raft->commit_index;
-        si->applied_index = raft_last_applied(sh->raft);
+        si->applied_index = nd_shard_applied(sh); /* the store's, while a full disk stalls it */
         si->last_index = raft_last_index(sh->raft);
     }
     si->repair_backlog = sh->fsm.repair_backlog;

@@ -66,7 +66,11 @@ static void stage_work_done(void *arg, int status)
     Hw__Envelope env;
     u->busy = 0;
     cm_slice_release(&w->bytes);
-    if (w->rv != 0 || status != 0) {
+    if (w->rv == CM_ENOSPC) {
+        h->nospace_refusals++;
+        nd_req_error(&w->req, HW__CODE__CODE_NO_SPACE, "no space left on this node's store");
+        nd_uploads_remove(&h->uploads, u);
+    } else if (w->rv != 0 || status != 0) {
         nd_req_error(&w->req, HW__CODE__CODE_INTERNAL, "store write failed");
         nd_uploads_remove(&h->uploads, u);
     } else if (w->finish) {

@@ -34,7 +34,14 @@ struct apply_req {
 
 static void answer_raft_failure(struct apply_req *a, int status)
 {
-    if (status == RAFT_LEADERSHIPLOST) {
+    if (status == RAFT_IOERR || status == RAFT_NOSPACE) {
+        /* This leader could not write the entry to its raft log (a full disk): it may still
+         * commit through the followers, so the outcome is unknown; a voter that can write
+         * takes over and the gateway retries there (the same upload id is idempotent). */
+        nd_shard_step_down(a->sh, "raft log write failed");
+        nd_req_error(&a->req, HW__CODE__CODE_LEADERSHIP_LOST,
+                     "the leader cannot write its raft log; it steps down; outcome unknown");
+    } else if (status == RAFT_LEADERSHIPLOST) {
         nd_req_error(&a->req, HW__CODE__CODE_LEADERSHIP_LOST,
                      "leadership lost before the entry was applied; outcome unknown");
     } else if (status == RAFT_NOTLEADER) {
@@ -106,6 +113,12 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     struct apply_req *a = req->data;
     if (status != 0) {
         answer_raft_failure(a, status);
+    } else if (((const struct nd_apply_result *)result)->deferred) {
+        /* Committed, but this leader's store refused it (disk full): it waits here, and a
+         * leader that can apply answers the gateway's retry (idempotent by upload id). */
+        nd_shard_step_down(a->sh, "the store refused an apply");
+        nd_req_error(&a->req, HW__CODE__CODE_LEADERSHIP_LOST,
+                     "committed, but the leader's store is full; it steps down; retry");
     } else {
         a->res = *(const struct nd_apply_result *)result;
         uint64_t idx = hold_index(a, &a->res);
@@ -284,7 +297,7 @@ static void on_barrier(struct raft_barrier *req, int status)
         Hw__Envelope env;
         Hw__ReadIndexOk ok = HW__READ_INDEX_OK__INIT;
         cm_env_init(&env, HW__MSG_TYPE__MSG_READ_INDEX_OK, 0, 0);
-        ok.index = nd_shard_applied(a->sh);
+        ok.index = raft_last_applied(a->sh->raft); /* committed, even if the store lags */
         env.read_index_ok = &ok;
         nd_req_send(&a->req, &env, NULL, 0);
     }

@@ -8,7 +8,15 @@
  *                  finished with the right size and checksum, else a repair marker is set.
  *                  The replaced version's bytes are dropped.
  * DELETE at i:     meta, bytes and repair marker of the key go.
- * Every batch also stores 'a' shard = i. */
+ * Every batch also stores 'a' shard = i. The 'c' record of a committed upload holds its
+ * version with the top bit set when that commit created the key (older records lack the bit:
+ * read as "replaced"), so a retried commit answers what the first application did.
+ *
+ * Disk full: a batch the store refuses (CM_ENOSPC, or any write error) is not skipped and
+ * does not stop the node: the entry and every later one wait, in order, in a bounded queue
+ * (f->pending) while raft moves on; nd_fsm_retry (the node's tick) and every later apply try
+ * the queue again, so the replica resumes by itself when space returns. While entries wait,
+ * snapshots are refused (RAFT_BUSY: raft retries later) since the store lags raft's index. */
 #include "shard/fsm.h"
 
 #include <stdlib.h>
@@ -95,8 +103,9 @@ static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__O
     nd_skey_committed(&ck, f->shard, meta->upload_id.data);
     int grv = nd_store_get_u64(f->store, &ck, &version);
     if (grv == 0) {
-        f->result.version = version; /* a retried commit: no second version */
-        f->result.created = 0;
+        /* A retried commit: no second version; created as the first application decided. */
+        f->result.version = version & ~ND_FSM_CREATED_BIT;
+        f->result.created = (version & ND_FSM_CREATED_BIT) != 0;
         return 0;
     }
     if (grv != CM_ENOTFOUND)
@@ -128,7 +137,7 @@ static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__O
     expiry_update(f, b, old, meta);
     int rv = nd_meta_put(b, &mk, meta);
     char v[8];
-    nd_put_u64(v, index);
+    nd_put_u64(v, index | (old == NULL ? ND_FSM_CREATED_BIT : 0));
     nd_batch_put(b, &ck, v, sizeof(v));
     f->result.version = index;
     f->result.created = old == NULL;
@@ -231,21 +240,105 @@ int nd_fsm_apply_at(struct nd_fsm *f, uint64_t index, const void *data, size_t l
     return rv == 0 ? 0 : RAFT_MALFORMED;
 }
 
+struct nd_fsm_pending {
+    struct nd_fsm_pending *next;
+    uint64_t index;
+    size_t len;
+    unsigned char data[];
+};
+
+static void pending_pop(struct nd_fsm *f)
+{
+    struct nd_fsm_pending *p = f->pending_head;
+    f->pending_head = p->next;
+    if (f->pending_head == NULL)
+        f->pending_tail = NULL;
+    f->pending_n--;
+    f->pending_bytes -= p->len;
+    cm_free(p);
+}
+
+int nd_fsm_retry(struct nd_fsm *f)
+{
+    size_t n = f->pending_n;
+    while (f->pending_head != NULL) {
+        struct nd_fsm_pending *p = f->pending_head;
+        int rv = nd_fsm_apply_at(f, p->index, p->data, p->len);
+        if (rv != 0 && rv != RAFT_MALFORMED) {
+            f->pending_err = rv;
+            return rv;
+        }
+        pending_pop(f);
+    }
+    if (n > 0) {
+        CM_INFO("fsm: the store takes writes again; waiting entries applied shard=%u n=%zu "
+                "applied=%llu",
+                f->shard, n, (unsigned long long)f->applied);
+        f->pending_err = 0;
+    }
+    return 0;
+}
+
+/* The store refused the batch of a committed entry: it waits, with every later one. */
+static void defer(struct nd_fsm *f, uint64_t index, const void *data, size_t len, int err)
+{
+    f->store_refusals++;
+    if (f->pending_head == NULL)
+        CM_WARN("fsm: the store refused an apply; entries wait until it takes writes again "
+                "shard=%u index=%llu err=%s",
+                f->shard, (unsigned long long)index, cm_strerror(err));
+    f->pending_err = err;
+    struct nd_fsm_pending *p = NULL;
+    if (f->pending_n < ND_FSM_PENDING_MAX && f->pending_bytes + len <= ND_FSM_PENDING_BYTES_MAX)
+        p = cm_malloc(sizeof(*p) + len);
+    if (p == NULL) {
+        /* Skipping the entry would let this replica diverge; raft cannot be told to wait. */
+        CM_ERROR("fsm cannot keep more entries waiting for the store; stopping shard=%u "
+                 "index=%llu waiting=%zu err=%s",
+                 f->shard, (unsigned long long)index, f->pending_n, cm_strerror(err));
+        abort();
+    }
+    p->next = NULL;
+    p->index = index;
+    p->len = len;
+    memcpy(p->data, data, len);
+    if (f->pending_tail != NULL)
+        f->pending_tail->next = p;
+    else
+        f->pending_head = p;
+    f->pending_tail = p;
+    f->pending_n++;
+    f->pending_bytes += len;
+    memset(&f->result, 0, sizeof(f->result));
+    f->result.deferred = 1;
+    f->result.index = index;
+}
+
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
 {
     struct nd_fsm *f = rf->data;
     /* raft sets last_applied after apply returns: the entry being applied is the next one. */
     uint64_t index = raft_last_applied(f->r) + 1;
-    int rv = nd_fsm_apply_at(f, index, buf->base, buf->len);
-    if (rv != 0 && rv != RAFT_MALFORMED) {
-        /* The store refused a write: continuing would let this replica diverge, and a non-zero
-         * return would stall raft's apply loop on this entry forever. */
-        CM_ERROR("fsm cannot write to the store; stopping shard=%u index=%llu err=%s", f->shard,
-                 (unsigned long long)index, cm_strerror(rv));
-        abort();
-    }
+    /* Never a non-zero return: raft 0.15 would stall its apply loop on the entry, or (on a
+     * follower) turn the whole replica unavailable for good. */
+    int rv = nd_fsm_retry(f);
+    if (rv == 0)
+        rv = nd_fsm_apply_at(f, index, buf->base, buf->len);
+    if (rv != 0 && rv != RAFT_MALFORMED)
+        defer(f, index, buf->base, buf->len, rv);
     *result = &f->result;
     return 0;
+}
+
+uint64_t nd_fsm_applied(const struct nd_fsm *f)
+{
+    return f->applied;
+}
+
+void nd_fsm_close(struct nd_fsm *f)
+{
+    while (f->pending_head != NULL)
+        pending_pop(f);
 }
 
 int nd_fsm_encode(const Hw__RaftEntry *e, struct raft_buffer *out)
@@ -359,9 +452,10 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     Hw__Snapshot snap = HW__SNAPSHOT__INIT;
     int rv = CM_ENOMEM;
 
-    /* Entries before this snapshot leave the raft log: make the store's copy durable. */
-    if (nd_store_sync(f->store) != 0)
-        return RAFT_IOERR;
+    /* Entries before this snapshot leave the raft log: the store must hold them all, durably.
+     * RAFT_BUSY: raft tries again later (any other error would stop a follower for good). */
+    if (f->pending_head != NULL || nd_store_sync(f->store) != 0)
+        return RAFT_BUSY;
     each_prefix(f->store, 'm', f->shard, snap_meta_cb, &sb);
     each_prefix(f->store, 'c', f->shard, snap_committed_cb, &sb);
     if (sb.oom)
@@ -502,10 +596,16 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     nd_batch_close(&batch);
     cm_free(kp.ids);
     if (rv != 0) {
-        CM_ERROR("snapshot restore cannot write to the store; stopping shard=%u err=%s", f->shard,
-                 cm_strerror(rv));
-        abort();
+        /* raft rejects the install and the leader sends it again later; the applied index is
+         * in the second batch, so a half-done restore is redone whole. */
+        CM_WARN("snapshot restore cannot write to the store shard=%u err=%s", f->shard,
+                cm_strerror(rv));
+        f->store_refusals++;
+        hw__snapshot__free_unpacked(snap, NULL);
+        return RAFT_IOERR;
     }
+    while (f->pending_head != NULL && f->pending_head->index <= snap->applied_index)
+        pending_pop(f); /* the snapshot holds their effect */
     CM_INFO("snapshot restored shard=%u applied=%llu objects=%zu missing=%llu", f->shard,
             (unsigned long long)snap->applied_index, snap->n_objects, (unsigned long long)backlog);
     f->applied = snap->applied_index;

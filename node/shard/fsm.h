@@ -17,6 +17,16 @@
 #include "headwater.pb-c.h"
 #include "store/store.h"
 
+/* A committed upload's 'c' record: its version, this bit set when its commit created the key. */
+#define ND_FSM_CREATED_BIT (1ull << 63)
+
+/* Entries the store refused while its disk is full wait here at most (count, bytes); past
+ * either bound the replica cannot keep its place in the log and the node stops. */
+#define ND_FSM_PENDING_MAX 65536u
+#define ND_FSM_PENDING_BYTES_MAX (64u * 1024 * 1024)
+
+struct nd_fsm_pending; /* one entry waiting to be applied (fsm.c) */
+
 /* What the last applied entry did; read by the raft_apply callback right after apply. */
 struct nd_apply_result {
     uint64_t version;        /* PUT: version of the key; DELETE: index of the delete */
@@ -24,7 +34,9 @@ struct nd_apply_result {
     int found;               /* DELETE: the key existed */
     int precondition_failed; /* PUT: its precondition did not hold; nothing was written */
     int changed;             /* the entry changed the key (a new version, or a removal) */
-    uint64_t index;          /* raft index of the entry */
+    int deferred;   /* the store refused the write (disk full): the entry is committed and waits
+                       in f->pending; nothing else in this result is known yet */
+    uint64_t index; /* raft index of the entry */
 };
 
 struct nd_fsm {
@@ -36,6 +48,10 @@ struct nd_fsm {
     uint64_t repair_backlog; /* committed versions whose bytes are not local */
     struct nd_apply_result result;
     int read_err; /* a store read failed during the apply in progress */
+    struct nd_fsm_pending *pending_head, *pending_tail; /* owned: committed, not yet applied */
+    size_t pending_n, pending_bytes;
+    int pending_err;         /* the store error that stopped the queue (CM_ENOSPC, ...) */
+    uint64_t store_refusals; /* apply batches the store refused (metrics) */
     void (*on_missing)(struct nd_fsm *f, void *data); /* a new repair marker exists */
     /* An applied entry changed a key (the commit watch): kind PUT (meta = the new version),
      * DELETE or EXPIRE (meta->key). meta is borrowed for the call. */
@@ -50,6 +66,17 @@ struct nd_fsm {
 /* Load the applied index and repair backlog from the store (blocking: call before the loop
  * runs). */
 int nd_fsm_init(struct nd_fsm *f, struct nd_store *store, uint32_t shard, struct raft *r);
+
+/* Apply what waits in f->pending, in order, as far as the store takes it: 0 when nothing waits
+ * any more, else the store's error. Cheap when nothing waits (the node's tick calls it). */
+int nd_fsm_retry(struct nd_fsm *f);
+
+/* The index up to which the store holds applied state (raft's own applied index may be ahead
+ * while entries wait). */
+uint64_t nd_fsm_applied(const struct nd_fsm *f);
+
+/* Free what waits (the shard is closing; raft replays those entries on the next start). */
+void nd_fsm_close(struct nd_fsm *f);
 
 /* Encode a raft entry into a raft_malloc'd buffer (length-prefixed, padded to a multiple
  * of 8 bytes as raft_uv requires), ready for raft_apply. */

@@ -191,6 +191,7 @@ int nd_shard_start(struct nd_shard *sh)
 static void on_raft_closed(struct raft *r)
 {
     struct nd_shard *sh = r->data;
+    nd_fsm_close(&sh->fsm); /* raft replays what waited on the next start */
     shard_io_close(sh);
     sh->closed = 1;
     if (sh->on_closed != NULL)
@@ -229,7 +230,10 @@ uint32_t nd_shard_leader(const struct nd_shard *sh)
 
 uint64_t nd_shard_applied(const struct nd_shard *sh)
 {
-    return sh->raft != NULL ? raft_last_applied(sh->raft) : 0;
+    if (sh->raft == NULL)
+        return 0;
+    /* While the store refuses applies (disk full) it lags raft: answer what it holds. */
+    return sh->fsm.pending_head != NULL ? nd_fsm_applied(&sh->fsm) : raft_last_applied(sh->raft);
 }
 
 const char *nd_shard_role(const struct nd_shard *sh)
@@ -260,4 +264,21 @@ int nd_shard_apply(struct nd_shard *sh, const Hw__RaftEntry *e, struct raft_appl
     if (rv != 0)
         raft_free(buf.base);
     return rv;
+}
+
+static void on_transferred(struct raft_transfer *req)
+{
+    struct nd_shard *sh = req->data;
+    sh->transferring = 0;
+}
+
+void nd_shard_step_down(struct nd_shard *sh, const char *why)
+{
+    if (!nd_shard_is_leader(sh) || sh->transferring)
+        return;
+    sh->transfer.data = sh;
+    int rv = raft_transfer(sh->raft, &sh->transfer, 0, on_transferred);
+    CM_WARN("leader steps down shard=%u why=\"%s\" transfer=%s", sh->id, why,
+            rv == 0 ? "started" : raft_strerror(rv));
+    sh->transferring = rv == 0;
 }

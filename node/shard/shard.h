@@ -48,9 +48,15 @@ struct nd_shard {
     struct raft own_raft;
     struct raft_io io;
     struct raft_uv_transport transport;
-    int secure; /* transport is ours (transport.h), not raft_uv_tcp */
+    int secure;                    /* transport is ours (transport.h), not raft_uv_tcp */
+    struct raft_transfer transfer; /* a step-down in progress (nd_shard_step_down) */
+    int transferring;
     char dir[4096];
 };
+
+/* A leader that cannot write (its disk is full: raft log or store) hands leadership to the
+ * most up-to-date voter; no-op when not leader or a hand-over is already under way. */
+void nd_shard_step_down(struct nd_shard *sh, const char *why);
 
 /* Blocking (loads the FSM state, creates the directory): call before the loop runs. */
 int nd_shard_init(struct nd_shard *sh, uv_loop_t *loop, struct nd_store *store,

@@ -20,7 +20,10 @@ METRICS = ("headwater_node_ready", "headwater_node_raft_applied_index",
            "headwater_node_raft_commit_index", "headwater_node_raft_term",
            "headwater_node_raft_leader_id", "headwater_node_raft_role",
            "headwater_node_reads_total", "headwater_node_repair_backlog",
-           "headwater_node_uploads_staged")
+           "headwater_node_uploads_staged", "headwater_node_disk_total_bytes",
+           "headwater_node_disk_free_bytes", "headwater_node_disk_used_bytes",
+           "headwater_node_nospace_refusals_total", "headwater_node_apply_store_refusals_total",
+           "headwater_node_apply_waiting")
 
 
 class AdminCluster(Cluster):
@@ -98,6 +101,7 @@ def probes_with_a_leader(cl):
         m = cl.metrics(nid)
         for name in METRICS:
             assert any(k == name or k.startswith(name + "{") for k in m), (name, m)
+        assert 0 < m["headwater_node_disk_free_bytes"] <= m["headwater_node_disk_total_bytes"], m
         assert m["headwater_node_ready"] == 1 and m["headwater_node_raft_term"] >= 1, m
         assert m["headwater_node_raft_applied_index"] >= 1, m
         if m['headwater_node_raft_role{role="leader"}'] == 1:

@@ -85,6 +85,10 @@ static void on_stage(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelop
     n->stages++;
     if (n->silent)
         return;
+    if (n->nospace) {
+        cm_rpc_send_error(c, env->req_id, 0, HW__CODE__CODE_NO_SPACE, "no space left");
+        return;
+    }
     struct fc_upload *u = upload_of(n, &env->stage->upload_id, 1);
     cr_assert_not_null(u);
     if (env->stage->offset != u->data.len) {
@@ -106,6 +110,10 @@ static void on_finish(struct fc_node *n, struct cm_rpc_conn *c, const Hw__Envelo
     n->finishes++;
     if (n->silent)
         return;
+    if (n->nospace) {
+        cm_rpc_send_error(c, env->req_id, 0, HW__CODE__CODE_NO_SPACE, "no space left");
+        return;
+    }
     struct fc_upload *u = upload_of(n, &env->finish->upload_id, env->finish->size == 0);
     if (u == NULL) {
         cm_rpc_send_error(c, env->req_id, 0, HW__CODE__CODE_UNKNOWN_UPLOAD, "no such upload");

@@ -2,7 +2,7 @@
  * FINISH, COMMIT, GET, HEAD, DELETE, LIST) over real loopback sockets via common/rpc.h. Node 1 is
  * the shard leader; the others answer COMMIT/DELETE with NOT_LEADER naming it. Objects live in one
  * shared table (as if Raft had replicated them). Faults: a node can be down (not listening) or
- * silent (accepts STAGE/FINISH without answering). */
+ * silent (accepts STAGE/FINISH without answering), or full (answers them NO_SPACE). */
 #ifndef TEST_FAKE_CLUSTER_H
 #define TEST_FAKE_CLUSTER_H
 
@@ -45,6 +45,7 @@ struct fc_node {
     struct cm_rpc_server *srv;
     int silent;
     int get_unavailable;                 /* answer GET/HEAD with UNAVAILABLE */
+    int nospace;                         /* answer STAGE/FINISH with NO_SPACE (disk full) */
     int stages, finishes, commits, gets; /* gets: GET and HEAD requests */
     /* the last GET/HEAD: HEAD or GET {offset, length} (length 0 = to the end) */
     int last_head;

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fake_cluster.h"
 #include "gateway.h"
+#include "http/http.h"
 #include "options.h"
 #include "log.h"
 #include "timeutil.h"
@@ -531,6 +532,73 @@ Test(gateway, no_quorum_answers_503_fast_and_recovers)
     exchange(&t, &h, t.listen, req.p, req.len, 1, 0, 0);
     cr_assert_eq(h.r[0].status, 201, "%s", h.r[0].body.p);
     hc_free(&h);
+    cm_sbuf_free(&req);
+    teardown(&t);
+}
+
+/* A replica whose disk is full answers STAGE with NO_SPACE: it is left out and the write
+ * commits on the other two; the next upload within GW_FULL_REMEMBER_MS does not stage to it. */
+Test(gateway, a_full_replica_is_left_out_of_the_upload)
+{
+    struct t t;
+    setup(&t);
+    t.fc.n[2].nospace = 1;
+    struct hc h;
+    struct cm_sbuf req;
+    cm_sbuf_init(&req);
+    put_body(&req, "/live/full1/seg.ts", 100000, 'f');
+    exchange(&t, &h, t.listen, req.p, req.len, 1, 0, 0);
+    cr_assert_eq(h.r[0].status, 201, "%s", h.r[0].body.p);
+    cr_assert_eq(fc_find(&t.fc, "/live/full1/seg.ts")->holders, 2);
+    hc_free(&h);
+    int stages = t.fc.n[2].stages;
+    cr_assert_geq(stages, 1);
+    cm_sbuf_reset(&req);
+    put_body(&req, "/live/full1/seg2.ts", 1000, 'g');
+    exchange(&t, &h, t.listen, req.p, req.len, 1, 0, 0);
+    cr_assert_eq(h.r[0].status, 201, "%s", h.r[0].body.p);
+    cr_assert_eq(t.fc.n[2].stages, stages, "a node reported full lately is left out");
+    hc_free(&h);
+    cm_sbuf_free(&req);
+    teardown(&t);
+}
+
+/* Two of three full: 507 with the JSON error and committed:false (never 503 "too few
+ * replicas"); once they have space again (and the gateway's memory of it ran out) writes are
+ * 201 again. */
+Test(gateway, too_few_replicas_with_space_is_507)
+{
+    struct t t;
+    setup(&t);
+    t.fc.n[1].nospace = 1;
+    t.fc.n[2].nospace = 1;
+    struct hc h;
+    struct cm_sbuf req;
+    cm_sbuf_init(&req);
+    put_body(&req, "/live/full2/seg.ts", 50000, 'h');
+    exchange(&t, &h, t.listen, req.p, req.len, 1, 0, 0);
+    cr_assert_eq(h.r[0].status, 507, "%s", h.r[0].body.p);
+    cr_assert_str_eq(gw_http_reason(507), "Insufficient Storage");
+    cr_assert(strstr(h.r[0].body.p, "\"error\":\"insufficient_storage\"") != NULL);
+    cr_assert(strstr(h.r[0].body.p, "\"committed\":false") != NULL);
+    cr_assert_null(fc_find(&t.fc, "/live/full2/seg.ts"));
+    hc_free(&h);
+    /* still remembered as full: refused again without staging to them */
+    exchange(&t, &h, t.listen, req.p, req.len, 1, 0, 0);
+    cr_assert_eq(h.r[0].status, 507, "%s", h.r[0].body.p);
+    hc_free(&h);
+    t.fc.n[1].nospace = 0;
+    t.fc.n[2].nospace = 0;
+    int status = 0;
+    for (uint64_t end = cm_mono_ms() + 5000; status != 201 && cm_mono_ms() < end;) {
+        exchange(&t, &h, t.listen, req.p, req.len, 1, 0, 0);
+        status = h.r[0].status;
+        cr_assert(status == 201 || status == 507, "%d %s", status, h.r[0].body.p);
+        hc_free(&h);
+        if (status != 201)
+            usleep(50 * 1000); /* poll interval */
+    }
+    cr_assert_eq(status, 201, "writes resume once space returns");
     cm_sbuf_free(&req);
     teardown(&t);
 }

@@ -198,7 +198,7 @@ Test(commit, commit_retry_delete_and_read_index_through_the_leader)
     commit(up, "/c/seg.ts");
     cr_assert_eq(ans.type, HW__MSG_TYPE__MSG_COMMIT_OK);
     cr_assert_eq(ans.version, v, "a retried commit answers the first version");
-    cr_assert(!ans.created);
+    cr_assert(ans.created, "and created as the first did: 201, not 204");
 
     Hw__Envelope req;
     cm_env_init(&req, HW__MSG_TYPE__MSG_READ_INDEX, 3, 0);
@@ -212,6 +212,50 @@ Test(commit, commit_retry_delete_and_read_index_through_the_leader)
     cr_assert_eq(t_version_of(&stores[0], "/c/seg.ts"), 0);
     del("/c/seg.ts");
     cr_assert(!ans.found);
+    stop();
+}
+
+static int (*real_append)(struct raft_io *, struct raft_io_append *, const struct raft_entry[],
+                          unsigned, raft_io_append_cb);
+static int appends_to_fail;
+
+/* The next appends_to_fail raft log writes fail as a full disk does. */
+static int full_append(struct raft_io *io, struct raft_io_append *req,
+                       const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+    if (appends_to_fail > 0) {
+        appends_to_fail--;
+        return RAFT_NOSPACE;
+    }
+    return real_append(io, req, entries, n, cb);
+}
+
+static bool leader_is_not_0(struct raft_fixture *f, void *arg)
+{
+    unsigned l = raft_fixture_leader_index(f);
+    return l < N && l != 0;
+}
+
+/* The leader's raft log write fails (its disk is full): the commit is answered "outcome
+ * unknown" (the gateway retries it), the node does not stop, and it hands leadership to another
+ * voter, where the retried commit succeeds. */
+Test(commit, a_failed_raft_log_write_steps_the_leader_down)
+{
+    start(0);
+    for (unsigned i = 0; i < N; i++)
+        t_stage(&stores[i], up, "/c/full.ts", "12345", 1);
+    struct raft_io *io = raft_fixture_get(&fx, 0)->io;
+    real_append = io->append;
+    io->append = full_append;
+    appends_to_fail = 1;
+    commit(up, "/c/full.ts");
+    cr_assert_eq(appends_to_fail, 0, "the leader's log write was refused");
+    cr_assert_eq(ans.type, HW__MSG_TYPE__MSG_ERROR, "type %d code %d", ans.type, ans.code);
+    cr_assert_eq(ans.code, HW__CODE__CODE_LEADERSHIP_LOST, "outcome unknown: retry (code %d)",
+                 ans.code);
+    cr_assert(shards[0].transferring || raft_state(raft_fixture_get(&fx, 0)) != RAFT_LEADER,
+              "the leader hands over");
+    cr_assert(raft_fixture_step_until(&fx, leader_is_not_0, NULL, 20000));
     stop();
 }
 

@@ -54,14 +54,52 @@ Test(fsm, put_promotes_staged_and_replay_is_a_noop)
     /* Replay after a crash: index 5 again changes nothing. */
     cr_assert_eq(nd_fsm_apply_at(&fsm, 5, buf, n), 0);
     cr_assert_eq(fsm.applied, 5);
-    /* A retried commit of the same upload at a later index: same version, not created. */
+    /* A retried commit of the same upload at a later index: same version, and created as the
+     * first application decided (a brand-new key is 201 also when the commit was retried). */
     cr_assert_eq(nd_fsm_apply_at(&fsm, 6, buf, n), 0);
     cr_assert_eq(fsm.result.version, 5);
-    cr_assert_eq(fsm.result.created, 0);
+    cr_assert_eq(fsm.result.created, 1);
     m = meta_of("/live/a.ts");
     cr_assert_eq(m->version, 5);
     hw__object_meta__free_unpacked(m, NULL);
     cr_assert_eq(fsm.applied, 6);
+}
+
+/* A retried commit answers created as its first application decided: 201 for the key it
+ * created, 204 for the one it replaced; a committed-upload record written before the flag
+ * existed (version only) still answers its version, as replaced. */
+Test(fsm, retried_commit_answers_created_as_first_applied)
+{
+    uint8_t buf[512];
+    stage(up1, "/r/a.ts", "hello", 1);
+    size_t n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/r/a.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 3, buf, n), 0);
+    cr_assert(fsm.result.created);
+    stage(up2, "/r/a.ts", "world", 1);
+    size_t n2 = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up2, "/r/a.ts", 5, buf + 256);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 4, buf + 256, n2), 0);
+    cr_assert(!fsm.result.created);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 7, buf, n), 0, "the first upload's commit, retried");
+    cr_assert_eq(fsm.result.version, 3);
+    cr_assert(fsm.result.created, "it created the key");
+    cr_assert_eq(version_of("/r/a.ts"), 4, "the retry changed nothing");
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 8, buf + 256, n2), 0);
+    cr_assert_eq(fsm.result.version, 4);
+    cr_assert(!fsm.result.created, "it replaced the key");
+
+    struct nd_skey ck;
+    struct nd_batch b;
+    char v[8];
+    nd_skey_committed(&ck, 0, up3);
+    nd_put_u64(v, 2); /* the old format */
+    nd_batch_init(&b);
+    nd_batch_put(&b, &ck, v, sizeof(v));
+    cr_assert_eq(nd_store_write(&store, &b, 0), 0);
+    nd_batch_close(&b);
+    n = entry(HW__RAFT_ENTRY__KIND__KIND_PUT, up3, "/r/b.ts", 5, buf);
+    cr_assert_eq(nd_fsm_apply_at(&fsm, 9, buf, n), 0);
+    cr_assert_eq(fsm.result.version, 2);
+    cr_assert(!fsm.result.created);
 }
 
 Test(fsm, missing_bytes_set_a_repair_marker_and_overwrite_clears_it)

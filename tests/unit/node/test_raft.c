@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bg/expire.h"
+#include "err.h"
 #include "host/host.h"
 #include "nodetest.h"
 #include "shard/shard.h"
@@ -85,8 +86,10 @@ static void setup(void)
 static void teardown(void)
 {
     raft_fixture_close(&fx);
-    for (unsigned i = 0; i < N; i++)
+    for (unsigned i = 0; i < N; i++) {
+        nd_fsm_close(&shards[i].fsm);
         nd_store_close(&stores[i]);
+    }
 }
 
 TestSuite(raft, .init = setup, .fini = teardown);
@@ -172,7 +175,7 @@ Test(raft, leader_change_mid_commit_then_retry_keeps_one_version)
     cr_assert_eq(retry.done, 1);
     cr_assert_eq(retry.status, 0);
     cr_assert_eq(retry.res.version, idx, "the first attempt's version");
-    cr_assert_eq(retry.res.created, 0);
+    cr_assert_eq(retry.res.created, 1, "the first attempt created the key: 201, not 204");
 
     raft_fixture_desaturate(&fx, 0, 2);
     raft_fixture_revive(&fx, 0);
@@ -242,7 +245,7 @@ Test(raft, entries_applied_twice_change_nothing)
     cr_assert_eq(a.status, 0);
     cr_assert_eq(b.status, 0);
     cr_assert_eq(b.res.version, a.res.version);
-    cr_assert(a.res.created && !b.res.created);
+    cr_assert(a.res.created && b.res.created, "a retry answers what the first commit did");
     all_equal();
     for (unsigned i = 0; i < N; i++) {
         unsigned long long before = nd_store_mem_digest(&stores[i]);
@@ -317,4 +320,87 @@ Test(raft, expiry_sweep_deletes_through_the_log)
         cr_assert_eq(t_version_of(&stores[i], "/x/b.ts"), 0);
     all_equal();
     nd_workq_close(&work);
+}
+
+static bool leader_moved_off_0(struct raft_fixture *f, void *arg)
+{
+    unsigned l = raft_fixture_leader_index(f);
+    return l < N && l != 0 && raft_state(raft_fixture_get(f, 0)) == RAFT_FOLLOWER;
+}
+
+/* A follower whose disk is full (every store write refused) keeps its place: the writes commit
+ * and apply on the others, its committed entries wait in order (it answers what it holds, not
+ * raft's index), nothing aborts; once space returns the node's tick applies them and it ends
+ * identical to the others, with no restart. */
+Test(raft, a_full_follower_waits_then_catches_up_by_itself)
+{
+    static struct commit c[3];
+    char key[32];
+    for (unsigned k = 0; k < 3; k++) {
+        uint8_t up[16] = {0x80, (uint8_t)k};
+        snprintf(key, sizeof(key), "/full/seg%u.ts", k);
+        stage_all(up, key);
+    }
+    nd_store_mem_fault(&stores[2], ND_MEM_NOSPC, 1);
+    for (unsigned k = 0; k < 3; k++) {
+        uint8_t up[16] = {0x80, (uint8_t)k};
+        snprintf(key, sizeof(key), "/full/seg%u.ts", k);
+        propose(0, &c[k], HW__RAFT_ENTRY__KIND__KIND_PUT, up, key);
+    }
+    raft_index last = raft_last_index(raft_fixture_get(&fx, 0));
+    cr_assert(raft_fixture_step_until_applied(&fx, N, last, 5000));
+    for (unsigned k = 0; k < 3; k++) {
+        cr_assert_eq(c[k].status, 0);
+        cr_assert(!c[k].res.deferred && c[k].res.created, "seg%u committed on the others", k);
+    }
+    cr_assert_eq(shards[2].fsm.pending_n, 3, "the full follower's entries wait");
+    cr_assert_lt(nd_shard_applied(&shards[2]), last, "it answers what its store holds");
+    cr_assert_eq(t_version_of(&stores[2], "/full/seg0.ts"), 0);
+    cr_assert_eq(nd_fsm_retry(&shards[2].fsm), CM_ENOSPC, "still full: still waiting");
+    cr_assert_eq(shards[2].fsm.pending_n, 3);
+    struct raft_buffer *bufs;
+    unsigned nbufs;
+    cr_assert_eq(shards[2].fsm.raft.snapshot(&shards[2].fsm.raft, &bufs, &nbufs), RAFT_BUSY,
+                 "no snapshot while the store lags raft");
+
+    nd_store_mem_fault(&stores[2], ND_MEM_NOSPC, 0); /* space returns */
+    cr_assert_eq(nd_fsm_retry(&shards[2].fsm), 0);
+    cr_assert_eq(shards[2].fsm.pending_n, 0);
+    cr_assert_eq(nd_shard_applied(&shards[2]), last);
+    all_equal();
+}
+
+/* The leader's disk is full: its commit is committed by the followers but cannot be applied on
+ * the leader; the answer says so (deferred), the leader steps down, the gateway's retry on the
+ * new leader answers the first application's version and created (201), and the old leader
+ * catches up once space returns. */
+Test(raft, a_full_leader_steps_down_and_the_retry_answers_created)
+{
+    static const uint8_t up[16] = {0x90};
+    static struct commit first, retry;
+    stage_all(up, "/full/lead.ts");
+    nd_store_mem_fault(&stores[0], ND_MEM_NOSPC, 1);
+    propose(0, &first, HW__RAFT_ENTRY__KIND__KIND_PUT, up, "/full/lead.ts");
+    raft_index idx = raft_last_index(raft_fixture_get(&fx, 0));
+    cr_assert(raft_fixture_step_until_applied(&fx, N, idx, 5000));
+    cr_assert_eq(first.done, 1);
+    cr_assert_eq(first.status, 0);
+    cr_assert(first.res.deferred, "the full leader could not apply it");
+    nd_shard_step_down(&shards[0], "test");
+    cr_assert(raft_fixture_step_until(&fx, leader_moved_off_0, NULL, 20000));
+    unsigned leader = raft_fixture_leader_index(&fx);
+
+    propose(leader, &retry, HW__RAFT_ENTRY__KIND__KIND_PUT, up, "/full/lead.ts");
+    cr_assert(raft_fixture_step_until_applied(
+        &fx, leader, raft_last_index(raft_fixture_get(&fx, leader)), 5000));
+    cr_assert_eq(retry.status, 0);
+    cr_assert_eq(retry.res.version, idx);
+    cr_assert_eq(retry.res.created, 1);
+
+    nd_store_mem_fault(&stores[0], ND_MEM_NOSPC, 0);
+    raft_index last = raft_last_index(raft_fixture_get(&fx, leader));
+    cr_assert(raft_fixture_step_until_applied(&fx, N, last, 10000));
+    cr_assert_eq(nd_fsm_retry(&shards[0].fsm), 0);
+    cr_assert_eq(t_version_of(&stores[0], "/full/lead.ts"), idx);
+    all_equal();
 }
