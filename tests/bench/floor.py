@@ -47,6 +47,14 @@ WRITERS = 16
 APPEND = 4096
 
 
+LOAD_START = os.getloadavg()[0]
+
+
+def load_note():
+    """The 1-minute load average at the start and now: other work on the shared machine."""
+    return f"load average {LOAD_START:.1f} at start, {os.getloadavg()[0]:.1f} at the end"
+
+
 def log(msg):
     print(f"[floor] {msg}", file=sys.stderr, flush=True)
 
@@ -182,11 +190,12 @@ def bench_bw(cl, fl):
 def report(big_floor, big_hw, bw_floor, bw_hw, data_fs):
     fp50, hp50 = statistics.median(big_floor), statistics.median(big_hw)
     fbw, hbw = statistics.median(bw_floor), statistics.median(bw_hw)
-    print(f"### Writes vs the durability floor — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-          f", commit {commit()}")
+    when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+    print(f"### Writes vs the durability floor — {when}"
+          f", commit {os.environ.get('HW_BENCH_COMMIT') or commit()}")
     print()
     print(f"Machine: {machine()}; data dirs and floor files on {data_fs}. One run, rounds "
-          "alternating floor / Headwater (3 nodes + gateway, release build).")
+          f"alternating floor / Headwater (3 nodes + gateway, release build); {load_note()}.")
     print()
     print("| metric | floor | Headwater | Headwater / floor | target |")
     print("| --- | ---: | ---: | ---: | ---: |")

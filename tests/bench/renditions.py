@@ -14,13 +14,14 @@ seconds and passes when: segment PUT p99 < 500 ms, no segment PUT over 1 s, ever
 DELETE answered 2xx, no writer started a second late, every listed segment was answered 200,
 and no reader fell behind (each listed segment fetched before the next one is due, i.e. within
 1 s of the second its writer was scheduled to PUT it; none left the window unfetched; no poll
-skipped because the previous poll and its fetches were still running 0.5 s later). A peer stops after failing two steps in a row.
+skipped because the previous poll and its fetches were still running 0.5 s later). A peer stops
+after failing two steps in a row.
 
 Self-check (every run, also alone with --self-check): the first count is run once more on each
 peer with the gateway (or every nginx process) SIGSTOPped for 0.7 s in the middle of the
 measured window; the rule must fail both steps, or the benchmark's rule is worthless.
 
-Env: RAMP (8,16,32,48,64,96,128,160,192,256), STEP_S (20), WARMUP_S (4), NGINX (nginx).
+Env: RAMP (8,16,32,48,64,96,128,160,192,256,320,384), STEP_S (20), WARMUP_S (4), NGINX (nginx).
 Markdown on stdout, progress on stderr; everything on free loopback ports in temp dirs that are
 removed on exit (also on Ctrl-C); the daemons die with this process.
 """
@@ -42,11 +43,20 @@ sys.path.insert(0, HERE)
 from bench import Nginx, commit, machine, nginx_version  # noqa: E402
 from cluster import Cluster, _die_with_parent  # noqa: E402
 
-RAMP = [int(x) for x in os.environ.get("RAMP", "8,16,32,48,64,96,128,160,192,256").split(",")]
+RAMP = [int(x) for x in
+        os.environ.get("RAMP", "8,16,32,48,64,96,128,160,192,256,320,384").split(",")]
 STEP_S = float(os.environ.get("STEP_S", "20"))
 WARMUP_S = float(os.environ.get("WARMUP_S", "4"))
 STALL_S = 0.7
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+LOAD_START = os.getloadavg()[0]
+
+
+def load_note():
+    """The 1-minute load average at the start and now: other work on the shared machine."""
+    return f"load average {LOAD_START:.1f} at start, {os.getloadavg()[0]:.1f} at the end"
 
 
 def log(msg):
@@ -113,18 +123,20 @@ def run_step(peer, count, prefix, stall=False):
             "--warmup", str(WARMUP_S), "--duration", str(STEP_S), "--prefix", prefix]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=_die_with_parent)
+    groups = dict(peer.cpu_groups)
+    groups["load generator"] = lambda: [p.pid]
     cpu0, t0, lines = {}, 0.0, []
     for line in p.stdout:
         line = line.strip()
         if line == "START":
             t0 = time.monotonic()
-            cpu0 = {k: sum(cpu_ticks(x) for x in f()) for k, f in peer.cpu_groups.items()}
+            cpu0 = {k: sum(cpu_ticks(x) for x in f()) for k, f in groups.items()}
             if stall:
                 threading.Timer(STEP_S / 2, stall_peer, args=(peer,)).start()
         elif line == "END":
             dt = time.monotonic() - t0
             cpu = {k: 100.0 * (sum(cpu_ticks(x) for x in f()) - cpu0.get(k, 0)) / TICK / dt
-                   for k, f in peer.cpu_groups.items()}
+                   for k, f in groups.items()}
         else:
             lines.append(line)
     err = p.stderr.read()
@@ -223,13 +235,13 @@ def self_check(peers):
 def report(peers, checks, seconds):
     hw, ng = peers
     print(f"### Renditions per box — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"commit {commit()}")
+          f"commit {os.environ.get('HW_BENCH_COMMIT') or commit()}")
     print()
     print(f"Machine: {machine()}. One run, steps alternating: 3 `headwater-node` + 1 "
           f"`headwater-gateway` (release build) vs nginx {nginx_version()} WebDAV "
           f"(`dav_methods PUT DELETE`, one file per PUT, no fsync). Ramp {RAMP}, "
           f"{WARMUP_S:.0f} s warm-up + {STEP_S:.0f} s measured per step; run took "
-          f"{seconds / 60:.1f} min.")
+          f"{seconds / 60:.1f} min; {load_note()}.")
     print()
     print("| count | Headwater | nginx |")
     print("| ---: | --- | --- |")
@@ -270,8 +282,11 @@ def report(peers, checks, seconds):
               f"{'FAIL' if not ok else 'pass'}: {'; '.join(why) or 'nothing caught'}"
               for p, _, ok, why in checks) + ".")
     print()
-    print("CPU = utime+stime from /proc/PID/stat over the measured window (nodes summed, nginx "
-          "master+workers summed). Load generator: tests/bench/rendload.c (C, libuv). Command: "
+    print("A step's cell: pass/FAIL, segment PUT p99, the largest ack (any write) of any second, "
+          "and why it failed. CPU = utime+stime from /proc/PID/stat over the measured window "
+          "(nodes summed, nginx master+workers summed; the load generator's own CPU shown so "
+          "that a saturated generator is visible). Load generator: tests/bench/rendload.c "
+          "(C, libuv). Command: "
           "`tests/bench/renditions.sh --ramp`.")
     sys.stdout.flush()
     return worked

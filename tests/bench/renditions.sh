@@ -14,7 +14,8 @@
 # Env: HW_BUILD_DIR (build-release: the daemons), HW_BENCH_DIR (build-bench: a release build
 #      with tests enabled, of which only the load generator tests/bench/rendload is built),
 #      RAMP, STEP_S, WARMUP_S (renditions.py), FLOOR_ROUNDS, FLOOR_PER_ROUND, BW_ROUNDS,
-#      BW_ROUND_S (floor.py), HW_SKIP_DEPS=1 to skip scripts/deps.
+#      BW_ROUND_S (floor.py), HW_BENCH_COMMIT (the commit the report names: set it when
+#      HW_BUILD_DIR holds another tree's build), HW_SKIP_DEPS=1 to skip scripts/deps.
 # Markdown on stdout, progress on stderr. Free loopback ports, temp dirs removed on exit (also
 # on Ctrl-C); the daemons, nginx and the load generator die with the Python driver.
 set -euo pipefail
