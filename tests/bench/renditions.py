@@ -125,20 +125,24 @@ def run_step(peer, count, prefix, stall=False):
                          preexec_fn=_die_with_parent)
     groups = dict(peer.cpu_groups)
     groups["load generator"] = lambda: [p.pid]
-    cpu0, t0, lines = {}, 0.0, []
+    cpu0, cpu, t0, lines, timer = {}, {}, 0.0, [], None
     for line in p.stdout:
         line = line.strip()
         if line == "START":
             t0 = time.monotonic()
             cpu0 = {k: sum(cpu_ticks(x) for x in f()) for k, f in groups.items()}
             if stall:
-                threading.Timer(STEP_S / 2, stall_peer, args=(peer,)).start()
+                timer = threading.Timer(STEP_S / 2, stall_peer, args=(peer,))
+                timer.daemon = True
+                timer.start()
         elif line == "END":
             dt = time.monotonic() - t0
             cpu = {k: 100.0 * (sum(cpu_ticks(x) for x in f()) - cpu0.get(k, 0)) / TICK / dt
                    for k, f in groups.items()}
         else:
             lines.append(line)
+    if timer is not None:
+        timer.join()
     err = p.stderr.read()
     if p.wait() != 0 or not lines:
         raise RuntimeError(f"rendload failed ({p.returncode}): {err[-2000:]}")
@@ -147,13 +151,21 @@ def run_step(peer, count, prefix, stall=False):
     return r
 
 
+def signal_all(pids, sig):
+    for x in pids:
+        try:
+            os.kill(x, sig)
+        except ProcessLookupError:
+            pass  # the run is being torn down
+
+
 def stall_peer(peer):
     pids = peer.stall_pids()
-    for x in pids:
-        os.kill(x, signal.SIGSTOP)
-    time.sleep(STALL_S)  # the injected fault itself: a 0.7 s stall
-    for x in pids:
-        os.kill(x, signal.SIGCONT)
+    try:
+        signal_all(pids, signal.SIGSTOP)
+        time.sleep(STALL_S)  # the injected fault itself: a 0.7 s stall
+    finally:
+        signal_all(pids, signal.SIGCONT)  # also when the run is interrupted meanwhile
     log(f"{peer.name}: stalled {len(pids)} process(es) for {STALL_S} s")
 
 
