@@ -342,6 +342,17 @@ def repaired_by_log(cl):
     return out
 
 
+def log_counts(cl, marks=("snapshot taken", "snapshot restored", "repaired key=")):
+    """How often each mark appears in the node logs (what the run exercised)."""
+    out = dict.fromkeys(marks, 0)
+    for n in cl.nodes.values():
+        with open(n.log_path, "r", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                for m in marks:
+                    out[m] += m in line
+    return out
+
+
 def judge_nodes(led, views, seen, repaired):
     """Every key's decided state (what the gateway read, itself checked against the ledger)
     must be held locally by at least 2 nodes that got it from the write path itself: bytes
@@ -413,8 +424,8 @@ def acknowledged_objects_survive_random_sigkills(cl):
         problems.append(f"repair: {e}")
     seen, bad = judge_gateway(cl, led)
     bad_nodes, via_repair = judge_nodes(led, views, seen, repaired_by_log(cl))
-    print(f"crash: {via_repair} byte-exact node copies came from repair (not counted)",
-          flush=True)
+    print(f"crash: {via_repair} byte-exact node copies came from repair (not counted); "
+          f"node logs: {log_counts(cl)}", flush=True)
     if led.status_bugs:
         print(f"crash: REPORTED (not failed), {len(led.status_bugs)} wrong PUT status codes:",
               flush=True)
@@ -430,8 +441,9 @@ def acknowledged_objects_survive_random_sigkills(cl):
 
 
 def fixture():
-    # Kills land anywhere; the node restarts often, so keep the default timeouts.
-    return Cluster(nodes=3, name="hw-crash")
+    # Snapshots every 128 entries: kills also land around snapshots (the store sync before
+    # one, fsm.c) and restarted nodes install them.
+    return Cluster(nodes=3, name="hw-crash", node_args=["--snapshot-threshold", "128"])
 
 
 if __name__ == "__main__":
