@@ -398,11 +398,22 @@ static void uncount_key(struct vstore *vs, const char *k, size_t klen)
     cm_free(old);
 }
 
-static void uncount_range(struct vstore *vs, const struct nd_batch_item *it)
+/* A range delete of chunk records becomes point deletes of the records it covers (into b):
+ * RocksDB's range tombstones make every later iterator, so every read, pay for all of them
+ * (MemTableIterator was the node's top user function under live load). */
+static int is_chunk_range(const struct nd_batch_item *it)
+{
+    return it->op == ND_BATCH_DEL_RANGE && it->klen > 0 && it->key[0] == 'u';
+}
+
+static void uncount_range(struct vstore *vs, const struct nd_batch_item *it, struct nd_batch *b)
 {
     struct nd_store_iter *i;
-    if (it->klen == 0 || it->key[0] != 'u' || nd_store_iter_new(&vs->inner, 0, &i) != 0)
+    if (!is_chunk_range(it) || nd_store_iter_new(&vs->inner, 0, &i) != 0) {
+        if (is_chunk_range(it))
+            b->oom = 1;
         return;
+    }
     for (nd_store_iter_seek(i, it->key, it->klen); nd_store_iter_valid(i); nd_store_iter_next(i)) {
         size_t klen, vlen;
         const char *k = nd_store_iter_key(i, &klen);
@@ -415,6 +426,7 @@ static void uncount_range(struct vstore *vs, const struct nd_batch_item *it)
         struct volume *vol = nd_vptr_decode(v, vlen, &p) == 0 ? vol_find(vs, p.vol) : NULL;
         if (vol != NULL)
             vol->live -= vol->live < p.len ? vol->live : p.len;
+        nd_batch_del_raw(b, k, klen);
     }
     nd_store_iter_free(i);
 }
@@ -454,18 +466,18 @@ static void batch_add_ref(struct nd_batch *b, const struct nd_batch_item *it, co
 }
 
 /* Under mu: uncount what the batch replaces or deletes, write it, count its new pointers. */
-static int write_counted(struct vstore *vs, const struct nd_batch *orig, const struct nd_batch *b,
+static int write_counted(struct vstore *vs, const struct nd_batch *orig, struct nd_batch *b,
                          int sync)
 {
     uv_mutex_lock(&vs->mu);
     for (size_t i = 0; i < orig->n; i++) {
         const struct nd_batch_item *it = &orig->items[i];
         if (it->op == ND_BATCH_DEL_RANGE)
-            uncount_range(vs, it);
+            uncount_range(vs, it, b);
         else if (nd_volrec_is_chunk(it->key, it->klen))
             uncount_key(vs, it->key, it->klen);
     }
-    int rv = nd_store_write(&vs->inner, b, sync);
+    int rv = b->oom ? CM_ENOMEM : nd_store_write(&vs->inner, b, sync);
     for (size_t i = 0; rv == 0 && i < b->n; i++) {
         const struct nd_batch_item *it = &b->items[i];
         if (it->op == ND_BATCH_PUT && nd_volrec_is_chunk(it->key, it->klen))
@@ -498,7 +510,7 @@ static int vol_write(struct nd_store *s, const struct nd_batch *orig, int sync)
             char *ptr = ptrs + i * ND_VOL_PTR_LEN;
             rv = vol_append(vs, it->key, it->val, (uint32_t)it->vlen, ptr, &held[i]);
             batch_add_ref(&b, it, ptr, ND_VOL_PTR_LEN);
-        } else {
+        } else if (!is_chunk_range(it)) { /* those become point deletes under mu */
             batch_add_ref(&b, it, it->val, it->vlen);
         }
     }
