@@ -113,16 +113,6 @@ static void vol_path(const struct vstore *vs, uint32_t id, char *out, size_t out
     snprintf(out, outlen, "%s/%08u.vol", vs->dir, id);
 }
 
-static int dir_sync(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return nd_volrec_errno(errno);
-    int rv = fsync(fd) == 0 ? 0 : nd_volrec_errno(errno);
-    close(fd);
-    return rv;
-}
-
 static int vol_add(struct vstore *vs, uint32_t id, int fd, uint64_t size)
 {
     if (vs->nv == vs->cap) {
@@ -160,7 +150,7 @@ static int vol_create(struct vstore *vs)
         CM_ERROR("msg=\"cannot create a volume\" path=%s err=\"%s\"", path, strerror(errno));
         return nd_volrec_errno(errno);
     }
-    int rv = dir_sync(vs->dir);
+    int rv = nd_volrec_dir_sync(vs->dir);
     if (rv == 0)
         rv = vol_add(vs, id, fd, 0);
     if (rv != 0) {
@@ -653,7 +643,7 @@ static int compact_one(struct vstore *vs, struct volume *v)
     vol_path(vs, v->id, path, sizeof(path));
     if (unlink(path) != 0 && errno != ENOENT)
         return nd_volrec_errno(errno);
-    dir_sync(vs->dir);
+    nd_volrec_dir_sync(vs->dir);
     uv_mutex_lock(&vs->mu);
     v->dead = 1;
     vs->st.compacted_bytes += copied;

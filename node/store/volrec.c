@@ -2,6 +2,7 @@
 #include "store/volrec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -117,4 +118,14 @@ int nd_volrec_pread(int fd, void *dst, size_t len, uint64_t pos)
         pos += (uint64_t)r;
     }
     return 0;
+}
+
+int nd_volrec_dir_sync(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return nd_volrec_errno(errno);
+    int rv = fsync(fd) == 0 ? 0 : nd_volrec_errno(errno);
+    close(fd);
+    return rv;
 }

@@ -30,5 +30,7 @@ int nd_volrec_header_decode(char h[ND_VOL_HEADER], char key[ND_SKEY_CHUNK_LEN], 
 int nd_volrec_errno(int e);
 int nd_volrec_pwrite(int fd, struct iovec *iov, int n, uint64_t pos);
 int nd_volrec_pread(int fd, void *dst, size_t len, uint64_t pos);
+/* fsync a directory (its entries durable). */
+int nd_volrec_dir_sync(const char *dir);
 
 #endif
