@@ -98,6 +98,7 @@ struct gw_get {
     uint64_t min_index;   /* this attempt's: every write acknowledged before it is at or below */
     uint64_t safe_target; /* waiting until every lease holder knows this index */
     uint64_t wait_until;  /* monotonic ms: deadline of a lease or safe wait */
+    uint64_t try_until;   /* monotonic ms: an attempt's first frame is due */
     char last_err[128];
 };
 
@@ -559,6 +560,26 @@ static void on_timer(uv_timer_t *t)
     attempt_fail(g, "no answer in time", 0);
 }
 
+/* Waiting for an attempt's first frame: a replica that went silent on the commit watch
+ * (paused, cut off) is left at once while other candidates remain, not after GW_GET_TRY_MS. */
+static void on_try_timer(uv_timer_t *t)
+{
+    struct gw_get *g = t->data;
+    uint64_t now = cm_mono_ms();
+    if (!g->got_first && g->idx + 1 < g->ncand && g->busy_id != 0 &&
+        !gw_cluster_live(g->ctx->cluster, g->busy_id)) {
+        gw_up_cancel(&g->wait);
+        attempt_fail(g, "replica silent on the commit watch", 0);
+        return;
+    }
+    if (now >= g->try_until) {
+        on_timer(t);
+        return;
+    }
+    uint64_t left = g->try_until - now;
+    uv_timer_start(&g->timer, on_try_timer, left < GW_GET_CHECK_MS ? left : GW_GET_CHECK_MS, 0);
+}
+
 static void on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int status)
 {
     struct gw_get *g = gw_up_wait_arg(w);
@@ -601,7 +622,8 @@ static void get_attempt(struct gw_get *g)
     g->busy_id = g->cand_id[g->idx];
     if (g->busy_id != 0)
         gw_cluster_read_begin(g->ctx->cluster, g->busy_id);
-    uv_timer_start(&g->timer, on_timer, g->idx + 1 < g->ncand ? GW_GET_TRY_MS : GW_GET_FIRST_MS, 0);
+    g->try_until = cm_mono_ms() + (g->idx + 1 < g->ncand ? GW_GET_TRY_MS : GW_GET_FIRST_MS);
+    uv_timer_start(&g->timer, on_try_timer, GW_GET_CHECK_MS, 0);
     if (gw_up_acquire(g->ctx->up, g->cand[g->idx], &g->wait, on_acquired, g) != 0) {
         uv_timer_stop(&g->timer);
         /* Never call back from inside the starting call: fail the attempt from the loop. */
