@@ -761,8 +761,8 @@ static int scan_dir(struct vstore *vs, char *errmsg, size_t errlen)
  * that key are pointers). */
 static const char fmt_key[] = "Fvolumes";
 
-static int migrate_step(struct vstore *vs, const char *from, size_t fromlen, int *more, char *last,
-                        size_t *lastlen)
+static int migrate_step(struct vstore *vs, const char *from, size_t fromlen, size_t *moved,
+                        char *last, size_t *lastlen)
 {
     struct nd_store_iter *it;
     int rv = nd_store_iter_new(&vs->inner, 0, &it);
@@ -791,7 +791,7 @@ static int migrate_step(struct vstore *vs, const char *from, size_t fromlen, int
         *lastlen = klen;
         n++;
     }
-    *more = n == MIGRATE_BATCH;
+    *moved = n;
     nd_store_iter_free(it);
     if (rv == 0 && n > 0) {
         char mark[1 + ND_SKEY_CHUNK_LEN] = {'m'};
@@ -817,11 +817,11 @@ static int migrate(struct vstore *vs, const char *mark, size_t marklen)
         memcpy(from, mark + 1, ND_SKEY_CHUNK_LEN);
         fromlen = ND_SKEY_CHUNK_LEN;
     }
-    int more = 1, rv = 0;
-    uint64_t moved = 0;
-    while (rv == 0 && more) {
-        rv = migrate_step(vs, from, fromlen, &more, from, &fromlen);
-        moved += MIGRATE_BATCH;
+    int rv = 0;
+    size_t step = MIGRATE_BATCH, moved = 0;
+    while (rv == 0 && step == MIGRATE_BATCH) { /* a short batch was the last */
+        rv = migrate_step(vs, from, fromlen, &step, from, &fromlen);
+        moved += step;
     }
     if (rv != 0)
         return rv;
@@ -830,8 +830,8 @@ static int migrate(struct vstore *vs, const char *mark, size_t marklen)
     nd_batch_put_raw(&b, fmt_key, sizeof(fmt_key) - 1, "v1", 2);
     rv = nd_store_write(&vs->inner, &b, 1);
     nd_batch_close(&b);
-    if (rv == 0 && moved > MIGRATE_BATCH)
-        CM_INFO("msg=\"object bytes moved into volumes\" dir=%s", vs->dir);
+    if (rv == 0 && moved > 0)
+        CM_INFO("msg=\"object bytes moved into volumes\" dir=%s chunks=%zu", vs->dir, moved);
     return rv;
 }
 
