@@ -745,10 +745,17 @@ static int put_setup_replicas(struct gw_put *p)
         r->id = ids[i];
         r->st = REP_CONNECTING;
     }
+    /* Replicas reported full lately are left out while the others can still make a quorum;
+     * otherwise every one is asked (space may have returned: the memory saves work, it is not
+     * a verdict). */
+    size_t nfull = 0;
+    for (size_t i = 0; i < n; i++)
+        nfull += full_known(p->ctx, p->reps[i].id);
+    int skip_full = n - nfull >= p->quorum;
     for (size_t i = 0; i < n; i++) {
         struct replica *r = &p->reps[i];
         const char *addr = gw_cluster_addr(cl, r->id);
-        r->full = full_known(p->ctx, r->id); /* reported full lately: left out, tried later */
+        r->full = skip_full && full_known(p->ctx, r->id);
         if (r->full || addr == NULL ||
             gw_up_acquire(p->ctx->up, addr, &r->wait, rep_on_acquired, r) != 0)
             rep_set(r, REP_DROPPED);

@@ -222,6 +222,9 @@ def one_follower_full_writes_keep_working_then_catch_up():
         put_ok(cl, 3, "all disks have space")
         early = dict(acked)
         f = followers(cl, cl.leader_id())[0]
+        # it holds them before its disk fills (a follower may apply an acknowledged write later)
+        cl.wait_for(lambda: all(node_has(cl, f, k, d) for k, d in early.items()), 10.0,
+                    f"node {f} serving what was written before the fill")
         fill_until_refused(cl, [f])
         put_ok(cl, 5, f"node {f} full")
         assert_alive(cl, cl.nodes, "one follower full")
