@@ -66,3 +66,36 @@ uint32_t cm_crc32c(uint32_t crc, const void *data, size_t len)
 #endif
     return ~crc_sw(crc, data, len);
 }
+
+/* Polynomials over GF(2) modulo the CRC's, in its reflected form: bit 31 is x^0, bit 0 x^31.
+ * The crc register is affine in its start value, so crc(A B) = crc(A) * x^(8|B|) + crc(B)
+ * (the pre- and post-inversion cancel). */
+static uint32_t gf_mul(uint32_t a, uint32_t b)
+{
+    uint32_t p = 0;
+    for (uint32_t m = 1u << 31; m != 0; m >>= 1) {
+        if (a & m)
+            p ^= b;
+        b = (b & 1) ? (b >> 1) ^ 0x82F63B78u : b >> 1; /* b * x */
+    }
+    return p;
+}
+
+/* x^(8n) by squaring: x^8, x^16, x^32, ... multiplied in for each set bit of n. */
+static uint32_t x_pow_8n(uint64_t n)
+{
+    uint32_t r = 1u << 31;        /* 1 */
+    uint32_t sq = 1u << (31 - 8); /* x^8 */
+    while (n != 0) {
+        if (n & 1)
+            r = gf_mul(r, sq);
+        sq = gf_mul(sq, sq);
+        n >>= 1;
+    }
+    return r;
+}
+
+uint32_t cm_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    return gf_mul(crc_a, x_pow_8n(len_b)) ^ crc_b;
+}

@@ -277,6 +277,13 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
     rv = nd_store_vol_open(&n->store, &index, path, &vo, errmsg, errlen);
     if (rv != 0)
         goto err_after_auth;
+    rv = nd_commitq_open(&n->commit, loop, &n->store, on_work_idle, n);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "store write queue: cannot start its threads");
+        n->commit = NULL;
+        goto err_after_store;
+    }
+    n->host.commit = n->commit;
     struct nd_shard_cfg sc = {
         .id = 0,
         .self_id = n->host.cfg.id,
@@ -325,6 +332,9 @@ int nd_node_start(struct nd_node *n, uv_loop_t *loop, const struct nd_config *cf
     return 0;
 
 err_after_store:
+    if (n->commit != NULL)
+        nd_commitq_close(n->commit, NULL, NULL);
+    n->commit = n->host.commit = NULL;
     nd_store_close(&n->store);
 err_after_auth:
     cm_auth_free(n->auth);
@@ -339,13 +349,16 @@ int nd_node_needs_stop(const struct nd_node *n)
 
 static void maybe_stopped(struct nd_node *n)
 {
-    if (!n->stopping || n->work.pending > 0 || (n->shard.inited && !n->shard.closed) ||
-        n->tick_open || n->admin_open || n->watch_open)
+    if (!n->stopping || n->work.pending > 0 || nd_commitq_pending(n->commit) > 0 ||
+        (n->shard.inited && !n->shard.closed) || n->tick_open || n->admin_open || n->watch_open)
         return;
     if (n->store.ops == NULL)
         return;
     nd_uploads_free(&n->host.uploads);
     nd_repair_close(&n->repair);
+    if (n->commit != NULL)
+        nd_commitq_close(n->commit, NULL, NULL);
+    n->commit = n->host.commit = NULL;
     nd_store_close(&n->store);
     nd_workq_close(&n->work);
     cm_auth_free(n->auth);

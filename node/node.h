@@ -25,6 +25,7 @@ struct nd_node {
     const struct nd_config *cfg; /* borrowed, immutable */
     struct nd_store store;
     struct nd_workq work;
+    struct nd_commitq *commit; /* uploads' store writes (host/commitq.h) */
     struct nd_clock clock;
     uint64_t clock_seed;
     struct nd_host host;

@@ -36,6 +36,7 @@ struct gw_up_conn {
     const struct gw_up_user *user;
     void *arg;
     uint32_t node_id;
+    int finish_bytes; /* HELLO_OK: a FINISH may carry the last bytes */
     uint64_t hello_deadline;
     int close_status;
     int paused;
@@ -174,6 +175,7 @@ static void rpc_on_frame(struct cm_rpc_conn *rc, const Hw__Envelope *env,
             return;
         }
         uc->node_id = env->hello_ok->node_id;
+        uc->finish_bytes = env->hello_ok->finish_bytes;
         if (uc->wait != NULL) {
             uc->state = UC_OWNED; /* reserved for the waiter */
             ready_push(uc->up, uc->wait);
@@ -421,6 +423,11 @@ size_t gw_up_write_queue(struct gw_up_conn *uc)
 uint32_t gw_up_node_id(const struct gw_up_conn *uc)
 {
     return uc->node_id;
+}
+
+int gw_up_finish_bytes(const struct gw_up_conn *uc)
+{
+    return uc->finish_bytes;
 }
 
 const char *gw_up_addr(const struct gw_up_conn *uc)

@@ -70,6 +70,7 @@ void gw_up_pause(struct gw_up_conn *uc);
 void gw_up_resume(struct gw_up_conn *uc);
 size_t gw_up_write_queue(struct gw_up_conn *uc);
 uint32_t gw_up_node_id(const struct gw_up_conn *uc); /* from HELLO_OK */
+int gw_up_finish_bytes(const struct gw_up_conn *uc); /* HELLO_OK: FINISH may carry bytes */
 const char *gw_up_addr(const struct gw_up_conn *uc);
 uint64_t gw_up_conn_id(const struct gw_up_conn *uc);
 

@@ -4,9 +4,12 @@
  *   client's read buffers; pieces under GW_PUT_COPY_BELOW are copied into a per-upload staging
  *   buffer instead, so tiny chunks neither pin read buffers nor cost a slice each) are appended
  *   to chunks of <= GW_STAGE_MAX; a chunk is sealed when full, at the body end, or once a
- *   replica acknowledged all it was sent, and sent as one STAGE frame to every live replica
+ *   replica acknowledged all it was sent (not when the declared length fits one chunk: that
+ *   body goes whole at its end), and sent as one STAGE frame to every live replica
  *   (pipelined) -> STAGE_OK frees chunks every live replica holds -> body end: FINISH to each
- *   replica once it acknowledged everything -> FINISH_OK from a quorum (+ grace for the rest
+ *   replica right behind its last STAGE (a node reads one request of a connection at a time),
+ *   carrying the last chunk itself when the node said finish_bytes (one store write, one
+ *   answer, instead of two) -> FINISH_OK from a quorum (+ grace for the rest
  *   that are live: a replica silent on the commit watch gets none)
  *   -> COMMIT at the leader (leader.c) -> COMMIT_OK -> 201/204.
  * Conditional writes: If-Match / If-None-Match ride in the COMMIT (Hw__Precondition) and the
@@ -73,7 +76,8 @@ struct replica {
     uint64_t progress_ms;
     uint64_t finish_req;
     int finish_sent;
-    int full; /* dropped because its disk is full (NO_SPACE, or remembered as full) */
+    int finish_bytes; /* its node takes the last chunk in the FINISH (HELLO_OK) */
+    int full;         /* dropped because its disk is full (NO_SPACE, or remembered as full) */
 };
 
 enum put_state { PUT_STREAMING, PUT_FINISHING, PUT_COMMITTING, PUT_DONE };
@@ -104,6 +108,7 @@ struct gw_put {
     uint64_t max;
     uint32_t crc;
     int body_done;
+    int whole; /* declared length <= GW_STAGE_MAX: the body goes in one frame, at its end */
     int paused;
     uint64_t body_end_ms, quorum_ms;
     struct gw_lreq *commit;
@@ -313,7 +318,8 @@ static void put_flow(struct gw_put *p)
     }
 }
 
-static void rep_send_finish(struct replica *r)
+/* FINISH, carrying ch (the last chunk, not yet sent) when given. */
+static void rep_send_finish(struct replica *r, const struct chunk *ch)
 {
     struct gw_put *p = r->put;
     Hw__Envelope env;
@@ -327,8 +333,14 @@ static void rep_send_finish(struct replica *r)
     env.finish = &fin;
     r->finish_sent = 1;
     r->progress_ms = cm_mono_ms();
-    if (gw_up_send(r->uc, &env, NULL, 0, &r->finish_req) != 0)
+    if (gw_up_send(r->uc, &env, ch ? ch->s : NULL, ch ? ch->n : 0, &r->finish_req) != 0) {
         rep_drop(r, "send failed");
+        return;
+    }
+    if (ch != NULL) {
+        r->sent = ch->off + ch->len;
+        r->next_send = NULL;
+    }
 }
 
 static void rep_send_stages(struct replica *r)
@@ -336,6 +348,10 @@ static void rep_send_stages(struct replica *r)
     struct gw_put *p = r->put;
     while (r->st == REP_LIVE && r->next_send != NULL) {
         struct chunk *ch = r->next_send;
+        if (p->body_done && ch->next == NULL && r->finish_bytes && !r->finish_sent) {
+            rep_send_finish(r, ch); /* the last chunk and the finish: one node write */
+            return;
+        }
         Hw__Envelope env;
         Hw__Stage st = HW__STAGE__INIT;
         cm_env_init(&env, HW__MSG_TYPE__MSG_STAGE, 0, p->shard);
@@ -353,9 +369,8 @@ static void rep_send_stages(struct replica *r)
         r->sent = ch->off + ch->len;
         r->next_send = ch->next;
     }
-    if (r->st == REP_LIVE && p->body_done && !r->finish_sent && r->acked == p->total &&
-        r->sent == p->total)
-        rep_send_finish(r);
+    if (r->st == REP_LIVE && p->body_done && !r->finish_sent && r->sent == p->total)
+        rep_send_finish(r, NULL);
 }
 
 static void rep_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *env,
@@ -377,6 +392,7 @@ static void rep_on_frame(void *arg, struct gw_up_conn *uc, const Hw__Envelope *e
             rep_drop(r, "finish: size or checksum differs");
         } else {
             rep_set(r, REP_DONE);
+            r->acked = p->total;
             gw_up_release(r->uc, 1);
             r->uc = NULL;
             if (p->quorum_ms == 0 && count_state(p, REP_DONE) >= p->quorum)
@@ -421,6 +437,7 @@ static void rep_on_acquired(struct gw_up_wait *w, struct gw_up_conn *uc, int sta
         return;
     }
     r->uc = uc;
+    r->finish_bytes = gw_up_finish_bytes(uc);
     gw_up_own(uc, &rep_user, r);
     rep_set(r, REP_LIVE);
     r->progress_ms = cm_mono_ms();
@@ -526,7 +543,7 @@ static void put_check(struct gw_put *p)
         return;
     }
     put_trim(p);
-    if (p->open != NULL && p->open->len > 0 && put_replica_idle(p))
+    if (p->open != NULL && p->open->len > 0 && !p->whole && put_replica_idle(p))
         put_seal(p);
     put_pump(p);
     if (p->st == PUT_DONE)
@@ -857,6 +874,7 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     p->shard = cm_shard_of(key, shard_count);
     p->ttl = ttl;
     p->max = ctx->cfg->max_object_size;
+    p->whole = req->has_length && req->content_length <= GW_STAGE_MAX;
     if (uv_random(NULL, NULL, p->upload_id, sizeof(p->upload_id), 0, NULL) != 0) {
         cm_free(p);
         gw_conn_error(c, 500, "internal", "no randomness for an upload id", GW_COMMITTED_FALSE);

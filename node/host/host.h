@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "host/clock.h"
+#include "host/commitq.h"
 #include "host/uploads.h"
 #include "host/work.h"
 #include "rpc/req.h"
@@ -41,10 +42,11 @@ struct nd_host_cfg {
 struct nd_host {
     uv_loop_t *loop;
     struct nd_host_cfg cfg;
-    struct nd_store *store; /* borrowed */
-    struct nd_workq *work;  /* borrowed */
-    struct nd_clock *clock; /* borrowed */
-    struct cm_auth *auth;   /* borrowed: the cluster secret outbound calls prove (auth.h) */
+    struct nd_store *store;    /* borrowed */
+    struct nd_workq *work;     /* borrowed */
+    struct nd_commitq *commit; /* borrowed: uploads' store writes (NULL: they use work) */
+    struct nd_clock *clock;    /* borrowed */
+    struct cm_auth *auth;      /* borrowed: the cluster secret outbound calls prove (auth.h) */
     struct nd_shard *shards[ND_HOST_MAX_SHARDS]; /* borrowed; today shard 0 only */
     unsigned nshards;
     struct nd_peer peers[ND_HOST_MAX_PEERS];

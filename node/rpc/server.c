@@ -40,6 +40,7 @@ static void handle_hello(const struct nd_rpc_server_cfg *cfg, struct nd_sconn *s
     ok.rpc_address = (char *)cfg->listen;
     ok.raft_address = (char *)cfg->raft_listen;
     ok.max_frame = CM_FRAME_MAX;
+    ok.finish_bytes = 1;
     out.hello_ok = &ok;
     nd_sconn_send(sc, &out, NULL, 0);
 }

@@ -229,8 +229,9 @@ static int mem_get(struct nd_store *s, const char *k, size_t klen, char **val, s
 
 static const struct nd_store_ops mem_ops;
 
-static int mem_iter_new(struct nd_store *s, int flags, struct nd_store_iter **out)
-{
+static int mem_iter_new(struct nd_store *s, int flags, const char *hi, size_t hilen,
+                        struct nd_store_iter **out)
+{ /* hi is only a hint: callers check their range themselves */
     struct mem *m = s->impl;
     struct mem_iter *it = cm_calloc(1, sizeof(*it));
     if (it == NULL)

@@ -25,6 +25,9 @@ struct rocks {
 struct rocks_iter {
     struct nd_store_iter base;
     rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ro; /* own, when bounded (the bound must outlive the iterator) */
+    size_t hilen;
+    char hi[]; /* the upper bound's bytes */
 };
 
 static int translate(const char *what, char *err)
@@ -85,14 +88,27 @@ static int rocks_sync(struct nd_store *s)
 
 static const struct nd_store_ops rocks_ops;
 
-static int rocks_iter_new(struct nd_store *s, int flags, struct nd_store_iter **out)
+static int rocks_iter_new(struct nd_store *s, int flags, const char *hi, size_t hilen,
+                          struct nd_store_iter **out)
 {
     struct rocks *r = s->impl;
-    struct rocks_iter *it = cm_calloc(1, sizeof(*it));
+    struct rocks_iter *it = cm_calloc(1, sizeof(*it) + (hi != NULL ? hilen : 0));
     if (it == NULL)
         return CM_ENOMEM;
     it->base.ops = &rocks_ops;
-    it->it = rocksdb_create_iterator(r->db, flags & ND_ITER_UNVERIFIED ? r->ro_unverified : r->ro);
+    rocksdb_readoptions_t *ro = flags & ND_ITER_UNVERIFIED ? r->ro_unverified : r->ro;
+    if (hi != NULL) {
+        it->ro = rocksdb_readoptions_create();
+        if (flags & ND_ITER_UNVERIFIED) {
+            rocksdb_readoptions_set_verify_checksums(it->ro, 0);
+            rocksdb_readoptions_set_fill_cache(it->ro, 0);
+        }
+        memcpy(it->hi, hi, hilen);
+        it->hilen = hilen;
+        rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, it->hilen);
+        ro = it->ro;
+    }
+    it->it = rocksdb_create_iterator(r->db, ro);
     *out = &it->base;
     return 0;
 }
@@ -129,7 +145,10 @@ static const char *rocks_iter_value(struct nd_store_iter *i, size_t *len)
 
 static void rocks_iter_free(struct nd_store_iter *i)
 {
-    rocksdb_iter_destroy(((struct rocks_iter *)i)->it);
+    struct rocks_iter *it = (struct rocks_iter *)i;
+    rocksdb_iter_destroy(it->it);
+    if (it->ro != NULL)
+        rocksdb_readoptions_destroy(it->ro);
     cm_free(i);
 }
 
@@ -180,6 +199,12 @@ int nd_store_rocks_open(struct nd_store *s, const char *dir, char *errmsg, size_
     /* Its info log only at its header level: Debian's build asserts when a log write fails
      * (a full disk), and our own log says what matters. */
     rocksdb_options_set_info_log_level(r->opts, 5);
+    /* Writers from the work queue and the loop meet in RocksDB's write group: by default the
+     * ones that wait spin (adaptive yield, up to 100 us) and insert into the memtable in
+     * parallel. With 2 cores shared by a node's threads and its peers, the spinning was CPU
+     * taken from the work itself: the 16-writer benchmark gained 7 %. */
+    rocksdb_options_set_enable_write_thread_adaptive_yield(r->opts, 0);
+    rocksdb_options_set_allow_concurrent_memtable_write(r->opts, 0);
     r->db = rocksdb_open(r->opts, dir, &err);
     if (err != NULL) {
         snprintf(errmsg, errlen, "rocksdb open %s: %s", dir, err);

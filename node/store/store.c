@@ -96,6 +96,16 @@ void nd_batch_put_ref(struct nd_batch *b, const struct nd_skey *k, const void *v
     batch_put(b, k->b, k->len, v, vlen, 0);
 }
 
+void nd_batch_put_chunk(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen,
+                        uint32_t crc)
+{
+    batch_put(b, k->b, k->len, v, vlen, 0);
+    if (!b->oom) {
+        b->items[b->n - 1].has_crc = 1;
+        b->items[b->n - 1].crc = crc;
+    }
+}
+
 void nd_batch_del_raw(struct nd_batch *b, const char *k, size_t klen)
 {
     batch_add(b, ND_BATCH_DEL, k, klen);
@@ -193,7 +203,25 @@ void nd_store_close(struct nd_store *s)
 
 int nd_store_iter_new(struct nd_store *s, int flags, struct nd_store_iter **out)
 {
-    return s->ops->iter_new(s, flags, out);
+    return s->ops->iter_new(s, flags, NULL, 0, out);
+}
+
+int nd_store_iter_new_below(struct nd_store *s, int flags, const char *hi, size_t hilen,
+                            struct nd_store_iter **out)
+{
+    return s->ops->iter_new(s, flags, hi, hilen, out);
+}
+
+/* The least key above every key with prefix p (none: *len = 0): p with its last byte below
+ * 0xff raised by one, the bytes after it dropped. */
+static void prefix_end(const struct nd_skey *p, struct nd_skey *end)
+{
+    end->len = p->len;
+    memcpy(end->b, p->b, p->len);
+    while (end->len > 0 && (unsigned char)end->b[end->len - 1] == 0xff)
+        end->len--;
+    if (end->len > 0)
+        end->b[end->len - 1]++;
 }
 
 void nd_store_iter_seek(struct nd_store_iter *it, const char *k, size_t klen)
@@ -236,7 +264,10 @@ int nd_store_each(struct nd_store *s, const struct nd_skey *prefix, const struct
                   nd_store_each_cb cb, void *arg)
 {
     struct nd_store_iter *it;
-    int rv = nd_store_iter_new(s, 0, &it);
+    struct nd_skey end;
+    prefix_end(prefix, &end);
+    int rv = end.len > 0 ? nd_store_iter_new_below(s, 0, end.b, end.len, &it)
+                         : nd_store_iter_new(s, 0, &it);
     if (rv != 0)
         return rv;
     const struct nd_skey *start = from != NULL ? from : prefix;

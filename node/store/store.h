@@ -25,6 +25,8 @@ struct nd_batch_item {
     const char *val; /* PUT: owned when own_val; DEL_RANGE: the exclusive end key, owned */
     size_t vlen;
     int own_val;
+    int has_crc; /* PUT of a chunk: crc is the crc32c of val (nd_batch_put_chunk) */
+    uint32_t crc;
 };
 
 struct nd_batch {
@@ -38,6 +40,10 @@ void nd_batch_clear(struct nd_batch *b);
 void nd_batch_close(struct nd_batch *b);
 void nd_batch_put(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen);
 void nd_batch_put_ref(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen);
+/* nd_batch_put_ref of a chunk whose crc32c the caller computed: a store that keeps one per
+ * chunk (the volume store) takes it instead of reading the bytes again. */
+void nd_batch_put_chunk(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen,
+                        uint32_t crc);
 void nd_batch_put_raw(struct nd_batch *b, const char *k, size_t klen, const void *v, size_t vlen);
 void nd_batch_del(struct nd_batch *b, const struct nd_skey *k);
 void nd_batch_del_raw(struct nd_batch *b, const char *k, size_t klen);
@@ -62,7 +68,10 @@ struct nd_store_ops {
     int (*get)(struct nd_store *s, const char *k, size_t klen, char **val, size_t *vlen);
     int (*write)(struct nd_store *s, const struct nd_batch *b, int sync);
     int (*sync)(struct nd_store *s); /* make every earlier write durable */
-    int (*iter_new)(struct nd_store *s, int flags, struct nd_store_iter **out);
+    /* hi (NULL: none): the caller reads no key >= hi, so the iterator may end there instead
+     * of stepping over deleted keys past the caller's range (RocksDB's iterate_upper_bound). */
+    int (*iter_new)(struct nd_store *s, int flags, const char *hi, size_t hilen,
+                    struct nd_store_iter **out);
     void (*iter_seek)(struct nd_store_iter *it, const char *k, size_t klen);
     void (*iter_seek_for_prev)(struct nd_store_iter *it, const char *k, size_t klen);
     int (*iter_valid)(struct nd_store_iter *it);
@@ -97,6 +106,9 @@ int nd_store_chunk_read(struct nd_store *s, const char *v, size_t vlen, uint64_t
                         void *dst, int verify);
 
 int nd_store_iter_new(struct nd_store *s, int flags, struct nd_store_iter **out);
+/* An iterator over keys < hi only (see iter_new). */
+int nd_store_iter_new_below(struct nd_store *s, int flags, const char *hi, size_t hilen,
+                            struct nd_store_iter **out);
 void nd_store_iter_seek(struct nd_store_iter *it, const char *k, size_t klen);
 /* Position at the last key <= k. */
 void nd_store_iter_seek_for_prev(struct nd_store_iter *it, const char *k, size_t klen);

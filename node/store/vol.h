@@ -4,7 +4,8 @@
  * It wraps that store behind the same seam (store/store.h), so the layers above write and read
  * chunk records ('u' upload offset) as before:
  *
- *   write: a batch's chunk puts are appended to the active volume (one pwrite each, no sync),
+ *   write: a batch's chunk puts are appended to the active volume (one pwrite each, no sync;
+ *          a big one's writeback started at once with sync_file_range),
  *          the batch goes to the inner store with pointers in their place;
  *   sync:  a write with sync, and nd_store_sync, are a group commit: one
  *          fdatasync of every volume written since the last one, then the inner store's sync
@@ -32,21 +33,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
-
-#define ND_VOL_SIZE_DEFAULT (64ull << 20)
-#define ND_VOL_COMPACT_RATE_DEFAULT (32ull << 20)
-
-struct nd_vol_opts {
-    uint64_t volume_size;  /* a volume is sealed once the next record would pass this */
-    uint64_t compact_rate; /* bytes/s compaction may copy; 0 = no background thread */
-    unsigned garbage_pct;  /* compact a sealed volume once this much of it is garbage */
-};
-
-struct nd_vol_stats {
-    uint64_t volumes, bytes, live_bytes;
-    uint64_t appends, syncs, nospc;
-    uint64_t compacted_bytes, reclaimed_bytes, reclaimed_volumes;
-};
+#include "store/volopts.h"
 
 void nd_vol_opts_default(struct nd_vol_opts *o);
 /* Wrap inner (adopted: closed with s, also on error) with volumes in dir (created). A store of

@@ -337,9 +337,20 @@ Test(ops, allocation_failures_never_crash_or_leak)
 
 /* ---- a raw client: STAGE frames carry payload bytes, which nd_call does not send ---- */
 
+/* What raw_on_connect sends after HELLO (all pipelined). */
+enum raw_mode {
+    RAW_TWO_STAGES,   /* STAGE "hello ", STAGE "world", FINISH */
+    RAW_WHOLE_FINISH, /* FINISH carrying "hello world" */
+    RAW_STAGE_FINISH, /* STAGE "hello ", FINISH carrying "world" */
+    RAW_BAD_CRC,      /* FINISH carrying "hello world", checksum of something else */
+    RAW_BAD_OFFSET,   /* STAGE "hello ", FINISH carrying "world" but size 5 */
+};
+
 struct raw {
     struct harness *x;
     struct cm_rpc_conn *conn;
+    enum raw_mode mode;
+    Hw__Code code; /* of an ERROR answer */
     int answers, closed, done;
     Hw__MsgType last;
     uint64_t received;
@@ -358,6 +369,8 @@ static void raw_on_frame(struct cm_rpc_conn *c, const Hw__Envelope *env,
         r->received = env->stage_ok->received;
     if (env->finish_ok != NULL)
         r->checksum = env->finish_ok->checksum;
+    if (env->type == HW__MSG_TYPE__MSG_ERROR)
+        r->code = env->code;
     if (env->type != HW__MSG_TYPE__MSG_STAGE_OK) {
         r->done = 1;
         cm_rpc_close(c);
@@ -402,23 +415,33 @@ static void raw_on_connect(struct cm_rpc_conn *c, int status, void *arg)
     env.hello = &h;
     cm_rpc_send(c, &env, NULL, 0);
     /* pipelined: the server handles them one after another */
-    send_stage(c, 0, "hello ");
-    send_stage(c, 6, "world");
+    const char *last = NULL; /* the bytes the FINISH carries */
+    if (r->mode != RAW_WHOLE_FINISH && r->mode != RAW_BAD_CRC)
+        send_stage(c, 0, "hello ");
+    if (r->mode == RAW_TWO_STAGES)
+        send_stage(c, 6, "world");
+    else
+        last = r->mode == RAW_STAGE_FINISH || r->mode == RAW_BAD_OFFSET ? "world" : "hello world";
     Hw__Finish f = HW__FINISH__INIT;
     cm_env_init(&env, HW__MSG_TYPE__MSG_FINISH, 99, 0);
     f.upload_id.data = (uint8_t *)up;
     f.upload_id.len = 16;
     f.key = "/o/w.ts";
-    f.size = 11;
-    f.checksum = cm_crc32c(0, "hello world", 11);
+    f.size = r->mode == RAW_BAD_OFFSET ? 5 : 11;
+    f.checksum = cm_crc32c(0, r->mode == RAW_BAD_CRC ? "hello worle" : "hello world", 11);
     env.finish = &f;
-    cm_rpc_send(c, &env, NULL, 0);
+    struct cm_slice s = {0};
+    if (last != NULL)
+        s = cm_slice_take(cm_buf_copy(last, strlen(last)), 0, strlen(last));
+    cm_rpc_send(c, &env, last != NULL ? &s : NULL, last != NULL ? 1 : 0);
+    cm_slice_release(&s);
 }
 
-static void upload(struct harness *x, struct raw *r)
+static void upload_as(struct harness *x, struct raw *r, enum raw_mode mode)
 {
     memset(r, 0, sizeof(*r));
     r->x = x;
+    r->mode = mode;
     cr_assert_eq(cm_rpc_connect(&x->loop, x->addr, NULL, 2000, &raw_handlers, raw_on_connect, r),
                  0);
     uint64_t deadline = cm_mono_ms() + 10000;
@@ -429,6 +452,25 @@ static void upload(struct harness *x, struct raw *r)
         cm_alloc_fail_after(-1);
     }
     cr_assert(r->done, "no answer, error or close before the deadline: the upload was dropped");
+}
+
+static void upload(struct harness *x, struct raw *r)
+{
+    upload_as(x, r, RAW_TWO_STAGES);
+}
+
+/* "hello world" staged and finished, as the FINISH_OK said. */
+static void assert_hello_world_staged(struct harness *x, const struct raw *r)
+{
+    cr_assert_eq(r->last, HW__MSG_TYPE__MSG_FINISH_OK);
+    cr_assert_eq(r->checksum, cm_crc32c(0, "hello world", 11));
+    struct nd_skey k;
+    Hw__ObjectMeta *st;
+    nd_skey_staged(&k, up);
+    cr_assert_eq(nd_meta_get(&x->store, &k, &st), 0);
+    cr_assert(st->local && st->size == 11 && st->checksum == cm_crc32c(0, "hello world", 11));
+    hw__object_meta__free_unpacked(st, NULL);
+    cr_assert_eq(x->host.uploads.n, 0, "finished: no longer in memory");
 }
 
 Test(ops, pipelined_stage_frames_then_finish)
@@ -483,4 +525,66 @@ Test(ops, stage_work_allocation_failures_never_acknowledge_a_lost_chunk)
         }
     }
     cr_assert_fail("the upload never went through");
+}
+
+/* A FINISH may carry the last bytes (the gateway sends small bodies so: one store write, one
+ * answer): the whole object, or the tail after STAGEs. */
+Test(ops, finish_carrying_the_bytes)
+{
+    struct harness x;
+    struct raw r;
+    struct nd_skey k;
+    char *v;
+    size_t n;
+    cr_assert_eq(harness_start(&x), 0);
+    upload_as(&x, &r, RAW_WHOLE_FINISH);
+    cr_assert_eq(r.answers, 1, "one answer: the FINISH_OK");
+    assert_hello_world_staged(&x, &r);
+    nd_skey_chunk(&k, up, 0);
+    cr_assert_eq(nd_store_get(&x.store, &k, &v, &n), 0);
+    cr_assert(n == 11 && memcmp(v, "hello world", 11) == 0, "one chunk at offset 0");
+    cm_free(v);
+    harness_stop(&x);
+
+    cr_assert_eq(harness_start(&x), 0);
+    upload_as(&x, &r, RAW_STAGE_FINISH);
+    cr_assert_eq(r.answers, 2, "STAGE_OK, FINISH_OK");
+    assert_hello_world_staged(&x, &r);
+    nd_skey_chunk(&k, up, 6);
+    cr_assert_eq(nd_store_get(&x.store, &k, &v, &n), 0);
+    cr_assert(n == 5 && memcmp(v, "world", 5) == 0, "the FINISH's bytes at offset 6");
+    cm_free(v);
+    harness_stop(&x);
+}
+
+/* A FINISH whose bytes do not make the named checksum, or do not end at the named size,
+ * is refused and writes nothing: no chunk, no finished record. */
+Test(ops, finish_with_bad_bytes_writes_nothing)
+{
+    struct harness x;
+    struct raw r;
+    struct nd_skey k;
+    cr_assert_eq(harness_start(&x), 0);
+    unsigned long long before = nd_store_mem_digest(&x.store);
+    upload_as(&x, &r, RAW_BAD_CRC);
+    cr_assert_eq(r.last, HW__MSG_TYPE__MSG_ERROR);
+    cr_assert_eq(r.code, HW__CODE__CODE_CHECKSUM);
+    cr_assert_eq(nd_store_mem_digest(&x.store), before, "nothing written");
+    cr_assert_eq(x.host.uploads.n, 0);
+    harness_stop(&x);
+
+    cr_assert_eq(harness_start(&x), 0);
+    upload_as(&x, &r, RAW_BAD_OFFSET);
+    cr_assert_eq(r.last, HW__MSG_TYPE__MSG_ERROR);
+    cr_assert_eq(r.code, HW__CODE__CODE_BAD_REQUEST);
+    nd_skey_staged(&k, up);
+    Hw__ObjectMeta *st = NULL;
+    if (nd_meta_get(&x.store, &k, &st) == 0) {
+        cr_assert(!st->local, "the upload must not be finished");
+        hw__object_meta__free_unpacked(st, NULL);
+    }
+    nd_skey_chunk(&k, up, 6);
+    cr_assert(!t_exists(&x.store, &k), "no chunk past the staged bytes");
+    cr_assert_eq(x.host.uploads.n, 0);
+    harness_stop(&x);
 }
