@@ -20,6 +20,7 @@ struct rocks {
      * RocksDB's own blob checksum is a table-driven CRC in Debian's portable build (~1 GB/s,
      * half a cold read's CPU), ours uses SSE4.2. */
     rocksdb_readoptions_t *ro_unverified;
+    rocksdb_block_based_table_options_t *bbto;
 };
 
 struct rocks_iter {
@@ -161,6 +162,7 @@ static void rocks_close(struct nd_store *s)
     rocksdb_readoptions_destroy(r->ro);
     rocksdb_readoptions_destroy(r->ro_unverified);
     rocksdb_options_destroy(r->opts);
+    rocksdb_block_based_options_destroy(r->bbto);
     cm_free(r);
 }
 
@@ -203,6 +205,11 @@ int nd_store_rocks_open(struct nd_store *s, const char *dir, char *errmsg, size_
      * ones that wait spin (adaptive yield, up to 100 us) and insert into the memtable in
      * parallel. With 2 cores shared by a node's threads and its peers, the spinning was CPU
      * taken from the work itself: the 16-writer benchmark gained 7 %. */
+    /* Most point reads miss (a new upload's committed record, a key never written): a bloom
+     * filter per table answers those without reading each table's index. */
+    r->bbto = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(r->bbto, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_options_set_block_based_table_factory(r->opts, r->bbto);
     rocksdb_options_set_enable_write_thread_adaptive_yield(r->opts, 0);
     rocksdb_options_set_allow_concurrent_memtable_write(r->opts, 0);
     r->db = rocksdb_open(r->opts, dir, &err);
@@ -210,6 +217,7 @@ int nd_store_rocks_open(struct nd_store *s, const char *dir, char *errmsg, size_
         snprintf(errmsg, errlen, "rocksdb open %s: %s", dir, err);
         rocksdb_free(err);
         rocksdb_options_destroy(r->opts);
+        rocksdb_block_based_options_destroy(r->bbto);
         cm_free(r);
         return CM_ESTORE;
     }

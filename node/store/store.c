@@ -103,6 +103,7 @@ void nd_batch_put_chunk(struct nd_batch *b, const struct nd_skey *k, const void 
     if (!b->oom) {
         b->items[b->n - 1].has_crc = 1;
         b->items[b->n - 1].crc = crc;
+        b->items[b->n - 1].fresh = 1;
     }
 }
 

@@ -27,6 +27,7 @@ struct nd_batch_item {
     int own_val;
     int has_crc; /* PUT of a chunk: crc is the crc32c of val (nd_batch_put_chunk) */
     uint32_t crc;
+    int fresh; /* nd_batch_put_chunk: a new upload's chunk, no record under its key yet */
 };
 
 struct nd_batch {
@@ -40,8 +41,11 @@ void nd_batch_clear(struct nd_batch *b);
 void nd_batch_close(struct nd_batch *b);
 void nd_batch_put(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen);
 void nd_batch_put_ref(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen);
-/* nd_batch_put_ref of a chunk whose crc32c the caller computed: a store that keeps one per
- * chunk (the volume store) takes it instead of reading the bytes again. */
+/* nd_batch_put_ref of a chunk whose crc32c the caller computed, of an upload being staged (so
+ * no record exists under its key yet): a store that keeps a crc per chunk (the volume store)
+ * takes it instead of reading the bytes again, and does not look for an old record to replace
+ * (its live-byte count; were one there after all, the count errs high, which delays nothing
+ * but the reclaiming of that volume: compaction checks every record against the index). */
 void nd_batch_put_chunk(struct nd_batch *b, const struct nd_skey *k, const void *v, size_t vlen,
                         uint32_t crc);
 void nd_batch_put_raw(struct nd_batch *b, const char *k, size_t klen, const void *v, size_t vlen);

@@ -438,7 +438,7 @@ static int write_counted(struct vstore *vs, const struct nd_batch *orig, struct 
         const struct nd_batch_item *it = &orig->items[i];
         if (it->op == ND_BATCH_DEL_RANGE)
             uncount_range(vs, it, b);
-        else if (nd_volrec_is_chunk(it->key, it->klen))
+        else if (nd_volrec_is_chunk(it->key, it->klen) && !(it->op == ND_BATCH_PUT && it->fresh))
             uncount_key(vs, it->key, it->klen);
     }
     int rv = b->oom ? CM_ENOMEM : nd_store_write(&vs->inner, b, sync);
