@@ -21,7 +21,7 @@ Self-check (every run, also alone with --self-check): the first count is run onc
 peer with the gateway (or every nginx process) SIGSTOPped for 0.7 s in the middle of the
 measured window; the rule must fail both steps, or the benchmark's rule is worthless.
 
-Env: RAMP (8,16,32,48,64,96,128,160,192,256,320,384), STEP_S (20), WARMUP_S (4), NGINX (nginx).
+Env: RAMP (8,16,32,48,64,96,128,160,192,224,256,288,320,384,448,512), STEP_S (20), WARMUP_S (4), NGINX (nginx).
 Markdown on stdout, progress on stderr; everything on free loopback ports in temp dirs that are
 removed on exit (also on Ctrl-C); the daemons die with this process.
 """
@@ -44,7 +44,7 @@ from bench import Nginx, commit, machine, nginx_version  # noqa: E402
 from cluster import Cluster, _die_with_parent  # noqa: E402
 
 RAMP = [int(x) for x in
-        os.environ.get("RAMP", "8,16,32,48,64,96,128,160,192,256,320,384").split(",")]
+        os.environ.get("RAMP", "8,16,32,48,64,96,128,160,192,224,256,288,320,384,448,512").split(",")]
 STEP_S = float(os.environ.get("STEP_S", "20"))
 WARMUP_S = float(os.environ.get("WARMUP_S", "4"))
 STALL_S = 0.7
