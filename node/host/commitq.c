@@ -53,6 +53,19 @@ static struct cq_item *list_take(struct cq_list *l)
     return h;
 }
 
+/* Move src's items to the end of dst; did any move? */
+static int list_splice(struct cq_list *dst, const struct cq_list *src)
+{
+    if (src->head == NULL)
+        return 0;
+    if (dst->tail != NULL)
+        dst->tail->next = src->head;
+    else
+        dst->head = src->head;
+    dst->tail = src->tail;
+    return 1;
+}
+
 static void writer_main(void *arg)
 {
     struct nd_commitq *q = arg;
@@ -72,22 +85,10 @@ static void writer_main(void *arg)
             it = next;
         }
         uv_mutex_lock(&q->mu);
-        if (durable.head != NULL) {
-            if (q->tosync.tail != NULL)
-                q->tosync.tail->next = durable.head;
-            else
-                q->tosync.head = durable.head;
-            q->tosync.tail = durable.tail;
+        if (list_splice(&q->tosync, &durable))
             uv_cond_signal(&q->scv);
-        }
-        if (finished.head != NULL) {
-            if (q->done.tail != NULL)
-                q->done.tail->next = finished.head;
-            else
-                q->done.head = finished.head;
-            q->done.tail = finished.tail;
+        if (list_splice(&q->done, &finished))
             uv_async_send(&q->async);
-        }
     }
     uv_mutex_unlock(&q->mu);
 }
