@@ -21,6 +21,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "alloc.h"
 #include "err.h"
@@ -451,6 +452,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     struct snap_build sb = {0};
     Hw__Snapshot snap = HW__SNAPSHOT__INIT;
     int rv = CM_ENOMEM;
+    uint64_t t0 = uv_hrtime();
 
     /* Entries before this snapshot leave the raft log: the store must hold them all, durably.
      * RAFT_BUSY: raft tries again later (any other error would stop a follower for good). */
@@ -478,8 +480,10 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     hw__snapshot__pack(&snap, (*bufs)[0].base);
     *n_bufs = 1;
     rv = 0;
-    CM_INFO("snapshot taken shard=%u applied=%llu objects=%zu", f->shard,
-            (unsigned long long)f->applied, sb.n);
+    CM_INFO("snapshot taken shard=%u applied=%llu objects=%zu committed_uploads=%zu bytes=%zu "
+            "ms=%.1f",
+            f->shard, (unsigned long long)f->applied, sb.n, sb.nups, (size_t)(*bufs)[0].len,
+            (double)(uv_hrtime() - t0) / 1e6);
 out:
     snap_build_free(&sb);
     return rv == 0 ? 0 : RAFT_NOMEM;
