@@ -336,14 +336,10 @@ uint64_t nd_fsm_applied(const struct nd_fsm *f)
     return f->applied;
 }
 
-static void snap_job_free(struct nd_fsm_snap *j);
-
 void nd_fsm_close(struct nd_fsm *f)
 {
     while (f->pending_head != NULL)
         pending_pop(f);
-    snap_job_free(f->snap); /* raft closed before it finalized one */
-    f->snap = NULL;
 }
 
 int nd_fsm_encode(const Hw__RaftEntry *e, struct raft_buffer *out)
@@ -450,134 +446,47 @@ static void snap_build_free(struct snap_build *sb)
     cm_free(sb->ups);
 }
 
-/* A snapshot in three steps (raft_fsm version 3), so that the loop never waits for it:
- *   fsm_snapshot (loop): the store's view of the shard at the applied index, two iterators
- *     opened now ('m' and 'c'; an iterator sees the store as it was when opened);
- *   fsm_snapshot_async (raft's work queue): the store synced (entries before the snapshot leave
- *     the raft log: the store must hold them all, durably), the view read and packed;
- *   fsm_snapshot_finalize (loop, always after a successful fsm_snapshot): frees it all.
- * On the loop, the sync and the scan of every object had stalled the node for as long as the
- * shard is big: 47 ms at 31,000 committed uploads, growing with them (docs/benchmarks.md). */
-struct nd_fsm_snap {
-    struct nd_store_iter *it[2]; /* 'm', 'c' */
-    struct nd_skey pre[2];
-    uint64_t applied;
-};
-
-static void snap_job_free(struct nd_fsm_snap *j)
-{
-    if (j == NULL)
-        return;
-    nd_store_iter_free(j->it[0]);
-    nd_store_iter_free(j->it[1]);
-    cm_free(j);
-}
-
-static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs);
-static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs);
-
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct nd_fsm *f = rf->data;
-    *bufs = NULL;
-    *n_bufs = 0;
-    /* RAFT_BUSY: raft tries again later (any other error would stop a follower for good). */
-    if (f->pending_head != NULL || f->snap != NULL)
-        return RAFT_BUSY;
-    struct nd_fsm_snap *j = cm_calloc(1, sizeof(*j));
-    if (j == NULL)
-        return RAFT_BUSY;
-    const char tags[2] = {'m', 'c'};
-    for (int i = 0; i < 2; i++) {
-        struct nd_skey hi;
-        nd_skey_prefix(&j->pre[i], tags[i], f->shard);
-        nd_skey_prefix(&hi, tags[i], f->shard + 1); /* shard ids never reach UINT32_MAX */
-        if (nd_store_iter_new_below(f->store, 0, hi.b, hi.len, &j->it[i]) != 0) {
-            snap_job_free(j);
-            return RAFT_BUSY;
-        }
-    }
-    j->applied = f->applied;
-    f->snap = j;
-    if (rf->snapshot_async == NULL) { /* raft without async work (its test fixture): now */
-        int rv = fsm_snapshot_async(rf, bufs, n_bufs);
-        if (rv != 0) { /* raft finalizes only a snapshot that started */
-            fsm_snapshot_finalize(rf, bufs, n_bufs);
-            return RAFT_BUSY;
-        }
-    }
-    return 0;
-}
-
-static void snap_scan(struct nd_store_iter *it, const struct nd_skey *pre, nd_store_each_cb cb,
-                      struct snap_build *sb)
-{
-    for (nd_store_iter_seek(it, pre->b, pre->len); nd_store_iter_valid(it) && !sb->oom;
-         nd_store_iter_next(it)) {
-        size_t klen, vlen;
-        const char *k = nd_store_iter_key(it, &klen);
-        if (!nd_skey_has_prefix(k, klen, pre))
-            break;
-        const char *v = nd_store_iter_value(it, &vlen);
-        cb(k, klen, v, vlen, sb);
-    }
-}
-
-static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-    struct nd_fsm *f = rf->data;
-    struct nd_fsm_snap *j = f->snap;
     struct snap_build sb = {0};
     Hw__Snapshot snap = HW__SNAPSHOT__INIT;
+    int rv = CM_ENOMEM;
     uint64_t t0 = uv_hrtime();
-    if (nd_store_sync(f->store) != 0)
-        return RAFT_IOERR; /* not taken; raft tries again at the next threshold */
-    snap_scan(j->it[0], &j->pre[0], snap_meta_cb, &sb);
-    snap_scan(j->it[1], &j->pre[1], snap_committed_cb, &sb);
-    int rv = RAFT_NOMEM;
+
+    /* Entries before this snapshot leave the raft log: the store must hold them all, durably.
+     * RAFT_BUSY: raft tries again later (any other error would stop a follower for good). */
+    if (f->pending_head != NULL || nd_store_sync(f->store) != 0)
+        return RAFT_BUSY;
+    each_prefix(f->store, 'm', f->shard, snap_meta_cb, &sb);
+    each_prefix(f->store, 'c', f->shard, snap_committed_cb, &sb);
     if (sb.oom)
         goto out;
     snap.shard = f->shard;
-    snap.applied_index = j->applied;
+    snap.applied_index = f->applied;
     snap.n_objects = sb.n;
     snap.objects = sb.objs;
     snap.n_committed_uploads = sb.nups;
     snap.committed_uploads = sb.ups;
-    struct raft_buffer *b = raft_malloc(sizeof(*b));
-    if (b == NULL)
+    *bufs = raft_malloc(sizeof(**bufs));
+    if (*bufs == NULL)
         goto out;
-    b->len = hw__snapshot__get_packed_size(&snap);
-    b->base = raft_malloc(b->len ? b->len : 1);
-    if (b->base == NULL) {
-        raft_free(b);
+    (*bufs)[0].len = hw__snapshot__get_packed_size(&snap);
+    (*bufs)[0].base = raft_malloc((*bufs)[0].len ? (*bufs)[0].len : 1);
+    if ((*bufs)[0].base == NULL) {
+        raft_free(*bufs);
         goto out;
     }
-    hw__snapshot__pack(&snap, b->base);
-    *bufs = b;
+    hw__snapshot__pack(&snap, (*bufs)[0].base);
     *n_bufs = 1;
     rv = 0;
     CM_INFO("snapshot taken shard=%u applied=%llu objects=%zu committed_uploads=%zu bytes=%zu "
-            "ms=%.1f (off the loop)",
-            f->shard, (unsigned long long)j->applied, sb.n, sb.nups, (size_t)b->len,
+            "ms=%.1f",
+            f->shard, (unsigned long long)f->applied, sb.n, sb.nups, (size_t)(*bufs)[0].len,
             (double)(uv_hrtime() - t0) / 1e6);
 out:
     snap_build_free(&sb);
-    return rv;
-}
-
-static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-    struct nd_fsm *f = rf->data;
-    if (*bufs != NULL) {
-        for (unsigned i = 0; i < *n_bufs; i++)
-            raft_free((*bufs)[i].base);
-        raft_free(*bufs);
-    }
-    *bufs = NULL;
-    *n_bufs = 0;
-    snap_job_free(f->snap);
-    f->snap = NULL;
-    return 0;
+    return rv == 0 ? 0 : RAFT_NOMEM;
 }
 
 /* Upload ids whose local bytes survive a snapshot restore, sorted for bsearch. */
@@ -714,12 +623,6 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     return 0;
 }
 
-void nd_fsm_async_snapshots(struct nd_fsm *f)
-{
-    f->raft.version = 3;
-    f->raft.snapshot_async = fsm_snapshot_async;
-}
-
 int nd_fsm_init(struct nd_fsm *f, struct nd_store *store, uint32_t shard, struct raft *r)
 {
     struct nd_skey k;
@@ -727,12 +630,11 @@ int nd_fsm_init(struct nd_fsm *f, struct nd_store *store, uint32_t shard, struct
     f->store = store;
     f->shard = shard;
     f->r = r;
-    f->raft.version = 2; /* nd_fsm_async_snapshots makes it 3 */
+    f->raft.version = 1;
     f->raft.data = f;
     f->raft.apply = fsm_apply;
     f->raft.snapshot = fsm_snapshot;
     f->raft.restore = fsm_restore;
-    f->raft.snapshot_finalize = fsm_snapshot_finalize;
     nd_skey_applied(&k, shard);
     int rv = nd_store_get_u64(store, &k, &f->applied);
     if (rv != 0 && rv != CM_ENOTFOUND)

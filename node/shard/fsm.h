@@ -50,9 +50,8 @@ struct nd_fsm {
     int read_err; /* a store read failed during the apply in progress */
     struct nd_fsm_pending *pending_head, *pending_tail; /* owned: committed, not yet applied */
     size_t pending_n, pending_bytes;
-    int pending_err;          /* the store error that stopped the queue (CM_ENOSPC, ...) */
-    uint64_t store_refusals;  /* apply batches the store refused (metrics) */
-    struct nd_fsm_snap *snap; /* the snapshot being taken (fsm.c), NULL when none */
+    int pending_err;         /* the store error that stopped the queue (CM_ENOSPC, ...) */
+    uint64_t store_refusals; /* apply batches the store refused (metrics) */
     void (*on_missing)(struct nd_fsm *f, void *data); /* a new repair marker exists */
     /* An applied entry changed a key (the commit watch): kind PUT (meta = the new version),
      * DELETE or EXPIRE (meta->key). meta is borrowed for the call. */
@@ -67,9 +66,6 @@ struct nd_fsm {
 /* Load the applied index and repair backlog from the store (blocking: call before the loop
  * runs). */
 int nd_fsm_init(struct nd_fsm *f, struct nd_store *store, uint32_t shard, struct raft *r);
-
-/* Take snapshots off the loop (raft_fsm version 3): the raft io must run async work. */
-void nd_fsm_async_snapshots(struct nd_fsm *f);
 
 /* Apply what waits in f->pending, in order, as far as the store takes it: 0 when nothing waits
  * any more, else the store's error. Cheap when nothing waits (the node's tick calls it). */

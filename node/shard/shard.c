@@ -138,10 +138,6 @@ int nd_shard_init(struct nd_shard *sh, uv_loop_t *loop, struct nd_store *store,
     rv = shard_io_init(sh, loop, cfg, errmsg, errlen);
     if (rv != 0)
         return rv;
-    /* raft_uv runs async work (UvAsyncWork, on the libuv pool) but still says version 1; raft
-     * takes snapshots off the loop only from an io of version 2 */
-    sh->io.version = 2;
-    nd_fsm_async_snapshots(&sh->fsm);
     if (raft_init(sh->raft, &sh->io, &sh->fsm.raft, cfg->self_id, cfg->raft_listen) != 0) {
         snprintf(errmsg, errlen, "raft init failed: %s", raft_errmsg(sh->raft));
         shard_io_close(sh);

@@ -19,8 +19,6 @@ static void setup(void)
     cr_assert_eq(nd_store_mem_open(&sb), 0);
     cr_assert_eq(nd_fsm_init(&fa, &sa, 0, NULL), 0);
     cr_assert_eq(nd_fsm_init(&fb, &sb, 0, NULL), 0);
-    nd_fsm_async_snapshots(&fa); /* as the node runs them */
-    nd_fsm_async_snapshots(&fb);
 }
 
 static void teardown(void)
@@ -38,30 +36,14 @@ static void apply(struct nd_fsm *f, uint64_t index, int kind, const uint8_t *up,
     cr_assert_eq(nd_fsm_apply_at(f, index, buf, n), 0);
 }
 
-/* Raft's three steps (raft_fsm version 3): start on the loop, the work off it, finalize; out
- * gets a copy (raft_malloc) of the packed snapshot. Returns the async step's result. */
-static int take_rv(struct nd_fsm *f, struct raft_buffer *out)
+static void take(struct nd_fsm *f, struct raft_buffer *out)
 {
     struct raft_buffer *bufs;
     unsigned n;
-    int rv = f->raft.snapshot(&f->raft, &bufs, &n);
-    if (rv != 0)
-        return rv;
-    rv = f->raft.snapshot_async(&f->raft, &bufs, &n);
-    if (rv == 0) {
-        cr_assert_eq(n, 1);
-        out->len = bufs[0].len;
-        out->base = raft_malloc(out->len ? out->len : 1);
-        memcpy(out->base, bufs[0].base, out->len);
-    }
-    cr_assert_eq(f->raft.snapshot_finalize(&f->raft, &bufs, &n), 0);
-    cr_assert_null(f->snap, "finalize frees the snapshot's state");
-    return rv;
-}
-
-static void take(struct nd_fsm *f, struct raft_buffer *out)
-{
-    cr_assert_eq(take_rv(f, out), 0);
+    cr_assert_eq(f->raft.snapshot(&f->raft, &bufs, &n), 0);
+    cr_assert_eq(n, 1);
+    *out = bufs[0];
+    raft_free(bufs);
 }
 
 Test(snapshot, restore_keeps_valid_local_bytes_and_marks_the_rest)
@@ -136,33 +118,14 @@ Test(snapshot, an_older_snapshot_than_the_store_is_ignored)
 Test(snapshot, a_failed_sync_refuses_the_snapshot)
 {
     apply(&fa, 1, HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/s/a.ts");
-    struct raft_buffer b;
-    nd_store_mem_fault(&sa, ND_MEM_FAIL_SYNC, 1);
-    /* the work step fails: raft drops this snapshot and takes the next one later */
-    cr_assert_neq(take_rv(&fa, &b), 0);
-    cr_assert_eq(take_rv(&fa, &b), 0, "the next one works");
-    raft_free(b.base);
-}
-
-/* The snapshot is of the state when it started: applies on the loop while its work runs (on
- * raft's work queue) are not in it, and its applied index is the start's. */
-Test(snapshot, is_of_the_state_when_it_started)
-{
-    apply(&fa, 1, HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/s/a.ts");
     struct raft_buffer *bufs;
     unsigned n;
-    cr_assert_eq(fa.raft.snapshot(&fa.raft, &bufs, &n), 0);
-    cr_assert_eq(fa.raft.snapshot(&fa.raft, &bufs, &n), RAFT_BUSY, "one at a time");
-    apply(&fa, 2, HW__RAFT_ENTRY__KIND__KIND_PUT, up2, "/s/b.ts"); /* meanwhile */
-    cr_assert_eq(fa.raft.snapshot_async(&fa.raft, &bufs, &n), 0);
-    Hw__Snapshot *s = hw__snapshot__unpack(NULL, bufs[0].len, bufs[0].base);
-    cr_assert_not_null(s);
-    cr_assert_eq(s->applied_index, 1);
-    cr_assert_eq(s->n_objects, 1, "b.ts came after the snapshot started");
-    cr_assert_str_eq(s->objects[0]->key, "/s/a.ts");
-    hw__snapshot__free_unpacked(s, NULL);
-    cr_assert_eq(fa.raft.snapshot_finalize(&fa.raft, &bufs, &n), 0);
-    cr_assert_null(bufs);
+    nd_store_mem_fault(&sa, ND_MEM_FAIL_SYNC, 1);
+    /* RAFT_BUSY: raft retries later (any other error would stop a follower for good) */
+    cr_assert_eq(fa.raft.snapshot(&fa.raft, &bufs, &n), RAFT_BUSY);
+    cr_assert_eq(fa.raft.snapshot(&fa.raft, &bufs, &n), 0, "the next one works");
+    raft_free(bufs[0].base);
+    raft_free(bufs);
 }
 
 Test(snapshot, garbage_is_refused)
@@ -172,24 +135,4 @@ Test(snapshot, garbage_is_refused)
     unsigned long long before = nd_store_mem_digest(&sb);
     cr_assert_eq(fb.raft.restore(&fb.raft, &b), RAFT_MALFORMED);
     cr_assert_eq(nd_store_mem_digest(&sb), before);
-}
-
-/* Without async work (raft's test fixture), the first step takes the whole snapshot. */
-Test(snapshot, without_async_work_it_is_taken_at_once)
-{
-    struct nd_fsm f;
-    cr_assert_eq(nd_fsm_init(&f, &sa, 0, NULL), 0);
-    apply(&f, 1, HW__RAFT_ENTRY__KIND__KIND_PUT, up1, "/s/a.ts");
-    struct raft_buffer *bufs;
-    unsigned n;
-    cr_assert_eq(f.raft.snapshot(&f.raft, &bufs, &n), 0);
-    cr_assert_eq(n, 1);
-    Hw__Snapshot *s = hw__snapshot__unpack(NULL, bufs[0].len, bufs[0].base);
-    cr_assert(s != NULL && s->applied_index == 1 && s->n_objects == 1);
-    hw__snapshot__free_unpacked(s, NULL);
-    cr_assert_eq(f.raft.snapshot_finalize(&f.raft, &bufs, &n), 0);
-    nd_store_mem_fault(&sa, ND_MEM_FAIL_SYNC, 1);
-    cr_assert_eq(f.raft.snapshot(&f.raft, &bufs, &n), RAFT_BUSY, "a failed sync: not taken");
-    cr_assert_null(f.snap);
-    nd_fsm_close(&f);
 }
