@@ -169,18 +169,18 @@ static int listen_data(struct gw_ctx *ctx, unsigned flags, char *errmsg, size_t 
 
 /* Commit watch hooks: an applied write drops the key from the hot-object cache; missed events
  * drop everything. */
-static void watch_invalidate(void *arg, const char *key)
+static void watch_invalidate(void *arg, const char *key, uint64_t index)
 {
     struct gw_cache *c = gw_shared_cache(arg);
     if (c != NULL)
-        gw_cache_invalidate(c, key);
+        gw_cache_invalidate_at(c, key, index);
 }
 
-static void watch_reset(void *arg)
+static void watch_reset(void *arg, uint64_t index)
 {
     struct gw_cache *c = gw_shared_cache(arg);
     if (c != NULL)
-        gw_cache_clear(c);
+        gw_cache_clear_at(c, index);
 }
 
 int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_config *cfg,

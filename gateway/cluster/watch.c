@@ -77,7 +77,7 @@ static void on_event(struct gw_watch *w, const Hw__WatchEvent *e)
     if (e->index <= atomic_load(&w->coh->applied))
         return; /* another stream delivered it */
     if (e->meta != NULL && e->meta->key != NULL && w->hooks.on_invalidate != NULL)
-        w->hooks.on_invalidate(w->hooks.arg, e->meta->key);
+        w->hooks.on_invalidate(w->hooks.arg, e->meta->key, e->index);
     atomic_fetch_add(&w->coh->events, 1);
     advance(w, e->index); /* after the invalidation: a reader who sees it finds no stale copy */
     if (!w->kicked && !w->stopping) { /* the leader holds the write's answer for this ack */
@@ -99,7 +99,7 @@ static void on_reset(struct gw_watch *w, const Hw__WatchReset *r, struct gw_wsrc
                 "to=%llu",
                 s->node_id, (unsigned long long)applied, (unsigned long long)r->index);
     if (w->hooks.on_reset != NULL)
-        w->hooks.on_reset(w->hooks.arg);
+        w->hooks.on_reset(w->hooks.arg, r->index);
     atomic_fetch_add(&w->coh->resets, 1);
     advance(w, r->index);
 }

@@ -67,8 +67,8 @@ static inline void gw_coh_note_safe(struct gw_coh *c, uint64_t v)
 }
 
 struct gw_watch_hooks {
-    void (*on_invalidate)(void *arg, const char *key);
-    void (*on_reset)(void *arg);
+    void (*on_invalidate)(void *arg, const char *key, uint64_t index); /* its raft index */
+    void (*on_reset)(void *arg, uint64_t index);                       /* jumped to index */
     void *arg;
 };
 

@@ -82,6 +82,8 @@ void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns
             SUM(cache_hits));
     counter(out, "headwater_gateway_cache_misses_total", "cacheable reads not in the cache",
             SUM(cache_misses));
+    counter(out, "headwater_gateway_cache_write_through_total",
+            "objects this gateway wrote and put in its cache at commit", SUM(cache_write_through));
     counter(out, "headwater_gateway_cache_coalesced_total",
             "cache misses that waited for another request's node read", SUM(coalesced));
     counter(out, "headwater_gateway_lease_waits_total",

@@ -32,12 +32,13 @@ struct gw_metrics {
     _Atomic uint64_t conns_accepted;
     _Atomic uint64_t conns_rejected; /* over --max-connections */
     _Atomic uint64_t tls_handshake_failures;
-    _Atomic uint64_t cache_hits;      /* read cache (get.c / cache code) */
-    _Atomic uint64_t cache_misses;    /* read cache: needed a node read (own or coalesced) */
-    _Atomic uint64_t coalesced;       /* misses that waited for another request's node read */
-    _Atomic uint64_t node_reads;      /* GET/HEAD requests sent to nodes */
-    _Atomic uint64_t lease_waits;     /* reads that began without a read lease and waited */
-    _Atomic uint64_t coherence_waits; /* answers held until every lease holder knew them */
+    _Atomic uint64_t cache_hits;          /* read cache (get.c / cache code) */
+    _Atomic uint64_t cache_misses;        /* read cache: needed a node read (own or coalesced) */
+    _Atomic uint64_t cache_write_through; /* objects this gateway wrote, put in its cache */
+    _Atomic uint64_t coalesced;           /* misses that waited for another request's node read */
+    _Atomic uint64_t node_reads;          /* GET/HEAD requests sent to nodes */
+    _Atomic uint64_t lease_waits;         /* reads that began without a read lease and waited */
+    _Atomic uint64_t coherence_waits;     /* answers held until every lease holder knew them */
     /* connections closed over --max-buffered-bytes */
     _Atomic uint64_t budget_closes;
     char pad[64]; /* keep loops' structs on separate cache lines */

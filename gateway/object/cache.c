@@ -37,6 +37,10 @@ struct gw_cache {
     struct gw_cobj *lru_head, *lru_tail;
     struct gw_cobj *objs[NBUCKETS];
     struct gw_cfill *fills[NBUCKETS];
+    /* Write-through (gw_cache_put): the highest raft index of an applied write seen per key
+     * bucket, and of the last reset; an object older than either is never put. */
+    uint64_t seen[NBUCKETS];
+    uint64_t floor;
 };
 
 struct gw_cache_port {
@@ -256,6 +260,8 @@ static void insert(struct gw_cache *c, struct gw_cobj *obj, uint64_t fresh_until
     if (obj->charge > gw_cache_max_object(c) || obj->charge > c->capacity)
         return;
     struct gw_cobj *old = *obj_slot(c, obj->key);
+    if (old != NULL && old->version > obj->version)
+        return; /* a newer version is already here (written through) */
     if (old != NULL)
         obj_remove(c, old);
     while (c->used + obj->charge > c->capacity && c->lru_tail != NULL) {
@@ -343,7 +349,15 @@ void gw_cache_cancel(struct gw_cache *c, struct gw_cwait *w)
 
 void gw_cache_invalidate(struct gw_cache *c, const char *key)
 {
+    gw_cache_invalidate_at(c, key, 0);
+}
+
+void gw_cache_invalidate_at(struct gw_cache *c, const char *key, uint64_t index)
+{
     uv_mutex_lock(&c->mu);
+    uint64_t *seen = &c->seen[bucket(key)];
+    if (index > *seen)
+        *seen = index;
     struct gw_cobj *o = *obj_slot(c, key);
     if (o != NULL)
         obj_remove(c, o);
@@ -355,13 +369,34 @@ void gw_cache_invalidate(struct gw_cache *c, const char *key)
 
 void gw_cache_clear(struct gw_cache *c)
 {
+    gw_cache_clear_at(c, 0);
+}
+
+void gw_cache_clear_at(struct gw_cache *c, uint64_t index)
+{
     uv_mutex_lock(&c->mu);
+    if (index > c->floor)
+        c->floor = index;
     while (c->lru_head != NULL)
         obj_remove(c, c->lru_head);
     for (size_t i = 0; i < NBUCKETS; i++)
         while (c->fills[i] != NULL)
             fill_unhash(c, c->fills[i]);
     uv_mutex_unlock(&c->mu);
+}
+
+int gw_cache_put(struct gw_cache *c, struct gw_cobj *obj, uint64_t fresh_until, uint64_t now_ms)
+{
+    int put = 0;
+    uv_mutex_lock(&c->mu);
+    if (fresh_until > now_ms && !obj->linked && obj->version >= c->floor &&
+        obj->version >= c->seen[bucket(obj->key)] && (obj->size == 0 || obj->body != NULL) &&
+        (obj->body == NULL || obj->body->len == obj->size)) {
+        insert(c, obj, fresh_until);
+        put = obj->linked;
+    }
+    uv_mutex_unlock(&c->mu);
+    return put;
 }
 
 void gw_cache_stats(struct gw_cache *c, struct gw_cache_stats *st)

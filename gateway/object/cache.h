@@ -15,7 +15,9 @@
  * evicted, playlists for at most their max-age. Entries past fresh_until or past the object's
  * expires_ms (wall ms) are misses. gw_cache_invalidate drops a key (this gateway's own PUT or
  * DELETE) and detaches a read in flight for it, so it is not inserted and later requests read
- * again.
+ * again. Write-through: a PUT this gateway committed puts the object it holds (gw_cache_put),
+ * so the first reader of a new segment or playlist needs no node; an entry is never replaced by
+ * an older version.
  *
  * Locking: one mutex per cache, then the port's mutex (always in that order). */
 #ifndef GW_CACHE_H
@@ -101,8 +103,18 @@ void gw_cache_fill_end(struct gw_cache *c, struct gw_cfill *f, struct gw_cobj *o
 void gw_cache_cancel(struct gw_cache *c, struct gw_cwait *w);
 /* Drop key's entry and detach a read in flight for it. */
 void gw_cache_invalidate(struct gw_cache *c, const char *key);
+/* The same for an applied write of key at raft index `index` (the commit watch): no object of
+ * key older than index is put afterwards (gw_cache_put). */
+void gw_cache_invalidate_at(struct gw_cache *c, const char *key, uint64_t index);
 /* Drop every entry and detach every read in flight (the commit watch missed events). */
 void gw_cache_clear(struct gw_cache *c);
+/* The same when the watch jumped to index: no object older than it is put afterwards. */
+void gw_cache_clear_at(struct gw_cache *c, uint64_t index);
+/* Write-through: insert obj (borrowed; complete: body->len == size), which this gateway just
+ * committed at obj->version, unless the commit watch already applied a later write of its key
+ * (or of a key in its bucket) or jumped past it, or a newer version is cached. A later applied
+ * write invalidates it like any entry. 1 when inserted. */
+int gw_cache_put(struct gw_cache *c, struct gw_cobj *obj, uint64_t fresh_until, uint64_t now_ms);
 void gw_cache_stats(struct gw_cache *c, struct gw_cache_stats *st);
 
 /* One per loop: delivers wait outcomes on that loop. Close after every waiter of this loop was

@@ -297,9 +297,7 @@ static void attempt_fail(struct gw_get *g, const char *why, int reusable)
  * applied write of its key invalidates it (cluster/watch.h), unless it must not be stored. */
 static uint64_t fresh_until(const struct gw_get *g, const struct gw_objinfo *o)
 {
-    const char *cc = gw_cache_control(g->rules, o->key, o->cache_control);
-    if (strstr(cc, "no-store") != NULL || strstr(cc, "no-cache") != NULL ||
-        strstr(cc, "private") != NULL)
+    if (!gw_cache_storable(gw_cache_control(g->rules, o->key, o->cache_control)))
         return 0;
     if (o->expires_ms > 0 && cm_wall_ms() >= o->expires_ms)
         return 0;

@@ -109,6 +109,9 @@ struct gw_put {
     uint32_t crc;
     int body_done;
     int whole; /* declared length <= GW_STAGE_MAX: the body goes in one frame, at its end */
+    /* Write-through (cache.h): a copy of a whole, cacheable body, filled as chunks seal and
+     * put in the hot-object cache once committed; NULL when not kept. */
+    struct gw_cobj *keep;
     int paused;
     uint64_t body_end_ms, quorum_ms;
     struct gw_lreq *commit;
@@ -178,6 +181,8 @@ static void put_end(struct gw_put *p)
     p->held = 0;
     cm_buf_unref(p->staging);
     p->staging = NULL;
+    gw_cobj_unref(p->keep);
+    p->keep = NULL;
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 }
 
@@ -193,6 +198,25 @@ static void put_fail(struct gw_put *p, int status, const char *code, const char 
         gw_conn_error(c, status, code, msg, committed);
 }
 
+/* Put the committed body in the hot-object cache when it was kept whole and the node told its
+ * version's times (an older node does not). */
+static void put_write_through(struct gw_put *p, const Hw__CommitOk *ok)
+{
+    struct gw_cache *cache = gw_shared_cache(p->ctx->shared);
+    struct gw_cobj *o = p->keep;
+    if (cache == NULL || o == NULL || ok->created_ms <= 0 || o->size != p->total ||
+        (o->body != NULL && o->body->len != o->size))
+        return;
+    o->version = ok->version;
+    o->created_ms = ok->created_ms;
+    o->expires_ms = ok->expires_ms;
+    if (o->expires_ms > 0 && cm_wall_ms() >= o->expires_ms)
+        return;
+    uint64_t now = cm_mono_ms();
+    if (gw_cache_put(cache, o, UINT64_MAX, now))
+        GW_METRIC_ADD(p->ctx->metrics, cache_write_through, 1);
+}
+
 static void put_succeed(struct gw_put *p, const Hw__CommitOk *ok)
 {
     gw_coh_note_safe(gw_shared_coh(p->ctx->shared), ok->version);
@@ -201,9 +225,11 @@ static void put_succeed(struct gw_put *p, const Hw__CommitOk *ok)
     CM_INFO("msg=\"stored\" key=\"%s\" size=%llu version=%llu created=%d holders=%zu", p->key,
             (unsigned long long)p->total, (unsigned long long)ok->version, (int)ok->created,
             p->nholders);
-    put_end(p);
-    /* read-your-writes on this gateway: leader reads, no stale cached copy */
+    /* read-your-writes on this gateway: no stale cached copy; then the new version itself,
+     * so that its first reader here needs no node */
     gw_shared_note_write(p->ctx->shared, p->key);
+    put_write_through(p, ok);
+    put_end(p);
     if (c == NULL)
         return;
     char etag[CM_ETAG_MAX], extra[64];
@@ -584,12 +610,42 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- body ---- */
 
+/* Copy a sealed chunk into the write-through copy; a chunk that does not fit drops it. */
+/* Keep a copy of the body for the cache when it is whole (at most one frame), fits the cache and
+ * its Cache-Control lets a gateway store it. */
+static void put_keep_setup(struct gw_put *p, const struct gw_http_req *req)
+{
+    struct gw_cache *cache = gw_shared_cache(p->ctx->shared);
+    if (cache == NULL || !p->whole || req->content_length == 0 ||
+        req->content_length > gw_cache_max_object(cache) ||
+        !gw_cache_storable(
+            gw_cache_control(gw_shared_cache_rules(p->ctx->shared), p->key, p->cache_control)))
+        return;
+    p->keep = gw_cobj_new(p->key, 0, req->content_length, p->ctype, p->cache_control, 0, 0);
+}
+
+static void put_keep_chunk(struct gw_put *p, const struct chunk *ch)
+{
+    struct cm_buf *b = p->keep->body;
+    if (b == NULL || ch->off != b->len || ch->len > p->keep->size - b->len) {
+        gw_cobj_unref(p->keep);
+        p->keep = NULL;
+        return;
+    }
+    for (size_t i = 0; i < ch->n; i++) {
+        memcpy(b->data + b->len, cm_slice_ptr(&ch->s[i]), ch->s[i].len);
+        b->len += ch->s[i].len;
+    }
+}
+
 static void put_seal(struct gw_put *p)
 {
     struct chunk *ch = p->open;
     if (ch == NULL || ch->len == 0)
         return;
     p->open = NULL;
+    if (p->keep != NULL)
+        put_keep_chunk(p, ch);
     if (p->tail)
         p->tail->next = ch;
     else
@@ -883,6 +939,7 @@ void gw_put_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_re
     uv_timer_init(ctx->loop, &p->timer);
     p->timer.data = p;
     uv_timer_start(&p->timer, on_tick, 50, 50);
+    put_keep_setup(p, req);
     put_keep_precondition(p, req);
     gw_conn_set_handler(c, &put_ops, p);
     if (put_setup_replicas(p) != 0) {

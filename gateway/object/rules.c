@@ -86,6 +86,12 @@ const char *gw_cache_control(const struct gw_rules *rules, const char *key, cons
     return gw_key_is_playlist(key) ? GW_CACHE_CONTROL_LIVE : GW_CACHE_CONTROL_IMMUTABLE;
 }
 
+int gw_cache_storable(const char *cc)
+{
+    return strstr(cc, "no-store") == NULL && strstr(cc, "no-cache") == NULL &&
+           strstr(cc, "private") == NULL;
+}
+
 int64_t gw_lifecycle_ttl(const struct gw_rules *r, const char *key)
 {
     const char *v = r ? gw_rules_match(r, key) : NULL;

@@ -28,6 +28,8 @@ const char *gw_rules_match(const struct gw_rules *r, const char *key);
  * the default by kind: playlists and manifests (.m3u8, .mpd) "max-age=1", everything else
  * (segments, init segments, keys) "max-age=31536000, immutable". */
 const char *gw_cache_control(const struct gw_rules *rules, const char *key, const char *own);
+/* May a gateway keep an object with this Cache-Control (no no-store, no-cache, private)? */
+int gw_cache_storable(const char *cache_control);
 #define GW_CACHE_CONTROL_MISS "max-age=1" /* 404s: CDNs must never pin a miss */
 #define GW_CACHE_CONTROL_LIVE "max-age=1"
 #define GW_CACHE_CONTROL_IMMUTABLE "max-age=31536000, immutable"

@@ -66,6 +66,8 @@ static void answer_commit(struct apply_req *a, const struct nd_apply_result *res
     cm_env_init(&env, HW__MSG_TYPE__MSG_COMMIT_OK, 0, 0);
     ok.version = res->version;
     ok.created = res->created;
+    ok.created_ms = res->created_ms;
+    ok.expires_ms = res->expires_ms;
     env.commit_ok = &ok;
     nd_req_send(&a->req, &env, NULL, 0);
 }

@@ -143,6 +143,8 @@ static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__O
     f->result.version = index;
     f->result.created = old == NULL;
     f->result.changed = 1;
+    f->result.created_ms = meta->created_ms;
+    f->result.expires_ms = meta->expires_ms;
     if (old != NULL)
         hw__object_meta__free_unpacked(old, NULL);
     return rv;

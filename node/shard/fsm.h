@@ -37,6 +37,7 @@ struct nd_apply_result {
     int deferred;   /* the store refused the write (disk full): the entry is committed and waits
                        in f->pending; nothing else in this result is known yet */
     uint64_t index; /* raft index of the entry */
+    int64_t created_ms, expires_ms; /* PUT: the new version's (0: not known, a retried commit) */
 };
 
 struct nd_fsm {

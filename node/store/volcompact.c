@@ -70,6 +70,40 @@ static int compact_pace(struct vstore *vs, uint64_t bytes)
     return stop;
 }
 
+/* Move one record named at `here` and pace the copy; VOL_STOPPED when asked to stop. */
+static int move_paced(struct vstore *vs, const char *key, const struct nd_vptr *here,
+                      uint64_t *copied)
+{
+    uint64_t moved;
+    int rv = move_record(vs, key, here, &moved);
+    if (rv != 0)
+        return rv;
+    *copied += moved;
+    return compact_pace(vs, moved) ? VOL_STOPPED : 0;
+}
+
+/* The slow way, when v's records cannot be walked to its end: every chunk pointer of the index
+ * that names v is moved. */
+static int compact_by_index(struct vstore *vs, struct volume *v, uint64_t *copied)
+{
+    struct nd_store_iter *it;
+    const char lo[1] = {'u'}, hi[1] = {'u' + 1};
+    int rv = nd_store_iter_new_below(&vs->inner, 0, hi, sizeof(hi), &it);
+    if (rv != 0)
+        return rv;
+    for (nd_store_iter_seek(it, lo, sizeof(lo)); rv == 0 && nd_store_iter_valid(it);
+         nd_store_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = nd_store_iter_key(it, &klen);
+        const char *val = nd_store_iter_value(it, &vlen);
+        struct nd_vptr p;
+        if (nd_volrec_is_chunk(k, klen) && nd_vptr_decode(val, vlen, &p) == 0 && p.vol == v->id)
+            rv = move_paced(vs, k, &p, copied);
+    }
+    nd_store_iter_free(it);
+    return rv;
+}
+
 /* Move every record of v the index still names; then v is garbage. */
 static int compact_scan(struct vstore *vs, struct volume *v, uint64_t size, uint64_t *copied)
 {
@@ -78,8 +112,15 @@ static int compact_scan(struct vstore *vs, struct volume *v, uint64_t size, uint
         char h[ND_VOL_HEADER], key[ND_SKEY_CHUNK_LEN];
         uint32_t len, crc;
         if (nd_volrec_pread(v->fd, h, sizeof(h), pos) != 0 ||
-            nd_volrec_header_decode(h, key, &len, &crc) != 0)
-            break; /* a torn or failed append: nothing durable names what follows */
+            nd_volrec_header_decode(h, key, &len, &crc) != 0) {
+            /* A torn or failed append. Records after it may still be named (an append that
+             * failed, or one not yet written when a later one's sync ran, before a crash):
+             * the index says which. */
+            CM_WARN("msg=\"volume has an unreadable record; compacting it by the index\" "
+                    "volume=%u pos=%llu size=%llu",
+                    v->id, (unsigned long long)pos, (unsigned long long)size);
+            return compact_by_index(vs, v, copied);
+        }
         struct nd_vptr here = {v->id, pos + ND_VOL_HEADER, len, crc};
         char *cur;
         size_t clen;
@@ -92,13 +133,9 @@ static int compact_scan(struct vstore *vs, struct volume *v, uint64_t size, uint
         }
         uv_mutex_unlock(&vs->mu);
         if (named) {
-            uint64_t moved;
-            int rv = move_record(vs, key, &here, &moved);
+            int rv = move_paced(vs, key, &here, copied);
             if (rv != 0)
                 return rv;
-            *copied += moved;
-            if (compact_pace(vs, moved))
-                return VOL_STOPPED;
         }
         pos += ND_VOL_HEADER + (uint64_t)len;
     }

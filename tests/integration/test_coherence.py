@@ -131,6 +131,32 @@ def a_playlist_is_served_from_cache_until_replaced(cl):
 
 
 @test
+def what_a_gateway_wrote_is_read_from_its_cache_and_stays_current(cl):
+    """Write-through: B's own PUT puts the object in B's cache, so its first reader needs no
+    node; a later write or delete through A still replaces it at once."""
+    for kind in ("ts", "m3u8"):
+        key = f"{PREFIX}/wt/obj.{kind}"
+        body = os.urandom(300_000) if kind == "ts" else b"#EXTM3U\n#wt-one\n"
+        wt0 = cl.b_metric("headwater_gateway_cache_write_through_total")
+        r = cl.b("PUT", key, body)
+        assert r.status == 201, f"PUT via B: {r}"
+        assert cl.b_metric("headwater_gateway_cache_write_through_total") == wt0 + 1
+        reads0 = cl.b_metric("headwater_gateway_node_reads_total")
+        r = cl.b("GET", key)
+        assert r.status == 200 and r.body == body, f"first read via B: {r.status}"
+        assert r.header("etag") is not None and r.header("last-modified") is not None
+        reads = cl.b_metric("headwater_gateway_node_reads_total") - reads0
+        assert reads == 0, f"{reads} node reads for the first read of what B just wrote"
+        r = cl.b("GET", key, headers={"Range": "bytes=5-9"})
+        assert r.status == 206 and r.body == body[5:10], f"range via B: {r.status}"
+        put_ok(cl, key, b"version-2 through A")
+        b_reads(cl, key, b"version-2 through A", "the read after A replaced it")
+        assert cl.b("PUT", key, body).status == 204
+        assert cl.a("DELETE", key).status == 204
+        b_reads(cl, key, 404, "the read after A deleted it")
+
+
+@test
 def a_listing_reflects_acknowledged_creates_and_deletes(cl):
     base = f"{PREFIX}/ls"
     for i in range(3):

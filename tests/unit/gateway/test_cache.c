@@ -111,6 +111,61 @@ Test(cache, freshness_expiry_and_replacement)
     gw_cache_free(c);
 }
 
+static uint64_t cached_version(struct gw_cache *c, const char *key)
+{
+    struct gw_cobj *hit = NULL;
+    if (gw_cache_get(c, key, 10, 0, NULL, NULL, &hit, NULL) != GW_CACHE_HIT)
+        return 0;
+    uint64_t v = hit->version;
+    gw_cobj_unref(hit);
+    return v;
+}
+
+/* Write-through: a gateway's own committed object goes in, unless the commit watch already
+ * applied a later write of its key or jumped past it; nothing older replaces something newer. */
+Test(cache, write_through_never_puts_an_older_version)
+{
+    struct gw_cache *c;
+    cr_assert_eq(gw_cache_new(1 << 20, &c), 0);
+    struct gw_cobj *o = obj("/a.ts", 5, 10);
+    gw_cache_invalidate_at(c, "/a.ts", 5); /* the watch saw the write itself: fine */
+    cr_assert_eq(gw_cache_put(c, o, UINT64_MAX, 1), 1);
+    gw_cobj_unref(o);
+    cr_assert_eq(cached_version(c, "/a.ts"), 5);
+
+    gw_cache_invalidate_at(c, "/a.ts", 9); /* a later write (another gateway) was applied */
+    cr_assert_eq(cached_version(c, "/a.ts"), 0);
+    o = obj("/a.ts", 7, 10); /* this gateway's older commit arrives late */
+    cr_assert_eq(gw_cache_put(c, o, UINT64_MAX, 1), 0, "older than an applied write");
+    gw_cobj_unref(o);
+    cr_assert_eq(cached_version(c, "/a.ts"), 0);
+
+    struct gw_cwait w;
+    memset(&w, 0, sizeof(w));
+    struct gw_cobj *hit = NULL;
+    struct gw_cfill *f = NULL;
+    cr_assert_eq(gw_cache_get(c, "/b.ts", 1, 0, NULL, &w, &hit, &f), GW_CACHE_FILL);
+    o = obj("/b.ts", 12, 10);
+    cr_assert_eq(gw_cache_put(c, o, UINT64_MAX, 1), 1);
+    gw_cobj_unref(o);
+    o = obj("/b.ts", 11, 10); /* a slow fill of the older version ends */
+    gw_cache_fill_end(c, f, o, UINT64_MAX, 1, GW_CWAIT_OBJ);
+    gw_cobj_unref(o);
+    cr_assert_eq(cached_version(c, "/b.ts"), 12, "an older fill does not replace it");
+
+    gw_cache_clear_at(c, 20); /* events missed up to 20 */
+    o = obj("/c.ts", 15, 10);
+    cr_assert_eq(gw_cache_put(c, o, UINT64_MAX, 1), 0, "older than the reset");
+    gw_cobj_unref(o);
+    o = obj("/c.ts", 21, 10);
+    cr_assert_eq(gw_cache_put(c, o, UINT64_MAX, 1), 1);
+    gw_cobj_unref(o);
+    o = gw_cobj_new("/d.ts", 30, 10, "video/mp2t", "", 1, 0); /* body not filled */
+    cr_assert_eq(gw_cache_put(c, o, UINT64_MAX, 1), 0, "an incomplete body never goes in");
+    gw_cobj_unref(o);
+    gw_cache_free(c);
+}
+
 /* ---- coalescing ---- */
 
 struct waiter {
