@@ -42,6 +42,7 @@ struct read_op {
     Hw__ObjectMeta *meta; /* owned */
     int from_staged;      /* FETCH served from a finished staged record */
     int read_index_done;
+    int relooks;      /* lookups redone: the version was replaced under the read */
     uint64_t applied; /* this replica's applied index when the lookup ended (answers carry it) */
     /* streaming */
     struct nd_store_iter *it;
@@ -385,9 +386,33 @@ static void send_data(struct read_op *op, uint64_t pos, const struct cm_slice *p
     nd_req_send(&op->req, &env, pl, pl != NULL && pl->len > 0 ? 1 : 0);
 }
 
+#define READ_RELOOKS 3
+
+/* A PUT or DELETE applied between the lookup and the chunk reads removes the version's chunks:
+ * before any byte went out, look the key up again rather than fail a read that another
+ * version (or a 404) answers. */
+static int read_relook(struct read_op *op)
+{
+    if (op->rv != CM_EIO || op->sent_first || op->kind == READ_FETCH || op->relooks >= READ_RELOOKS)
+        return 0;
+    op->relooks++;
+    for (size_t i = 0; i < op->nchunks; i++)
+        cm_slice_release(&op->chunks[i]);
+    op->nchunks = 0;
+    nd_store_iter_free(op->it);
+    op->it = NULL;
+    op->crc = 0;
+    op->checked = 0;
+    op->whole = 0;
+    op_lookup(op);
+    return 1;
+}
+
 static void read_done(void *arg, int status)
 {
     struct read_op *op = arg;
+    if (status == 0 && read_relook(op))
+        return;
     if (status != 0 || op->rv != 0) {
         if (op->rv == CM_ECHECKSUM)
             CM_ERROR("msg=\"stored bytes fail their checksum: not served\" key=\"%s\" size=%llu",
