@@ -282,15 +282,21 @@ static void read_index(struct read_op *op)
 
 /* ---- local stream ---- */
 
-static void read_again_checked(struct read_op *op)
+/* Drop what a read round gathered (chunks, iterator, crc) to start it over. */
+static void read_reset(struct read_op *op)
 {
     for (size_t i = 0; i < op->nchunks; i++)
         cm_slice_release(&op->chunks[i]);
     op->nchunks = 0;
     nd_store_iter_free(op->it);
     op->it = NULL;
-    op->pos = 0;
     op->crc = 0;
+}
+
+static void read_again_checked(struct read_op *op)
+{
+    read_reset(op);
+    op->pos = 0;
     op->checked = 1;
 }
 
@@ -396,12 +402,7 @@ static int read_relook(struct read_op *op)
     if (op->rv != CM_EIO || op->sent_first || op->kind == READ_FETCH || op->relooks >= READ_RELOOKS)
         return 0;
     op->relooks++;
-    for (size_t i = 0; i < op->nchunks; i++)
-        cm_slice_release(&op->chunks[i]);
-    op->nchunks = 0;
-    nd_store_iter_free(op->it);
-    op->it = NULL;
-    op->crc = 0;
+    read_reset(op);
     op->checked = 0;
     op->whole = 0;
     op_lookup(op);
