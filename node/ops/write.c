@@ -101,13 +101,15 @@ static void on_safe(void *arg, int ok)
     cm_free(a);
 }
 
-/* The index whose safety the answer waits for: the key's version after a commit (also a
- * retried one), the delete's index after a removal; 0 = nothing changed, answer at once. */
-static uint64_t hold_index(const struct apply_req *a, const struct nd_apply_result *res)
+/* The index whose safety the answer waits for: the entry's own. Every answer tells the client
+ * something about the state at that index, also one that changed nothing: a DELETE answered
+ * "not found" or a failed precondition reveals the writes before it (a delete through another
+ * gateway, say), so it too waits until every lease holder has seen them; else a gateway still
+ * holding the deleted object in its cache serves it after the client saw the 404. A retried
+ * commit waits for its entry as well (it is past the version it reports). */
+static uint64_t hold_index(const struct nd_apply_result *res)
 {
-    if (a->kind == HW__MSG_TYPE__MSG_COMMIT)
-        return res->precondition_failed ? 0 : res->version;
-    return res->found ? res->version : 0;
+    return res->index > res->version ? res->index : res->version;
 }
 
 static void on_applied(struct raft_apply *req, int status, void *result)
@@ -123,7 +125,7 @@ static void on_applied(struct raft_apply *req, int status, void *result)
                      "committed, but the leader's store is full; it steps down; retry");
     } else {
         a->res = *(const struct nd_apply_result *)result;
-        uint64_t idx = hold_index(a, &a->res);
+        uint64_t idx = hold_index(&a->res);
         if (idx != 0 && a->sh->watch != NULL && nd_watch_hold(a->sh->watch, idx, on_safe, a) == 0)
             return; /* on_safe answers */
         answer_applied(a, &a->res);

@@ -117,6 +117,41 @@ def a_paused_gateway_does_not_serve_its_cache_after_resuming(cl):
 
 
 @test
+def a_delete_that_finds_nothing_is_held_like_the_one_that_did(cl):
+    """A DELETE answered 404 tells its client the object is gone, so it is answered only once
+    every lease holder knows the delete that removed it, exactly as that delete is. Two DELETEs
+    race through A while B (holding the object in its cache and a lease) is paused: the one that
+    finds the object is held until B's lease runs out. Before, the other's 404 came at once; in
+    the chaos run a client then read the deleted object from B's cache after its own 404."""
+    key = f"{PREFIX}/del404/seg_3.ts"
+    put_ok(cl, key, b"deleted twice")
+    b_reads(cl, key, b"deleted twice", "first read")
+    b_reads(cl, key, b"deleted twice", "cached read")
+    done = {}
+
+    def delete(n):
+        r = cl.a("DELETE", key)
+        done[n] = (r.status, time.monotonic())
+
+    threads = [threading.Thread(target=delete, args=(n,)) for n in range(2)]
+    cl.gw_b.signal(signal.SIGSTOP)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        cl.gw_b.signal(signal.SIGCONT)
+    answers = {status: at for status, at in done.values()}
+    assert sorted(answers) == [204, 404], f"two DELETEs answered {sorted(done.values())}"
+    early = answers[204] - answers[404]
+    print(f"  the 404 came {early * 1000:.0f} ms before the 204")
+    assert early < 0.05, (f"the 404 DELETE was answered {early * 1000:.0f} ms before the delete "
+                          "it reveals was known to the paused gateway B")
+    b_reads(cl, key, 404, "the read after resuming")
+
+
+@test
 def a_playlist_is_served_from_cache_until_replaced(cl):
     key = f"{PREFIX}/pl/index.m3u8"
     put_ok(cl, key, b"#EXTM3U\n#one\n")
