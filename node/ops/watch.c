@@ -327,6 +327,11 @@ static void ev_clear(struct nd_watch_ev *e)
     e->meta = NULL;
 }
 
+uint64_t nd_watch_newest(struct nd_watch *w)
+{
+    return w->ring != NULL && w->count > 0 ? ev_at(w, w->start + w->count - 1)->index : w->floor;
+}
+
 void nd_watch_publish(struct nd_watch *w, uint64_t index, int kind, const Hw__ObjectMeta *meta)
 {
     if (w->ring == NULL || w->closing)

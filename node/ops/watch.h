@@ -70,6 +70,8 @@ int nd_watch_init(struct nd_watch *w, struct nd_host *h, struct nd_shard *sh, un
 void nd_watch_close(struct nd_watch *w, void (*on_closed)(void *arg), void *arg);
 /* The FSM applied index (fsm.h on_event). */
 void nd_watch_publish(struct nd_watch *w, uint64_t index, int kind, const Hw__ObjectMeta *meta);
+/* The index of the newest change published (events up to it), or the floor when none is held. */
+uint64_t nd_watch_newest(struct nd_watch *w);
 /* A snapshot replaced the state up to index: every stream still before it gets WATCH_RESET. */
 void nd_watch_restored(struct nd_watch *w, uint64_t index);
 /* Hold an answer until index is safe: 1 = safe now (answer at once, done never runs), 0 =

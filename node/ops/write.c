@@ -101,15 +101,18 @@ static void on_safe(void *arg, int ok)
     cm_free(a);
 }
 
-/* The index whose safety the answer waits for: the entry's own. Every answer tells the client
- * something about the state at that index, also one that changed nothing: a DELETE answered
- * "not found" or a failed precondition reveals the writes before it (a delete through another
- * gateway, say), so it too waits until every lease holder has seen them; else a gateway still
- * holding the deleted object in its cache serves it after the client saw the 404. A retried
- * commit waits for its entry as well (it is past the version it reports). */
-static uint64_t hold_index(const struct nd_apply_result *res)
+/* The index whose safety the answer waits for. Every answer tells the client something about
+ * the state it was applied to, also one that changed nothing: a DELETE answered "not found" or
+ * a failed precondition reveals the writes before it (a delete through another gateway, say),
+ * so it waits until every lease holder has seen the newest change before it; else a gateway
+ * still holding the deleted object in its cache serves it after the client saw the 404. A
+ * change (also a retried commit's version) waits for its own index. */
+static uint64_t hold_index(const struct apply_req *a, const struct nd_apply_result *res)
 {
-    return res->index > res->version ? res->index : res->version;
+    if (res->changed || (a->kind == HW__MSG_TYPE__MSG_COMMIT && !res->precondition_failed))
+        return res->version;
+    uint64_t newest = nd_watch_newest(a->sh->watch);
+    return newest < res->index ? newest : res->index;
 }
 
 static void on_applied(struct raft_apply *req, int status, void *result)
@@ -125,7 +128,7 @@ static void on_applied(struct raft_apply *req, int status, void *result)
                      "committed, but the leader's store is full; it steps down; retry");
     } else {
         a->res = *(const struct nd_apply_result *)result;
-        uint64_t idx = hold_index(&a->res);
+        uint64_t idx = a->sh->watch != NULL ? hold_index(a, &a->res) : 0;
         if (idx != 0 && a->sh->watch != NULL && nd_watch_hold(a->sh->watch, idx, on_safe, a) == 0)
             return; /* on_safe answers */
         answer_applied(a, &a->res);
