@@ -50,6 +50,14 @@ void *cm_malloc(size_t n)
     return malloc(n ? n : 1);
 }
 
+void *cm_aligned_alloc(size_t align, size_t n)
+{
+    void *p;
+    if (should_fail() || posix_memalign(&p, align, n ? n : 1) != 0)
+        return NULL;
+    return p;
+}
+
 void *cm_calloc(size_t count, size_t n)
 {
     if (should_fail())

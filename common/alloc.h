@@ -7,6 +7,9 @@
 void *cm_malloc(size_t n);
 void *cm_calloc(size_t count, size_t n);
 void *cm_realloc(void *p, size_t n);
+/* n bytes at an address that is a multiple of align (a power of two, at least
+ * sizeof(void *)); freed with cm_free. */
+void *cm_aligned_alloc(size_t align, size_t n);
 void cm_free(void *p);
 char *cm_strdup(const char *s);
 char *cm_strndup(const char *s, size_t n);

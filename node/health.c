@@ -88,6 +88,10 @@ static void vol_metrics(struct nd_node *n, struct cm_sbuf *out)
           "live bytes compaction copied to reclaim volumes", "counter", s.compacted_bytes);
     gauge(out, "headwater_node_compaction_reclaimed_bytes_total",
           "volume bytes compaction gave back", "counter", s.reclaimed_bytes);
+    gauge(out, "headwater_node_volume_spares", "reclaimed volume files kept for reuse", "gauge",
+          s.spares);
+    gauge(out, "headwater_node_volume_reused_total", "new volumes that reused a spare's file",
+          "counter", s.reused_volumes);
 }
 
 /* Space of the data dir's file system (statvfs: one cheap syscall per scrape) and what a full

@@ -24,6 +24,19 @@
 
 /* ---- open, migration, close ---- */
 
+/* A spare found at open: into the pool, or unlinked past its size. */
+static void scan_spare(struct vstore *vs, uint32_t id)
+{
+    char path[PATH_MAX];
+    nd_vol_spare_path(vs, id, path, sizeof(path));
+    int fd = vs->nspares < ND_VOL_SPARES_MAX ? open(path, O_RDWR | O_CLOEXEC) : -1;
+    if (fd < 0) {
+        unlink(path);
+        return;
+    }
+    vs->spares[vs->nspares++] = (struct vspare){id, fd};
+}
+
 static int scan_dir(struct vstore *vs, char *errmsg, size_t errlen)
 {
     DIR *d = opendir(vs->dir);
@@ -33,12 +46,19 @@ static int scan_dir(struct vstore *vs, char *errmsg, size_t errlen)
     }
     int rv = 0;
     struct dirent *e;
+    vs->next_id = 1;
     while (rv == 0 && (e = readdir(d)) != NULL) {
         unsigned id;
-        char tail;
-        if (sscanf(e->d_name, "%8u.vo%c", &id, &tail) != 2 || tail != 'l' || id == 0 ||
-            strlen(e->d_name) != 12)
+        char ext[4];
+        if (sscanf(e->d_name, "%8u.%3[a-z]", &id, ext) != 2 || id == 0 || strlen(e->d_name) != 12 ||
+            (strcmp(ext, "vol") != 0 && strcmp(ext, "spr") != 0))
             continue;
+        if (id >= vs->next_id)
+            vs->next_id = id + 1; /* ids are never reused: no stale pointer names a new volume */
+        if (ext[0] == 's') {
+            scan_spare(vs, id);
+            continue;
+        }
         char path[PATH_MAX];
         nd_vol_path(vs, id, path, sizeof(path));
         int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -50,7 +70,9 @@ static int scan_dir(struct vstore *vs, char *errmsg, size_t errlen)
                 close(fd);
             break;
         }
-        rv = nd_vol_add(vs, id, fd, (uint64_t)sb.st_size); /* appends go past a torn tail */
+        /* Appends go past the end of the file: past a torn tail, and past what a reused volume
+         * held before (a record is found only through the pointer its append wrote). */
+        rv = nd_vol_add(vs, id, fd, nd_volrec_align_up((uint64_t)sb.st_size));
         if (rv != 0)
             close(fd);
     }
@@ -197,12 +219,18 @@ static void vol_free(struct vstore *vs)
 {
     for (size_t i = 0; i < vs->nv; i++) {
         close(vs->v[i]->fd);
+        if (vs->v[i]->dfd >= 0)
+            close(vs->v[i]->dfd);
         cm_free(vs->v[i]);
     }
+    nd_vol_bounce_free(vs);
+    for (size_t i = 0; i < vs->nspares; i++)
+        close(vs->spares[i].fd);
     cm_free(vs->v);
     nd_store_close(&vs->inner);
     uv_mutex_destroy(&vs->mu);
     uv_mutex_destroy(&vs->smu);
+    uv_mutex_destroy(&vs->bmu);
     uv_cond_destroy(&vs->scv);
     uv_mutex_destroy(&vs->tmu);
     uv_cond_destroy(&vs->tcv);
@@ -260,6 +288,7 @@ int nd_store_vol_open(struct nd_store *s, struct nd_store *inner, const char *di
         vs->o.volume_size = ND_VOL_SIZE_DEFAULT;
     uv_mutex_init(&vs->mu);
     uv_mutex_init(&vs->smu);
+    uv_mutex_init(&vs->bmu);
     uv_cond_init(&vs->scv);
     uv_mutex_init(&vs->tmu);
     uv_cond_init(&vs->tcv);
@@ -294,6 +323,7 @@ void nd_store_vol_stats(struct nd_store *s, struct nd_vol_stats *out)
     struct vstore *vs = s->impl;
     uv_mutex_lock(&vs->mu);
     *out = vs->st;
+    out->spares = vs->nspares;
     out->volumes = out->bytes = out->live_bytes = 0;
     for (size_t i = 0; i < vs->nv; i++) {
         if (vs->v[i]->dead)

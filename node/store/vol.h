@@ -19,13 +19,20 @@
  *          volumes: one with no live record is unlinked at once; one that is still mostly
  *          garbage 30 s after it was sealed (live video deletes its segments within seconds,
  *          so most volumes die whole) has its live records copied to the active volume at a
- *          bounded rate, and is then unlinked.
+ *          bounded rate; the reclaimed volume is then unlinked, or kept as a spare;
+ *   reuse: up to ND_VOL_SPARES_MAX spares (DIR/NNNNNNNN.spr, while they are at most 1 % of a
+ *          file system with four reserves free) are reused by the next new volumes, renamed to
+ *          their new id: overwriting a file the kernel still caches costs it no new pages and
+ *          the fdatasync no journal commit for new blocks (half the system time and fsync
+ *          latency of writing new files here). Ids are never reused, so no pointer names what
+ *          a reused file held before; appends after a reopen go past the file's old end.
  *
  * Record: header (40 bytes: "HWV1", payload length u32, payload crc32c u32, header crc32c
  * u32, upload id 16, offset u64; big-endian) + payload. Pointer: 'V', volume u32, payload
  * position u64, length u32, crc32c u32. Durability: a chunk is durable once a sync covered it
- * (the volume's fdatasync before the pointer's WAL sync, so no durable pointer names bytes that
- * are not); a torn tail after a crash is never named by a durable pointer. */
+ * (the volume's fdatasync, and the directory's fsync once a volume was created or renamed, before
+ * the pointer's WAL sync, so no durable pointer names bytes or a file name that are not); a torn
+ * tail after a crash is never named by a durable pointer. */
 #ifndef ND_STORE_VOL_H
 #define ND_STORE_VOL_H
 

@@ -1,8 +1,9 @@
 /* Volume compaction (see vol.h, "space"): the background thread, every ND_VOL_TICK_MS, or
  * nd_store_vol_compact: scan a sealed volume's headers; each record the index still names is
  * copied to the active volume and its pointer swapped under mu if unchanged; then one group
- * commit makes the new pointers durable, and the volume is unlinked (its fd closes when the
- * last reader lets go). Copies are paced to o.compact_rate bytes/s. */
+ * commit makes the new pointers durable, and the volume is renamed a spare (reused by the next
+ * new volume once the last reader lets go) or unlinked (its fd closes then). Copies are paced
+ * to o.compact_rate bytes/s. */
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -111,8 +112,9 @@ static int compact_scan(struct vstore *vs, struct volume *v, uint64_t size, uint
     while (pos + ND_VOL_HEADER <= size) {
         char h[ND_VOL_HEADER], key[ND_SKEY_CHUNK_LEN];
         uint32_t len, crc;
+        uint64_t span;
         if (nd_volrec_pread(v->fd, h, sizeof(h), pos) != 0 ||
-            nd_volrec_header_decode(h, key, &len, &crc) != 0) {
+            nd_volrec_header_decode(h, key, &len, &crc, &span) != 0) {
             /* A torn or failed append. Records after it may still be named (an append that
              * failed, or one not yet written when a later one's sync ran, before a crash):
              * the index says which. */
@@ -137,7 +139,7 @@ static int compact_scan(struct vstore *vs, struct volume *v, uint64_t size, uint
             if (rv != 0)
                 return rv;
         }
-        pos += ND_VOL_HEADER + (uint64_t)len;
+        pos += span;
     }
     return 0;
 }
@@ -154,13 +156,31 @@ static int compact_one(struct vstore *vs, struct volume *v)
         rv = nd_vol_group_sync(vs); /* the new pointers durable before the old bytes go */
     if (rv != 0)
         return rv;
-    char path[PATH_MAX];
+    /* Renamed a spare (reused by a later volume once no read holds it) or unlinked. Neither
+     * needs its directory entry durable now: if a crash undoes it, the volume comes back with
+     * nothing named in it and is reclaimed again; the next group commit syncs the directory. */
+    char path[PATH_MAX], spare[PATH_MAX];
     nd_vol_path(vs, v->id, path, sizeof(path));
-    if (unlink(path) != 0 && errno != ENOENT)
-        return nd_volrec_errno(errno);
-    nd_volrec_dir_sync(vs->dir);
+    nd_vol_spare_path(vs, v->id, spare, sizeof(spare));
+    uv_mutex_lock(&vs->mu);
+    int keep = nd_vol_keep_spare(vs);
+    uv_mutex_unlock(&vs->mu);
+    int gone = keep ? rename(path, spare) : unlink(path);
+    if (gone != 0 && errno != ENOENT) {
+        rv = nd_volrec_errno(errno);
+        if (keep) {
+            uv_mutex_lock(&vs->mu);
+            vs->spares_pending--;
+            uv_mutex_unlock(&vs->mu);
+        }
+        return rv;
+    }
     uv_mutex_lock(&vs->mu);
     v->dead = 1;
+    v->spare = keep && gone == 0;
+    if (keep && gone != 0)
+        vs->spares_pending--;
+    vs->dir_dirty = 1;
     vs->st.compacted_bytes += copied;
     vs->st.reclaimed_bytes += size;
     vs->st.reclaimed_volumes++;
@@ -229,5 +249,6 @@ void nd_vol_compact_thread(void *arg)
         if (stop)
             return;
         nd_vol_compact_pass(vs, 0);
+        nd_vol_trim_spares(vs);
     }
 }

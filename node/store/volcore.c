@@ -64,14 +64,31 @@ static void vol_drop(struct vstore *vs, struct volume *v)
 void nd_vol_unref(struct vstore *vs, struct volume *v)
 {
     uv_mutex_lock(&vs->mu);
-    int drop = --v->refs == 0 && v->dead;
-    if (drop)
+    int drop = --v->refs == 0 && v->dead, pooled = 0;
+    if (drop) {
         vol_drop(vs, v);
+        if (v->spare) {
+            vs->spares_pending--;
+            if (vs->nspares < ND_VOL_SPARES_MAX) {
+                vs->spares[vs->nspares++] = (struct vspare){v->id, v->fd};
+                pooled = 1;
+            }
+        }
+    }
     uv_mutex_unlock(&vs->mu);
     if (drop) {
+        if (v->dfd >= 0)
+            close(v->dfd);
         /* The last close of an unlinked volume frees its page cache: 64 MiB took 10-60 ms,
          * which under mu had stalled every write and sync of the node. */
-        close(v->fd);
+        if (!pooled) {
+            close(v->fd);
+            if (v->spare) {
+                char path[PATH_MAX];
+                nd_vol_spare_path(vs, v->id, path, sizeof(path));
+                unlink(path);
+            }
+        }
         cm_free(v);
     }
 }
@@ -79,6 +96,43 @@ void nd_vol_unref(struct vstore *vs, struct volume *v)
 void nd_vol_path(const struct vstore *vs, uint32_t id, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s/%08u.vol", vs->dir, id);
+}
+
+void nd_vol_spare_path(const struct vstore *vs, uint32_t id, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/%08u.spr", vs->dir, id);
+}
+
+/* Under mu: spares only while they are a small part of a roomy file system (1 %, and the
+ * free space four reserves or more), so a full disk never has space held in them. */
+static int spares_allowed(const struct vstore *vs)
+{
+    return vs->free_bytes >= 4 * vs->reserve_bytes;
+}
+
+int nd_vol_keep_spare(struct vstore *vs)
+{
+    if (vs->nspares + vs->spares_pending >= vs->spare_cap || !spares_allowed(vs))
+        return 0;
+    vs->spares_pending++;
+    return 1;
+}
+
+void nd_vol_trim_spares(struct vstore *vs)
+{
+    struct vspare drop[ND_VOL_SPARES_MAX];
+    size_t n = 0;
+    uv_mutex_lock(&vs->mu);
+    size_t keep = spares_allowed(vs) ? vs->spare_cap : 0;
+    while (vs->nspares > keep)
+        drop[n++] = vs->spares[--vs->nspares];
+    uv_mutex_unlock(&vs->mu);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        nd_vol_spare_path(vs, drop[i].id, path, sizeof(path));
+        close(drop[i].fd);
+        unlink(path);
+    }
 }
 
 int nd_vol_add(struct vstore *vs, uint32_t id, int fd, uint64_t size)
@@ -96,6 +150,7 @@ int nd_vol_add(struct vstore *vs, uint32_t id, int fd, uint64_t size)
         return CM_ENOMEM;
     v->id = id;
     v->fd = fd;
+    v->dfd = -2;
     v->size = size;
     size_t i = vs->nv;
     while (i > 0 && vs->v[i - 1]->id > id) {
@@ -107,25 +162,49 @@ int nd_vol_add(struct vstore *vs, uint32_t id, int fd, uint64_t size)
     return 0;
 }
 
-/* A new active volume after the last one (its directory entry made durable). */
+/* Under mu: a spare's file renamed to the volume id (its pages are likely still cached, its
+ * blocks allocated: overwriting them costs the kernel no new page and the fdatasync no journal
+ * commit for new blocks); -1 when there is none or it cannot be renamed. */
+static int vol_reuse(struct vstore *vs, uint32_t id, const char *path)
+{
+    while (vs->nspares > 0) {
+        struct vspare sp = vs->spares[--vs->nspares];
+        char from[PATH_MAX];
+        nd_vol_spare_path(vs, sp.id, from, sizeof(from));
+        if (rename(from, path) == 0) {
+            vs->st.reused_volumes++;
+            return sp.fd;
+        }
+        CM_WARN("msg=\"cannot reuse a spare volume\" path=%s err=\"%s\"", from, strerror(errno));
+        close(sp.fd);
+        unlink(from);
+    }
+    return -1;
+}
+
+/* A new active volume after the last one. Its directory entry is made durable by the next group
+ * commit's directory fsync, before any pointer naming it is (nd_vol_sync_volumes). */
 static int vol_create(struct vstore *vs)
 {
-    uint32_t id = vs->nv > 0 ? vs->v[vs->nv - 1]->id + 1 : 1;
+    uint32_t id = vs->next_id;
     char path[PATH_MAX];
     nd_vol_path(vs, id, path, sizeof(path));
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    int fd = vol_reuse(vs, id, path);
+    if (fd < 0)
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
         CM_ERROR("msg=\"cannot create a volume\" path=%s err=\"%s\"", path, strerror(errno));
         return nd_volrec_errno(errno);
     }
-    int rv = nd_volrec_dir_sync(vs->dir);
-    if (rv == 0)
-        rv = nd_vol_add(vs, id, fd, 0);
+    int rv = nd_vol_add(vs, id, fd, 0);
     if (rv != 0) {
         close(fd);
         unlink(path);
+        return rv;
     }
-    return rv;
+    vs->next_id = id + 1;
+    vs->dir_dirty = 1;
+    return 0;
 }
 
 /* Under mu: is there room for need more bytes? Appends stop while less than the reserve is
@@ -142,6 +221,8 @@ static int space_ok(struct vstore *vs, uint64_t need, int volume)
         uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize;
         vs->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
         vs->reserve_bytes = total / 200;
+        uint64_t cap = total / 100 / (vs->o.volume_size ? vs->o.volume_size : 1);
+        vs->spare_cap = cap < ND_VOL_SPARES_MAX ? (unsigned)cap : ND_VOL_SPARES_MAX;
         if (vs->reserve_bytes < ND_VOL_RESERVE_MIN)
             vs->reserve_bytes = ND_VOL_RESERVE_MIN;
         if (vs->reserve_bytes > ND_VOL_RESERVE_MAX)
@@ -157,14 +238,30 @@ static int space_ok(struct vstore *vs, uint64_t need, int volume)
     return 1;
 }
 
-/* Reserve room for a record of len payload bytes; the volume comes back referenced. */
-static int vol_reserve(struct vstore *vs, uint32_t len, struct volume **out, uint64_t *pos)
+/* Under mu: the active volume's O_DIRECT descriptor, opened on its first append (-1 when the
+ * file system refuses direct I/O, as tmpfs does: appends are then buffered). */
+static void vol_open_direct(struct vstore *vs, struct volume *a)
 {
-    uint64_t need = ND_VOL_HEADER + (uint64_t)len;
-    if (!space_ok(vs, need, 1))
+    if (a->dfd != -2)
+        return;
+    char path[PATH_MAX];
+    nd_vol_path(vs, a->id, path, sizeof(path));
+    a->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (a->dfd < 0) {
+        CM_INFO("msg=\"volume appends are buffered: no direct I/O here\" path=%s err=\"%s\"", path,
+                strerror(errno));
+        a->dfd = -1;
+    }
+}
+
+/* Reserve room for a record taking span bytes (nd_volrec_span: starts stay aligned); the
+ * volume comes back referenced. */
+static int vol_reserve(struct vstore *vs, uint64_t span, struct volume **out, uint64_t *pos)
+{
+    if (!space_ok(vs, span, 1))
         return CM_ENOSPC;
     struct volume *a = vs->nv > 0 ? vs->v[vs->nv - 1] : NULL;
-    if (a == NULL || a->dead || (a->size > 0 && a->size + need > vs->o.volume_size)) {
+    if (a == NULL || a->dead || (a->size > 0 && a->size + span > vs->o.volume_size)) {
         int rv = vol_create(vs);
         if (rv != 0)
             return rv;
@@ -172,12 +269,95 @@ static int vol_reserve(struct vstore *vs, uint32_t len, struct volume **out, uin
             a->sealed_ms = uv_hrtime() / 1000000u;
         a = vs->v[vs->nv - 1];
     }
+    vol_open_direct(vs, a);
     *pos = a->size;
-    a->size += need;
+    a->size += span;
     a->refs++;
     a->writers++;
     *out = a;
     return 0;
+}
+
+/* ---- bounce buffers for direct appends (kept: their pages stay mapped and warm) ---- */
+
+static char *bounce_get(struct vstore *vs, uint64_t span)
+{
+    if (span > ND_VOL_BOUNCE_LEN)
+        return cm_aligned_alloc(ND_VOL_ALIGN, span);
+    uv_mutex_lock(&vs->bmu);
+    char *b = vs->nbounce > 0 ? vs->bounce[--vs->nbounce] : NULL;
+    uv_mutex_unlock(&vs->bmu);
+    return b != NULL ? b : cm_aligned_alloc(ND_VOL_ALIGN, ND_VOL_BOUNCE_LEN);
+}
+
+static void bounce_put(struct vstore *vs, char *b, uint64_t span)
+{
+    if (span <= ND_VOL_BOUNCE_LEN) {
+        uv_mutex_lock(&vs->bmu);
+        int kept = vs->nbounce < ND_VOL_BOUNCE_MAX;
+        if (kept)
+            vs->bounce[vs->nbounce++] = b;
+        uv_mutex_unlock(&vs->bmu);
+        if (kept)
+            return;
+    }
+    cm_free(b);
+}
+
+void nd_vol_bounce_free(struct vstore *vs)
+{
+    while (vs->nbounce > 0)
+        cm_free(vs->bounce[--vs->nbounce]);
+}
+
+/* The record (header, payload, zero padding to span) with one O_DIRECT write through an
+ * aligned copy: no page cache page is allocated or dirtied, so no writeback follows and the
+ * node's memory footprint does not grow with what it writes. 1 when the file system refused
+ * it (EINVAL): write it buffered. */
+static int append_direct(struct vstore *vs, struct volume *v, const char *h, const void *bytes,
+                         uint32_t len, uint64_t span, uint64_t pos, int *rv)
+{
+    char *b = bounce_get(vs, span);
+    if (b == NULL) {
+        *rv = CM_ENOMEM;
+        return 0;
+    }
+    memcpy(b, h, ND_VOL_HEADER);
+    if (len > 0)
+        memcpy(b + ND_VOL_HEADER, bytes, len);
+    memset(b + ND_VOL_HEADER + len, 0, span - ND_VOL_HEADER - len);
+    ssize_t w;
+    do {
+        w = pwrite(v->dfd, b, span, (off_t)pos);
+    } while (w < 0 && errno == EINTR);
+    int e = w < 0 ? errno : 0;
+    bounce_put(vs, b, span);
+    if (e == EINVAL) {
+        uv_mutex_lock(&vs->mu);
+        if (!v->no_direct)
+            CM_WARN("msg=\"direct volume append refused; buffered from now on\" volume=%u", v->id);
+        v->no_direct = 1;
+        uv_mutex_unlock(&vs->mu);
+        return 1;
+    }
+    *rv = w == (ssize_t)span ? 0 : nd_volrec_errno(w < 0 ? e : ENOSPC);
+    return 0;
+}
+
+static const char zero_pad[ND_VOL_ALIGN];
+
+/* The record buffered: header, payload and padding with one pwritev. */
+static int append_buffered(struct volume *v, char *h, const void *bytes, uint32_t len,
+                           uint64_t span, uint64_t pos)
+{
+    struct iovec iov[3] = {{h, ND_VOL_HEADER}, {(void *)bytes, len}, {(void *)zero_pad, 0}};
+    iov[2].iov_len = span - ND_VOL_HEADER - len;
+    int rv = nd_volrec_pwrite(v->fd, iov, 3, pos);
+    /* Start writing it out now (no wait): while the rest of a big body still arrives, so the
+     * FINISH's fdatasync has only the tail left (a 2 MB PUT took 2 ms less). */
+    if (rv == 0 && len >= ND_VOL_WRITEBACK_MIN)
+        (void)sync_file_range(v->fd, (off_t)pos, (off_t)span, SYNC_FILE_RANGE_WRITE);
+    return rv;
 }
 
 /* ---- append and read ---- */
@@ -198,22 +378,18 @@ int nd_vol_append(struct vstore *vs, const char *key, const void *bytes, uint32_
                   const uint32_t *known_crc, char ptr[ND_VOL_PTR_LEN], struct volume **held)
 {
     struct volume *v;
-    uint64_t pos;
+    uint64_t pos, span = nd_volrec_span(len);
     uv_mutex_lock(&vs->mu);
-    int rv = vol_reserve(vs, len, &v, &pos);
+    int rv = vol_reserve(vs, span, &v, &pos);
+    int direct = rv == 0 && v->dfd >= 0 && !v->no_direct;
     uv_mutex_unlock(&vs->mu);
     if (rv != 0)
         return rv;
     char h[ND_VOL_HEADER];
     uint32_t crc = known_crc != NULL ? *known_crc : cm_crc32c(0, bytes, len);
     nd_volrec_header_encode(h, key, len, crc);
-    struct iovec iov[2] = {{h, sizeof(h)}, {(void *)bytes, len}};
-    rv = nd_volrec_pwrite(v->fd, iov, len > 0 ? 2 : 1, pos);
-    /* Start writing it out now (no wait): while the rest of a big body still arrives, so the
-     * FINISH's fdatasync has only the tail left (a 2 MB PUT took 2 ms less). */
-    if (rv == 0 && len >= ND_VOL_WRITEBACK_MIN)
-        (void)sync_file_range(v->fd, (off_t)pos, (off_t)(ND_VOL_HEADER + len),
-                              SYNC_FILE_RANGE_WRITE);
+    if (!direct || append_direct(vs, v, h, bytes, len, span, pos, &rv))
+        rv = append_buffered(v, h, bytes, len, span, pos);
     uv_mutex_lock(&vs->mu);
     v->dirty = 1;
     vs->st.appends++;
@@ -278,7 +454,6 @@ int nd_vol_chunk_read(struct nd_store *s, const char *v, size_t vlen, uint64_t s
 
 /* ---- group commit ---- */
 
-/* fdatasync every volume written since its last one. */
 int nd_vol_sync_volumes(struct vstore *vs)
 {
     uv_mutex_lock(&vs->mu);
@@ -293,6 +468,8 @@ int nd_vol_sync_volumes(struct vstore *vs)
         }
     }
     vs->st.syncs += n;
+    int dir = todo != NULL && vs->dir_dirty;
+    vs->dir_dirty = vs->dir_dirty && !dir;
     uv_mutex_unlock(&vs->mu);
     if (todo == NULL)
         return CM_ENOMEM;
@@ -309,6 +486,13 @@ int nd_vol_sync_volumes(struct vstore *vs)
         nd_vol_unref(vs, todo[i]);
     }
     cm_free(todo);
+    if (dir && nd_volrec_dir_sync(vs->dir) != 0) {
+        CM_ERROR("msg=\"volume directory sync failed\" dir=%s", vs->dir);
+        rv = rv != 0 ? rv : CM_EIO;
+        uv_mutex_lock(&vs->mu);
+        vs->dir_dirty = 1;
+        uv_mutex_unlock(&vs->mu);
+    }
     return rv;
 }
 

@@ -17,6 +17,7 @@ struct nd_vol_stats {
     uint64_t volumes, bytes, live_bytes;
     uint64_t appends, syncs, nospc;
     uint64_t compacted_bytes, reclaimed_bytes, reclaimed_volumes;
+    uint64_t spares, reused_volumes; /* spare files kept; new volumes that reused one */
 };
 
 #endif

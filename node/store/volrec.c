@@ -9,7 +9,8 @@
 #include "crc32c.h"
 #include "err.h"
 
-#define ND_VOL_MAGIC "HWV1"
+#define ND_VOL_MAGIC "HWV2"
+#define ND_VOL_MAGIC_V1 "HWV1"
 
 void nd_volrec_put_u32(char *p, uint32_t v)
 {
@@ -60,11 +61,22 @@ void nd_volrec_header_encode(char h[ND_VOL_HEADER], const char *key, uint32_t le
     nd_volrec_put_u32(h + 12, cm_crc32c(0, h, ND_VOL_HEADER));
 }
 
+uint64_t nd_volrec_align_up(uint64_t n)
+{
+    return (n + ND_VOL_ALIGN - 1) / ND_VOL_ALIGN * ND_VOL_ALIGN;
+}
+
+uint64_t nd_volrec_span(uint32_t len)
+{
+    return nd_volrec_align_up(ND_VOL_HEADER + (uint64_t)len);
+}
+
 /* 0 and the record's chunk key, or CM_EIO: not a whole valid header. */
 int nd_volrec_header_decode(char h[ND_VOL_HEADER], char key[ND_SKEY_CHUNK_LEN], uint32_t *len,
-                            uint32_t *crc)
+                            uint32_t *crc, uint64_t *span)
 {
-    if (memcmp(h, ND_VOL_MAGIC, 4) != 0)
+    int v1 = memcmp(h, ND_VOL_MAGIC_V1, 4) == 0;
+    if (!v1 && memcmp(h, ND_VOL_MAGIC, 4) != 0)
         return CM_EIO;
     uint32_t hcrc = nd_volrec_get_u32(h + 12);
     nd_volrec_put_u32(h + 12, 0);
@@ -72,6 +84,7 @@ int nd_volrec_header_decode(char h[ND_VOL_HEADER], char key[ND_SKEY_CHUNK_LEN], 
         return CM_EIO;
     *len = nd_volrec_get_u32(h + 4);
     *crc = nd_volrec_get_u32(h + 8);
+    *span = v1 ? ND_VOL_HEADER + (uint64_t)*len : nd_volrec_span(*len);
     key[0] = 'u';
     memcpy(key + 1, h + 16, ND_UPLOAD_ID_LEN + 8);
     return 0;

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -53,6 +55,12 @@ static void teardown(void)
 {
     nd_store_close(&st);
     rm_rf(dir);
+}
+
+/* Where the record after one of len payload bytes starts (records are padded to 4 KiB). */
+static off_t span(size_t len)
+{
+    return (off_t)((40 + len + 4095) / 4096 * 4096);
 }
 
 static void upload_id(uint8_t id[ND_UPLOAD_ID_LEN], unsigned n)
@@ -120,15 +128,20 @@ static int read_chunk(unsigned n, size_t want_len, uint64_t skip, size_t len, in
     return rv;
 }
 
-static size_t count_volumes(void)
+static size_t count_files(const char *ext)
 {
     char cmd[160];
-    snprintf(cmd, sizeof(cmd), "ls %s/volumes | grep -c '\\.vol$'", dir);
+    snprintf(cmd, sizeof(cmd), "ls %s/volumes | grep -c '\\.%s$'", dir, ext);
     FILE *f = popen(cmd, "r");
     int n = 0;
     cr_assert_eq(fscanf(f, "%d", &n), 1);
     pclose(f);
     return (size_t)n;
+}
+
+static size_t count_volumes(void)
+{
+    return count_files("vol");
 }
 
 TestSuite(vol, .init = setup, .fini = teardown);
@@ -185,7 +198,7 @@ Test(vol, a_torn_tail_is_survived)
     nd_store_close(&st);
     char path[128];
     snprintf(path, sizeof(path), "%s/volumes/00000001.vol", dir);
-    cr_assert_eq(truncate(path, 50000 + 40 + 40 + 20000), 0); /* chunk 2 torn mid-payload */
+    cr_assert_eq(truncate(path, span(50000) + 40 + 20000), 0); /* chunk 2 torn mid-payload */
     open_store(1 << 20, 0);
     cr_assert_eq(read_chunk(1, 50000, 0, 50000, 1), 0);
     cr_assert_neq(read_chunk(2, 50000, 0, 50000, 0), 0, "a torn chunk reads as an error");
@@ -221,7 +234,7 @@ Test(vol, compaction_moves_the_records_after_a_hole)
     snprintf(path, sizeof(path), "%s/volumes/00000001.vol", dir);
     int fd = open(path, O_RDWR);
     char zero[40] = {0};
-    cr_assert_eq(pwrite(fd, zero, sizeof(zero), 30000 + 40), 40); /* chunk 2's header */
+    cr_assert_eq(pwrite(fd, zero, sizeof(zero), span(30000)), 40); /* chunk 2's header */
     close(fd);
     del_chunks(1);
     put_chunk(4, 1000000, 1); /* seals volume 1: the next one takes over */
@@ -233,6 +246,109 @@ Test(vol, compaction_moves_the_records_after_a_hole)
     nd_store_close(&st);
     open_store(1 << 20, 0);
     cr_assert_eq(read_chunk(3, 30000, 0, 30000, 1), 0);
+}
+
+/* A reclaimed volume's file is kept as a spare and the next volume reuses it (overwriting pages
+ * the kernel has cached and blocks already allocated, instead of a new file): no new file, and
+ * what the file held before is never read as the new volume's (new ids, so no pointer names
+ * it), also after a reopen, when appends go past the reused file's old end. */
+Test(vol, a_reclaimed_volume_is_reused_and_its_old_records_stay_dead)
+{
+    for (unsigned i = 1; i <= 40; i++)
+        put_chunk(i, 60000, 0);
+    for (unsigned i = 1; i <= 40; i++)
+        del_chunks(i);
+    put_chunk(100, 60000, 1);
+    size_t files = count_volumes();
+    cr_assert_gt(nd_store_vol_compact(&st, 1), 0);
+    struct nd_vol_stats s;
+    nd_store_vol_stats(&st, &s);
+    cr_assert_gt(s.spares, 0, "reclaimed volumes kept as spares");
+    cr_assert_eq(count_files("spr"), s.spares);
+    cr_assert_eq(count_volumes() + count_files("spr"), files, "renamed, none unlinked");
+    for (unsigned i = 41; i <= 60; i++)
+        put_chunk(i, 50000 + i, i == 60);
+    nd_store_vol_stats(&st, &s);
+    cr_assert_gt(s.reused_volumes, 0, "new volumes reused the spares");
+    cr_assert_leq(count_volumes() + count_files("spr"), files, "no file was created");
+    for (unsigned i = 1; i <= 40; i++)
+        cr_assert_eq(read_chunk(i, 60000, 0, 60000, 1), CM_ENOTFOUND);
+    for (unsigned i = 41; i <= 60; i++)
+        cr_assert_eq(read_chunk(i, 50000 + i, 0, 50000 + i, 1), 0);
+    nd_store_close(&st);
+    open_store(1 << 20, 0);
+    nd_store_vol_stats(&st, &s);
+    cr_assert_eq(s.spares, count_files("spr"), "spares found again on open");
+    put_chunk(61, 70000, 1); /* past the reused file's old end */
+    for (unsigned i = 41; i <= 61; i += 2)
+        del_chunks(i);
+    cr_assert_gt(nd_store_vol_compact(&st, 1), 0,
+                 "a reused volume (stale bytes past its "
+                 "records) is compacted too");
+    for (unsigned i = 42; i <= 60; i += 2)
+        cr_assert_eq(read_chunk(i, 50000 + i, 0, 50000 + i, 1), 0);
+    cr_assert_eq(read_chunk(100, 60000, 0, 60000, 1), 0);
+    nd_store_close(&st);
+    open_store(1 << 20, 0);
+    for (unsigned i = 42; i <= 60; i += 2)
+        cr_assert_eq(read_chunk(i, 50000 + i, 0, 50000 + i, 1), 0);
+}
+
+/* Pages of the volume file in the page cache (mincore over a mapping of it). */
+static size_t resident_pages(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    cr_assert(fd >= 0 && fstat(fd, &sb) == 0);
+    size_t pages = ((size_t)sb.st_size + 4095) / 4096, n = 0;
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    unsigned char *vec = cm_malloc(pages);
+    cr_assert_eq(mincore(m, (size_t)sb.st_size, vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        n += vec[i] & 1;
+    cm_free(vec);
+    munmap(m, (size_t)sb.st_size);
+    close(fd);
+    return n;
+}
+
+/* Appends are O_DIRECT where the file system allows it: what a node writes takes no page cache
+ * (in a VM every new page-cache page is a fresh page to fault in, and a growing page cache
+ * stalled the node while its load grew: docs/internals.md, "Direct appends"). */
+Test(vol, appends_leave_nothing_in_the_page_cache)
+{
+    struct statfs fs;
+    cr_assert_eq(statfs(dir, &fs), 0);
+    if (fs.f_type == 0x01021994) /* TMPFS_MAGIC: no direct I/O, the next test covers it */
+        cr_skip_test("%s is tmpfs", dir);
+    for (unsigned i = 1; i <= 4; i++)
+        put_chunk(i, 200000 + i, i == 4);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/volumes/00000001.vol", dir);
+    cr_assert_eq(resident_pages(path), 0, "appended records were left in the page cache");
+    for (unsigned i = 1; i <= 4; i++)
+        cr_assert_eq(read_chunk(i, 200000 + i, 0, 200000 + i, 1), 0);
+}
+
+/* tmpfs refuses O_DIRECT: appends are buffered there, same records, same reads. */
+Test(vol, a_file_system_without_direct_io_gets_buffered_appends)
+{
+    nd_store_close(&st);
+    rm_rf(dir);
+    cr_assert_not_null(mkdtemp(strcpy(dir, "/dev/shm/hw-vol-XXXXXX")));
+    open_store(1 << 20, 0);
+    for (unsigned i = 1; i <= 30; i++)
+        put_chunk(i, 70000 + i, i == 30);
+    for (unsigned i = 1; i <= 30; i++)
+        cr_assert_eq(read_chunk(i, 70000 + i, 0, 70000 + i, 1), 0);
+    for (unsigned i = 1; i <= 30; i += 2)
+        del_chunks(i);
+    cr_assert_gt(nd_store_vol_compact(&st, 1), 0);
+    nd_store_close(&st);
+    open_store(1 << 20, 0);
+    for (unsigned i = 2; i <= 30; i += 2)
+        cr_assert_eq(read_chunk(i, 70000 + i, 0, 70000 + i, 1), 0);
 }
 
 static atomic_int stop_readers;
