@@ -185,7 +185,7 @@ static int count_live(struct vstore *vs, char *errmsg, size_t errlen)
         if (vol == NULL || p.pos + p.len > vol->size)
             dangling++;
         else
-            vol->live += p.len;
+            vol->live += nd_volrec_span(p.len);
     }
     nd_store_iter_free(it);
     if (dangling > 0) /* bytes of unfinished uploads lost in a crash: never acknowledged */

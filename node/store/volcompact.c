@@ -45,7 +45,7 @@ static int move_record(struct vstore *vs, const char *key, const struct nd_vptr 
             (rv = nd_store_write(&vs->inner, &b, 0)) == 0) {
             struct volume *ov = nd_vol_find(vs, old->vol);
             if (ov != NULL)
-                ov->live -= ov->live < old->len ? ov->live : old->len;
+                nd_vol_uncount(ov, old);
             nd_vol_count_ptr(vs, ptr);
             *moved = old->len;
         }

@@ -541,7 +541,7 @@ static void uncount_key(struct vstore *vs, const char *k, size_t klen)
     if (nd_vptr_decode(old, olen, &p) == 0) {
         struct volume *v = nd_vol_find(vs, p.vol);
         if (v != NULL)
-            v->live -= v->live < p.len ? v->live : p.len;
+            nd_vol_uncount(v, &p);
     }
     cm_free(old);
 }
@@ -573,10 +573,16 @@ static void uncount_range(struct vstore *vs, const struct nd_batch_item *it, str
         const char *v = nd_store_iter_value(i, &vlen);
         struct volume *vol = nd_vptr_decode(v, vlen, &p) == 0 ? nd_vol_find(vs, p.vol) : NULL;
         if (vol != NULL)
-            vol->live -= vol->live < p.len ? vol->live : p.len;
+            nd_vol_uncount(vol, &p);
         nd_batch_del_raw(b, k, klen);
     }
     nd_store_iter_free(i);
+}
+
+void nd_vol_uncount(struct volume *v, const struct nd_vptr *p)
+{
+    uint64_t span = nd_volrec_span(p->len);
+    v->live -= v->live < span ? v->live : span;
 }
 
 void nd_vol_count_ptr(struct vstore *vs, const char *ptr)
@@ -584,7 +590,7 @@ void nd_vol_count_ptr(struct vstore *vs, const char *ptr)
     struct nd_vptr p;
     struct volume *v;
     if (nd_vptr_decode(ptr, ND_VOL_PTR_LEN, &p) == 0 && (v = nd_vol_find(vs, p.vol)) != NULL)
-        v->live += p.len;
+        v->live += nd_volrec_span(p.len);
 }
 
 static void batch_add_ref(struct nd_batch *b, const struct nd_batch_item *it, const char *val,

@@ -25,7 +25,8 @@ struct volume {
     int dfd;       /* O_DIRECT appends: -2 not opened yet, -1 none (the fs refused it) */
     int no_direct; /* a direct append failed with EINVAL: buffered from then on */
     uint64_t size; /* reserved end */
-    uint64_t live; /* payload bytes named by pointers (an estimate; compaction checks) */
+    uint64_t
+        live; /* bytes of the records pointers name, padding in (an estimate; compaction checks) */
     unsigned refs;
     unsigned writers;   /* appends whose pointer is not written yet: not compactable */
     int dirty;          /* written since its last fdatasync */
@@ -88,6 +89,9 @@ void nd_vol_written(struct vstore *vs, struct volume *v);
 /* [skip, skip + len) of the chunk p names into dst; verify: only once its crc32c held. */
 int nd_vol_read_ptr(struct vstore *vs, const struct nd_vptr *p, uint64_t skip, size_t len,
                     void *dst, int verify);
+/* Under mu: the record p names no longer counts as live in v (its span: padding included, so a
+ * volume of small live records does not look like garbage). */
+void nd_vol_uncount(struct volume *v, const struct nd_vptr *p);
 /* Under mu: count a new pointer's bytes as live in its volume. */
 void nd_vol_count_ptr(struct vstore *vs, const char *ptr);
 /* fdatasync every volume written since its last one, then the directory when a volume was
