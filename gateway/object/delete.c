@@ -22,6 +22,7 @@ struct gw_del {
     struct gw_lcall call;
     struct gw_shared *sh; /* borrowed: the server holds a ref until it is freed */
     char key[GW_KEY_MAX + 1];
+    uint8_t op_id[16]; /* the same in every attempt: a retry deletes nothing twice */
     Hw__Delete msg;
 };
 
@@ -80,6 +81,13 @@ void gw_delete_start(struct gw_ctx *ctx, struct gw_conn *c, const char *key, siz
     d->key[keylen] = '\0';
     hw__delete__init(&d->msg);
     d->msg.key = d->key;
+    if (uv_random(NULL, NULL, d->op_id, sizeof(d->op_id), 0, NULL) != 0) {
+        cm_free(d);
+        gw_conn_error(c, 500, "internal", "no randomness for a delete id", GW_COMMITTED_FALSE);
+        return;
+    }
+    d->msg.op_id.data = d->op_id;
+    d->msg.op_id.len = sizeof(d->op_id);
     del_forget(d);
     uint32_t shard = cm_shard_of(key, gw_cluster_shard_count(ctx->cluster));
     if (gw_lcall_start(&d->call, ctx, c, HW__MSG_TYPE__MSG_DELETE, shard,

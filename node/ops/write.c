@@ -292,6 +292,8 @@ void nd_op_delete(void *ctx, struct nd_sconn *sc, const Hw__Envelope *env,
     e.shard = sh->id;
     e.meta = &m;
     m.key = env->delete_->key;
+    if (env->delete_->op_id.len == ND_UPLOAD_ID_LEN) /* the fsm keeps it like an upload id */
+        m.upload_id = env->delete_->op_id;
     propose(h, sh, sc, env, &e);
 }
 

@@ -7,7 +7,8 @@
  *                  version i; the staged upload is promoted (local) when this node holds it
  *                  finished with the right size and checksum, else a repair marker is set.
  *                  The replaced version's bytes are dropped.
- * DELETE at i:     meta, bytes and repair marker of the key go.
+ * DELETE at i:     a retried one (its op id has a 'c' record) -> no-op, answered as the first;
+ *                  else meta, bytes and repair marker of the key go.
  * Every batch also stores 'a' shard = i. The 'c' record of a committed upload holds its
  * version with the top bit set when that commit created the key (older records lack the bit:
  * read as "replaced"), so a retried commit answers what the first application did.
@@ -152,12 +153,29 @@ static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__O
 
 /* DELETE, or EXPIRE when only_version != 0: remove the key only if it still has that
  * version (a PUT after the expiry was decided wins). */
+/* A DELETE entry's op id (the gateway's, the same in each of its attempts) is remembered like
+ * a committed upload id ('c' record: the delete's index, the top bit set when it found the key):
+ * an attempt the log holds twice (its answer was lost, the gateway tried again) is answered as
+ * the first application was and deletes nothing, not a version written in between. */
 static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
                         const Hw__ObjectMeta *meta, uint64_t only_version)
 {
-    struct nd_skey mk, rk;
+    struct nd_skey mk, rk, ck;
     if (meta->key == NULL || strlen(meta->key) > ND_KEY_MAX)
         return CM_EINVAL;
+    int op = only_version == 0 && meta->upload_id.len == ND_UPLOAD_ID_LEN;
+    if (op) {
+        uint64_t first;
+        nd_skey_committed(&ck, f->shard, meta->upload_id.data);
+        int grv = nd_store_get_u64(f->store, &ck, &first);
+        if (grv == 0) {
+            f->result.version = first & ~ND_FSM_CREATED_BIT;
+            f->result.found = (first & ND_FSM_CREATED_BIT) != 0;
+            return 0;
+        }
+        if (grv != CM_ENOTFOUND)
+            return grv;
+    }
     size_t keylen = strlen(meta->key);
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
     nd_skey_repair(&rk, f->shard, meta->key, keylen);
@@ -169,6 +187,11 @@ static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
     f->result.version = index;
     f->result.found = old != NULL;
     f->result.changed = old != NULL;
+    if (op) {
+        char v[8];
+        nd_put_u64(v, index | (old != NULL ? ND_FSM_CREATED_BIT : 0));
+        nd_batch_put(b, &ck, v, sizeof(v));
+    }
     if (old == NULL)
         return 0;
     expiry_update(f, b, old, NULL);

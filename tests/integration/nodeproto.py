@@ -220,6 +220,11 @@ class NodeClient:
                   extra=[(35, 1)] if relay else ())
         return self.recv()[0]
 
+    def delete(self, key, op_id=None):
+        """-> the answer's envelope; op_id: the DELETE's 16-byte retry id (None = none)."""
+        self.send(T["DELETE"], 22, [(1, key), (2, op_id)])
+        return self.recv()[0]
+
     def list(self, prefix, cursor="", limit=0):
         """-> (list of meta dicts, next cursor) or raises on an ERROR answer."""
         self.send(T["LIST"], 27, [(1, prefix), (2, cursor or None), (3, limit or None)])

@@ -102,6 +102,37 @@ def commit_needs_the_leader_and_is_idempotent(cl):
 PRECONDITION_FAILED = 12
 
 
+@test
+def a_retried_delete_deletes_nothing_twice(cl):
+    """A gateway retries a DELETE whose answer it lost, with the same op id. If the first attempt
+    was applied and the key written again in between, the retry must not delete that newer
+    version: it is answered as the first attempt was. Before op ids (the chaos run: a DELETE
+    retried across a partition), a PUT acknowledged between the attempts was lost."""
+    leader = cl.leader()
+    c = cl.client(leader)
+    key, op = "/t/del/seg_9.ts", os.urandom(16)
+    up = stage_all(cl, cl.nodes, key, b"first")
+    assert one(c.commit(key, up, b"first", [1, 2, 3]), 1) == T["COMMIT_OK"]
+    env = c.delete(key, op)
+    assert one(env, 1) == T["DELETE_OK"], env
+    first = dec(one(env, 23, b""))
+    assert one(first, 1) == 1, "the first attempt found the key"
+    up = stage_all(cl, cl.nodes, key, b"second")
+    ok = dec(one(c.commit(key, up, b"second", [1, 2, 3]), 17, b""))
+    assert one(ok, 2) == 1, "the key was created again"
+    again = dec(one(c.delete(key, op), 23, b""))
+    assert one(again, 1) == 1 and one(again, 2) == one(first, 2), \
+        f"the retry was not answered as the first attempt: {again} vs {first}"
+    wait_applied(cl, one(ok, 1))
+    for nid in cl.nodes:
+        _, _, body = cl.client(nid).get(key)
+        assert body == b"second", f"node {nid}: the retried DELETE deleted the newer version"
+    gone = dec(one(c.delete(key, os.urandom(16)), 23, b""))
+    assert one(gone, 1) == 1, "a new DELETE (another op id) deletes"
+
+
+
+
 def wait_applied(cl, index, timeout=10.0):
     """Every replica has applied the log up to index."""
     deadline = time.monotonic() + timeout
