@@ -32,7 +32,7 @@ static const struct cm_opt nd_opts[] = {
      "replicas per shard (all initial voters in this release)"},
     {"staged-ttl", CM_OPT_U64, OFF(staged_ttl), "600", 5, 86400, 0, "SECONDS",
      "collect staged uploads that never commit after this long"},
-    {"snapshot-threshold", CM_OPT_U64, OFF(snapshot_threshold), "1024", 16, 1000000, 0, "N",
+    {"snapshot-threshold", CM_OPT_U64, OFF(snapshot_threshold), "8192", 16, 1000000, 0, "N",
      "raft entries between snapshots"},
     {"lease-ms", CM_OPT_U64, OFF(lease_ms), "200", 50, 10000, 0, "MS",
      "gateway read leases this node grants as shard leader (every node the same; a new leader "

@@ -78,6 +78,31 @@ static void gc_scan_fn(void *arg)
     nd_store_each(p->g->h->store, &pre, NULL, scan_cb, p);
 }
 
+/* Is upload id the key's current version, or was it committed within the retry window? Its
+ * bytes stay then (a replica that staged it but missed the commit, or repairs it, holds them
+ * under that id). The 'c' record alone is not enough: past the window it is dropped. */
+static int upload_kept(struct nd_host *h, const char *key, const uint8_t *id)
+{
+    uint32_t shard = cm_shard_of(key, h->cfg.shard_count);
+    struct nd_skey ck, mk;
+    uint64_t version;
+    nd_skey_committed(&ck, shard, id);
+    if (nd_store_get_u64(h->store, &ck, &version) == 0)
+        return 1;
+    nd_skey_meta(&mk, shard, key, strlen(key));
+    char *v;
+    size_t vlen;
+    if (nd_store_get(h->store, &mk, &v, &vlen) != 0)
+        return 0;
+    Hw__ObjectMeta *m = nd_meta_unpack(v, vlen);
+    int named = m != NULL && m->upload_id.len == ND_UPLOAD_ID_LEN &&
+                memcmp(m->upload_id.data, id, ND_UPLOAD_ID_LEN) == 0;
+    if (m != NULL)
+        hw__object_meta__free_unpacked(m, NULL);
+    cm_free(v);
+    return named;
+}
+
 static void gc_scan_done(void *arg, int status)
 {
     struct gc_pass *p = arg;
@@ -88,13 +113,11 @@ static void gc_scan_done(void *arg, int status)
     for (size_t i = 0; i < p->nids && status == 0; i++) {
         if (nd_uploads_active(&h->uploads, p->ids[i]))
             continue;
-        struct nd_skey sk, ck;
-        uint64_t version;
+        struct nd_skey sk;
         nd_skey_staged(&sk, p->ids[i]);
         nd_batch_del(&b, &sk);
-        nd_skey_committed(&ck, cm_shard_of(p->keys[i], h->cfg.shard_count), p->ids[i]);
-        if (nd_store_get_u64(h->store, &ck, &version) != 0)
-            nd_batch_del_chunks(&b, p->ids[i]); /* never committed: the bytes go too */
+        if (!upload_kept(h, p->keys[i], p->ids[i]))
+            nd_batch_del_chunks(&b, p->ids[i]); /* never committed, or replaced: bytes go too */
         dropped++;
     }
     if (dropped > 0) {

@@ -93,6 +93,17 @@ static int precondition_holds(const Hw__Precondition *pc, const Hw__ObjectMeta *
     return cm_precond_commit_ok(pc, live, live ? old->version : 0, live ? old->created_ms : 0);
 }
 
+/* The 'c' record of id as the entry at index sees it: CM_ENOTFOUND when absent or older than the
+ * retry window (deterministic: whether this replica dropped it yet does not matter). */
+static int committed_get(struct nd_fsm *f, const struct nd_skey *ck, uint64_t index,
+                         uint64_t *first)
+{
+    int rv = nd_store_get_u64(f->store, ck, first);
+    if (rv == 0 && (*first & ~ND_FSM_CREATED_BIT) + ND_FSM_RETRY_WINDOW < index)
+        return CM_ENOTFOUND;
+    return rv;
+}
+
 static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__ObjectMeta *meta,
                      const Hw__Precondition *pc)
 {
@@ -103,7 +114,7 @@ static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__O
         strlen(meta->key) > ND_KEY_MAX)
         return CM_EINVAL;
     nd_skey_committed(&ck, f->shard, meta->upload_id.data);
-    int grv = nd_store_get_u64(f->store, &ck, &version);
+    int grv = committed_get(f, &ck, index, &version);
     if (grv == 0) {
         /* A retried commit: no second version; created as the first application decided. */
         f->result.version = version & ~ND_FSM_CREATED_BIT;
@@ -167,7 +178,7 @@ static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
     if (op) {
         uint64_t first;
         nd_skey_committed(&ck, f->shard, meta->upload_id.data);
-        int grv = nd_store_get_u64(f->store, &ck, &first);
+        int grv = committed_get(f, &ck, index, &first);
         if (grv == 0) {
             f->result.version = first & ~ND_FSM_CREATED_BIT;
             f->result.found = (first & ND_FSM_CREATED_BIT) != 0;
@@ -416,6 +427,9 @@ struct snap_build {
     size_t n, cap;
     ProtobufCBinaryData *ups;
     size_t nups, capups;
+    uint64_t applied;     /* 'c' records older than the retry window are not carried, */
+    struct nd_batch drop; /* but dropped from the store */
+    size_t dropped;
     int oom;
 };
 
@@ -443,6 +457,11 @@ static int snap_committed_cb(const char *k, size_t klen, const char *v, size_t v
     struct snap_build *sb = arg;
     if (klen != 5 + ND_UPLOAD_ID_LEN || vlen != 8)
         return 0;
+    if ((nd_get_u64(v) & ~ND_FSM_CREATED_BIT) + ND_FSM_RETRY_WINDOW < sb->applied) {
+        nd_batch_del_raw(&sb->drop, k, klen);
+        sb->dropped++;
+        return 0;
+    }
     if (sb->nups == sb->capups) {
         size_t cap = sb->capups ? sb->capups * 2 : 64;
         void *p = cm_realloc(sb->ups, cap * sizeof(*sb->ups));
@@ -469,6 +488,7 @@ static void snap_build_free(struct snap_build *sb)
         cm_free(sb->ups[i].data);
     cm_free(sb->objs);
     cm_free(sb->ups);
+    nd_batch_close(&sb->drop);
 }
 
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
@@ -483,10 +503,16 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
      * RAFT_BUSY: raft tries again later (any other error would stop a follower for good). */
     if (f->pending_head != NULL || nd_store_sync(f->store) != 0)
         return RAFT_BUSY;
+    nd_batch_init(&sb.drop);
+    sb.applied = f->applied;
     each_prefix(f->store, 'm', f->shard, snap_meta_cb, &sb);
     each_prefix(f->store, 'c', f->shard, snap_committed_cb, &sb);
-    if (sb.oom)
+    if (sb.oom || sb.drop.oom)
         goto out;
+    /* Unsynced: a record that comes back after a crash is dropped by the next snapshot, and
+     * past the window it answers nothing anyway (committed_get). */
+    if (sb.dropped > 0 && nd_store_write(f->store, &sb.drop, 0) != 0)
+        CM_WARN("msg=\"could not drop old committed-upload records\" count=%zu", sb.dropped);
     snap.shard = f->shard;
     snap.applied_index = f->applied;
     snap.n_objects = sb.n;
@@ -505,10 +531,10 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     hw__snapshot__pack(&snap, (*bufs)[0].base);
     *n_bufs = 1;
     rv = 0;
-    CM_INFO("snapshot taken shard=%u applied=%llu objects=%zu committed_uploads=%zu bytes=%zu "
-            "ms=%.1f",
-            f->shard, (unsigned long long)f->applied, sb.n, sb.nups, (size_t)(*bufs)[0].len,
-            (double)(uv_hrtime() - t0) / 1e6);
+    CM_INFO("snapshot taken shard=%u applied=%llu objects=%zu committed_uploads=%zu dropped=%zu "
+            "bytes=%zu ms=%.1f",
+            f->shard, (unsigned long long)f->applied, sb.n, sb.nups, sb.dropped,
+            (size_t)(*bufs)[0].len, (double)(uv_hrtime() - t0) / 1e6);
 out:
     snap_build_free(&sb);
     return rv == 0 ? 0 : RAFT_NOMEM;

@@ -19,6 +19,11 @@
 
 /* A committed upload's 'c' record: its version, this bit set when its commit created the key. */
 #define ND_FSM_CREATED_BIT (1ull << 63)
+/* A 'c' record (committed upload, or a DELETE's op id) answers a retry only while its entry is
+ * fewer than this many entries old: a gateway retries for 3 s, far fewer entries than this.
+ * Checked at apply, so every replica decides alike whether or not it dropped the record yet;
+ * snapshots carry only those this young, and drop the older ones from the store. */
+#define ND_FSM_RETRY_WINDOW 16384u
 
 /* Entries the store refused while its disk is full wait here at most (count, bytes); past
  * either bound the replica cannot keep its place in the log and the node stops. */

@@ -8,6 +8,7 @@
 #include "host/host.h"
 #include "nodetest.h"
 #include "store/mem.h"
+#include "store/meta.h"
 
 #define T0 1700000000000ll
 
@@ -80,6 +81,33 @@ Test(bg, gc_drops_old_uncommitted_staged_uploads_on_the_fake_clock)
     cr_assert_eq(nd_workq_manual_run(&work), 1);
     cr_assert(!t_staged_exists(&store, uc), "old now");
     cr_assert(t_staged_exists(&store, ud));
+}
+
+/* The committed-upload record is dropped once its entry is past the retry window
+ * (ND_FSM_RETRY_WINDOW): a replica's leftover staged record of the key's current version (it
+ * missed the commit; repair writes the bytes under the same id) must keep its bytes without it. */
+Test(bg, gc_keeps_the_bytes_of_the_current_version_without_its_committed_record)
+{
+    static const uint8_t ue[16] = {0xe};
+    struct nd_gc gc;
+    nd_gc_init(&gc, &host);
+    t_stage_at(&store, ue, "/g/e.ts", "eeee", 1, T0 - 120000);
+    Hw__ObjectMeta m = HW__OBJECT_META__INIT;
+    m.key = "/g/e.ts";
+    m.upload_id.data = (uint8_t *)ue;
+    m.upload_id.len = sizeof(ue);
+    m.version = 7;
+    struct nd_skey mk;
+    struct nd_batch b;
+    nd_skey_meta(&mk, 0, m.key, strlen(m.key));
+    nd_batch_init(&b);
+    cr_assert_eq(nd_meta_put(&b, &mk, &m), 0);
+    cr_assert_eq(nd_store_write(&store, &b, 0), 0);
+    nd_batch_close(&b);
+    nd_gc_tick(&gc);
+    cr_assert_eq(nd_workq_manual_run(&work), 1);
+    cr_assert(!t_staged_exists(&store, ue));
+    cr_assert(t_chunk_exists(&store, ue), "the key's current version lost its bytes");
 }
 
 Test(bg, a_gc_write_that_fails_changes_nothing)
