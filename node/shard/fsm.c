@@ -93,36 +93,44 @@ static int precondition_holds(const Hw__Precondition *pc, const Hw__ObjectMeta *
     return cm_precond_commit_ok(pc, live, live ? old->version : 0, live ? old->created_ms : 0);
 }
 
-/* The 'c' record of id as the entry at index sees it: CM_ENOTFOUND when absent or older than the
- * retry window (deterministic: whether this replica dropped it yet does not matter). */
-static int committed_get(struct nd_fsm *f, const struct nd_skey *ck, uint64_t index,
-                         uint64_t *first)
+/* An entry whose id (upload id, DELETE op id) has a 'c' record within the retry window is a
+ * retry: 1, result.version = the first application's, *flag its top bit (created / found); 0
+ * when new, or an error. The window is checked here, so every replica decides alike whether or
+ * not it dropped the record yet. */
+static int retry_of(struct nd_fsm *f, const struct nd_skey *ck, uint64_t index, int *flag)
 {
-    int rv = nd_store_get_u64(f->store, ck, first);
-    if (rv == 0 && (*first & ~ND_FSM_CREATED_BIT) + ND_FSM_RETRY_WINDOW < index)
-        return CM_ENOTFOUND;
-    return rv;
+    uint64_t first;
+    int rv = nd_store_get_u64(f->store, ck, &first);
+    if (rv == CM_ENOTFOUND ||
+        (rv == 0 && (first & ~ND_FSM_CREATED_BIT) + ND_FSM_RETRY_WINDOW < index))
+        return 0;
+    if (rv != 0)
+        return rv;
+    f->result.version = first & ~ND_FSM_CREATED_BIT;
+    *flag = (first & ND_FSM_CREATED_BIT) != 0;
+    return 1;
+}
+
+/* The 'c' record of an entry applied at index (flag: created / found). */
+static void committed_put(struct nd_batch *b, const struct nd_skey *ck, uint64_t index, int flag)
+{
+    char v[8];
+    nd_put_u64(v, index | (flag ? ND_FSM_CREATED_BIT : 0));
+    nd_batch_put(b, ck, v, sizeof(v));
 }
 
 static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__ObjectMeta *meta,
                      const Hw__Precondition *pc)
 {
     struct nd_skey ck, mk, rk;
-    uint64_t version;
 
     if (meta->upload_id.len != ND_UPLOAD_ID_LEN || meta->key == NULL ||
         strlen(meta->key) > ND_KEY_MAX)
         return CM_EINVAL;
     nd_skey_committed(&ck, f->shard, meta->upload_id.data);
-    int grv = committed_get(f, &ck, index, &version);
-    if (grv == 0) {
-        /* A retried commit: no second version; created as the first application decided. */
-        f->result.version = version & ~ND_FSM_CREATED_BIT;
-        f->result.created = (version & ND_FSM_CREATED_BIT) != 0;
-        return 0;
-    }
-    if (grv != CM_ENOTFOUND)
-        return grv;
+    int retry = retry_of(f, &ck, index, &f->result.created);
+    if (retry != 0) /* a retried commit: no second version; created as the first decided */
+        return retry == 1 ? 0 : retry;
     size_t keylen = strlen(meta->key);
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
     nd_skey_repair(&rk, f->shard, meta->key, keylen);
@@ -149,9 +157,7 @@ static int apply_put(struct nd_fsm *f, struct nd_batch *b, uint64_t index, Hw__O
     }
     expiry_update(f, b, old, meta);
     int rv = nd_meta_put(b, &mk, meta);
-    char v[8];
-    nd_put_u64(v, index | (old == NULL ? ND_FSM_CREATED_BIT : 0));
-    nd_batch_put(b, &ck, v, sizeof(v));
+    committed_put(b, &ck, index, old == NULL);
     f->result.version = index;
     f->result.created = old == NULL;
     f->result.changed = 1;
@@ -176,16 +182,10 @@ static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
         return CM_EINVAL;
     int op = only_version == 0 && meta->upload_id.len == ND_UPLOAD_ID_LEN;
     if (op) {
-        uint64_t first;
         nd_skey_committed(&ck, f->shard, meta->upload_id.data);
-        int grv = committed_get(f, &ck, index, &first);
-        if (grv == 0) {
-            f->result.version = first & ~ND_FSM_CREATED_BIT;
-            f->result.found = (first & ND_FSM_CREATED_BIT) != 0;
-            return 0;
-        }
-        if (grv != CM_ENOTFOUND)
-            return grv;
+        int retry = retry_of(f, &ck, index, &f->result.found);
+        if (retry != 0)
+            return retry == 1 ? 0 : retry;
     }
     size_t keylen = strlen(meta->key);
     nd_skey_meta(&mk, f->shard, meta->key, keylen);
@@ -198,11 +198,8 @@ static int apply_delete(struct nd_fsm *f, struct nd_batch *b, uint64_t index,
     f->result.version = index;
     f->result.found = old != NULL;
     f->result.changed = old != NULL;
-    if (op) {
-        char v[8];
-        nd_put_u64(v, index | (old != NULL ? ND_FSM_CREATED_BIT : 0));
-        nd_batch_put(b, &ck, v, sizeof(v));
-    }
+    if (op)
+        committed_put(b, &ck, index, old != NULL);
     if (old == NULL)
         return 0;
     expiry_update(f, b, old, NULL);

@@ -165,21 +165,16 @@ static int compact_one(struct vstore *vs, struct volume *v)
     uv_mutex_lock(&vs->mu);
     int keep = nd_vol_keep_spare(vs);
     uv_mutex_unlock(&vs->mu);
-    int gone = keep ? rename(path, spare) : unlink(path);
-    if (gone != 0 && errno != ENOENT) {
-        rv = nd_volrec_errno(errno);
-        if (keep) {
-            uv_mutex_lock(&vs->mu);
-            vs->spares_pending--;
-            uv_mutex_unlock(&vs->mu);
-        }
-        return rv;
-    }
+    int e = (keep ? rename(path, spare) : unlink(path)) == 0 ? 0 : errno;
     uv_mutex_lock(&vs->mu);
+    if (keep && e != 0)
+        vs->spares_pending--; /* not renamed: nothing goes to the pool */
+    if (e != 0 && e != ENOENT) {
+        uv_mutex_unlock(&vs->mu);
+        return nd_volrec_errno(e);
+    }
     v->dead = 1;
-    v->spare = keep && gone == 0;
-    if (keep && gone != 0)
-        vs->spares_pending--;
+    v->spare = keep && e == 0;
     vs->dir_dirty = 1;
     vs->st.compacted_bytes += copied;
     vs->st.reclaimed_bytes += size;

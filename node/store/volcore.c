@@ -61,6 +61,15 @@ static void vol_drop(struct vstore *vs, struct volume *v)
     }
 }
 
+/* A spare not kept: closed and unlinked. */
+static void spare_discard(const struct vstore *vs, uint32_t id, int fd)
+{
+    char path[PATH_MAX];
+    nd_vol_spare_path(vs, id, path, sizeof(path));
+    close(fd);
+    unlink(path);
+}
+
 void nd_vol_unref(struct vstore *vs, struct volume *v)
 {
     uv_mutex_lock(&vs->mu);
@@ -81,14 +90,10 @@ void nd_vol_unref(struct vstore *vs, struct volume *v)
             close(v->dfd);
         /* The last close of an unlinked volume frees its page cache: 64 MiB took 10-60 ms,
          * which under mu had stalled every write and sync of the node. */
-        if (!pooled) {
+        if (v->spare && !pooled)
+            spare_discard(vs, v->id, v->fd);
+        else if (!pooled)
             close(v->fd);
-            if (v->spare) {
-                char path[PATH_MAX];
-                nd_vol_spare_path(vs, v->id, path, sizeof(path));
-                unlink(path);
-            }
-        }
         cm_free(v);
     }
 }
@@ -127,12 +132,8 @@ void nd_vol_trim_spares(struct vstore *vs)
     while (vs->nspares > keep)
         drop[n++] = vs->spares[--vs->nspares];
     uv_mutex_unlock(&vs->mu);
-    for (size_t i = 0; i < n; i++) {
-        char path[PATH_MAX];
-        nd_vol_spare_path(vs, drop[i].id, path, sizeof(path));
-        close(drop[i].fd);
-        unlink(path);
-    }
+    for (size_t i = 0; i < n; i++)
+        spare_discard(vs, drop[i].id, drop[i].fd);
 }
 
 int nd_vol_add(struct vstore *vs, uint32_t id, int fd, uint64_t size)
@@ -176,8 +177,7 @@ static int vol_reuse(struct vstore *vs, uint32_t id, const char *path)
             return sp.fd;
         }
         CM_WARN("msg=\"cannot reuse a spare volume\" path=%s err=\"%s\"", from, strerror(errno));
-        close(sp.fd);
-        unlink(from);
+        spare_discard(vs, sp.id, sp.fd);
     }
     return -1;
 }
