@@ -13,6 +13,7 @@
 #include "object/ctx.h"
 #include "object/delete.h"
 #include "object/get.h"
+#include "live/hold.h"
 #include "object/list.h"
 #include "access/key.h"
 #include "log.h"
@@ -21,6 +22,7 @@
 #include "object/shared.h"
 #include "cluster/upstream.h"
 #include "cluster/watch.h"
+#include "object/wake.h"
 
 /* OPTIONS: a CORS preflight (Origin + Access-Control-Request-Method) or a plain Allow answer. */
 static void route_options(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req)
@@ -93,10 +95,12 @@ static void route_data(void *arg, struct gw_conn *c, struct gw_http_req *req)
             gw_list_start(ctx, c, req, key, keylen);
             return;
         }
-        gw_get_start(ctx, c, req, key, keylen);
-        return;
+        /* fallthrough */
     case HTTP_HEAD:
-        gw_get_start(ctx, c, req, key, keylen);
+        if (gw_key_is_playlist(key) && gw_hold_wanted(req))
+            gw_hold_start(ctx, c, req, key, keylen); /* LL-HLS delivery directives */
+        else
+            gw_get_start(ctx, c, req, key, keylen);
         return;
     case HTTP_DELETE:
         gw_delete_start(ctx, c, key, keylen);
@@ -183,6 +187,11 @@ static void watch_reset(void *arg, uint64_t index)
         gw_cache_clear_at(c, index);
 }
 
+static void watch_applied(void *arg, const char *key, uint64_t index)
+{
+    gw_wake_bus_post(gw_shared_wakes(arg), key, index);
+}
+
 int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_config *cfg,
                         struct gw_shared *sh, unsigned flags, char *errmsg, size_t errlen)
 {
@@ -203,7 +212,7 @@ int gw_ctx_start_shared(struct gw_ctx *ctx, uv_loop_t *loop, const struct gw_con
     }
     gw_cluster_set_live(ctx->cluster, &gw_shared_coh(sh)->live);
     if (flags & (GW_CTX_ADMIN | GW_CTX_WATCH)) {
-        struct gw_watch_hooks hooks = {watch_invalidate, watch_reset, ctx->shared};
+        struct gw_watch_hooks hooks = {watch_invalidate, watch_reset, watch_applied, ctx->shared};
         rv = gw_watch_start(loop, ctx->up, ctx->cluster, gw_shared_coh(sh), &hooks, &ctx->watch);
         if (rv != 0) {
             snprintf(errmsg, errlen, "commit watch: %s", cm_strerror(rv));
@@ -258,6 +267,8 @@ void gw_ctx_stop(struct gw_ctx *ctx)
         gw_server_close(ctx->data);
     if (ctx->tls != NULL)
         gw_server_close(ctx->tls);
+    gw_holds_close(ctx->holds); /* after the servers: every parked request was aborted */
+    ctx->holds = NULL;
     gw_cache_port_close(ctx->cport); /* after the servers: their reads cancelled their waits */
     ctx->cport = NULL;
     gw_watch_stop(ctx->watch); /* before the pool: it owns pooled connections */

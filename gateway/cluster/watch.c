@@ -80,6 +80,8 @@ static void on_event(struct gw_watch *w, const Hw__WatchEvent *e)
         w->hooks.on_invalidate(w->hooks.arg, e->meta->key, e->index);
     atomic_fetch_add(&w->coh->events, 1);
     advance(w, e->index); /* after the invalidation: a reader who sees it finds no stale copy */
+    if (e->meta != NULL && e->meta->key != NULL && w->hooks.on_applied != NULL)
+        w->hooks.on_applied(w->hooks.arg, e->meta->key, e->index);
     if (!w->kicked && !w->stopping) { /* the leader holds the write's answer for this ack */
         w->kicked = 1;
         uv_timer_start(&w->kick, on_kick, 0, 0);
@@ -102,6 +104,8 @@ static void on_reset(struct gw_watch *w, const Hw__WatchReset *r, struct gw_wsrc
         w->hooks.on_reset(w->hooks.arg, r->index);
     atomic_fetch_add(&w->coh->resets, 1);
     advance(w, r->index);
+    if (w->hooks.on_applied != NULL)
+        w->hooks.on_applied(w->hooks.arg, NULL, r->index);
 }
 
 static unsigned majority(unsigned replicas)

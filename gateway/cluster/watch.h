@@ -69,6 +69,10 @@ static inline void gw_coh_note_safe(struct gw_coh *c, uint64_t v)
 struct gw_watch_hooks {
     void (*on_invalidate)(void *arg, const char *key, uint64_t index); /* its raft index */
     void (*on_reset)(void *arg, uint64_t index);                       /* jumped to index */
+    /* After `applied` reached index: key changed (NULL: anything may have, a reset). Whoever
+     * reads gw_coh_applied after this sees index, so a reader that registered interest in key
+     * before this call is woken, and one that did not reads at or past index. */
+    void (*on_applied)(void *arg, const char *key, uint64_t index);
     void *arg;
 };
 

@@ -86,6 +86,15 @@ void gw_metrics_render(const struct gw_metrics *m, size_t n, uint64_t open_conns
             "objects this gateway wrote and put in its cache at commit", SUM(cache_write_through));
     counter(out, "headwater_gateway_cache_coalesced_total",
             "cache misses that waited for another request's node read", SUM(coalesced));
+    counter(out, "headwater_gateway_hls_held_total",
+            "playlist requests with _HLS_msn parked until a newer playlist", SUM(hls_held));
+    counter(out, "headwater_gateway_hls_answered_total",
+            "playlist requests with LL-HLS directives answered with a playlist", SUM(hls_answered));
+    counter(out, "headwater_gateway_hls_timeouts_total",
+            "parked playlist requests answered 503 after three target durations",
+            SUM(hls_timeouts));
+    counter(out, "headwater_gateway_hls_refused_total",
+            "playlist requests with invalid or too-far directives answered 400", SUM(hls_refused));
     counter(out, "headwater_gateway_lease_waits_total",
             "reads that began without a read lease and waited for one", SUM(lease_waits));
     counter(out, "headwater_gateway_coherence_waits_total",

@@ -39,6 +39,10 @@ struct gw_metrics {
     _Atomic uint64_t node_reads;          /* GET/HEAD requests sent to nodes */
     _Atomic uint64_t lease_waits;         /* reads that began without a read lease and waited */
     _Atomic uint64_t coherence_waits;     /* answers held until every lease holder knew them */
+    _Atomic uint64_t hls_held;            /* playlist requests parked until a newer playlist */
+    _Atomic uint64_t hls_answered; /* playlist requests with directives answered 200/206/304 */
+    _Atomic uint64_t hls_timeouts; /* parked requests answered 503 after 3 target durations */
+    _Atomic uint64_t hls_refused;  /* directive requests refused 400 */
     /* connections closed over --max-buffered-bytes */
     _Atomic uint64_t budget_closes;
     char pad[64]; /* keep loops' structs on separate cache lines */

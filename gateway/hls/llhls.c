@@ -157,6 +157,8 @@ static int parse_line(struct gw_hls_playlist *p, const char *l, size_t n, int *i
         size_t bn;
         p->can_block_reload =
             attr(r, rn, "CAN-BLOCK-RELOAD", &bv, &bn) && bn == 3 && memcmp(bv, "YES", 3) == 0;
+        p->can_skip_dateranges =
+            attr(r, rn, "CAN-SKIP-DATERANGES", &bv, &bn) && bn == 3 && memcmp(bv, "YES", 3) == 0;
         if (attr_ms(r, rn, "CAN-SKIP-UNTIL", &p->can_skip_until_ms) != 0 ||
             attr_ms(r, rn, "PART-HOLD-BACK", &p->part_hold_back_ms) != 0)
             return CM_EINVAL;
@@ -273,4 +275,142 @@ enum gw_hls_ready gw_hls_ready(const struct gw_hls_playlist *p, const struct gw_
 uint64_t gw_hls_hold_ms(const struct gw_hls_playlist *p)
 {
     return 3ull * (p->target_ms ? p->target_ms : 1000);
+}
+
+/* ---- delta updates (§6.2.5.1, EXT-X-SKIP §4.4.5.2) ---- */
+
+/* Tags of the playlist as a whole: kept where they stand in a delta update. Everything else
+ * (EXTINF, BYTERANGE, DISCONTINUITY, PROGRAM-DATE-TIME, PART, DATERANGE, KEY, MAP, unknown
+ * tags, comments, URIs) belongs to the media segment it precedes. */
+static int playlist_tag(const char *l, size_t n)
+{
+    static const char *const tags[] = {"#EXTM3U",
+                                       "#EXT-X-VERSION:",
+                                       "#EXT-X-TARGETDURATION:",
+                                       "#EXT-X-MEDIA-SEQUENCE:",
+                                       "#EXT-X-DISCONTINUITY-SEQUENCE:",
+                                       "#EXT-X-ENDLIST",
+                                       "#EXT-X-PLAYLIST-TYPE:",
+                                       "#EXT-X-I-FRAMES-ONLY",
+                                       "#EXT-X-PART-INF:",
+                                       "#EXT-X-SERVER-CONTROL:",
+                                       "#EXT-X-INDEPENDENT-SEGMENTS",
+                                       "#EXT-X-START:",
+                                       "#EXT-X-DEFINE:",
+                                       "#EXT-X-PRELOAD-HINT:",
+                                       "#EXT-X-RENDITION-REPORT:",
+                                       "#EXT-X-SKIP:"};
+    for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+        size_t tl = strlen(tags[i]);
+        if (n >= tl && memcmp(l, tags[i], tl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+struct line {
+    const char *p;
+    size_t n;   /* without the line end */
+    size_t end; /* offset past the line end */
+};
+
+static int next_line(const char *text, size_t len, size_t *i, struct line *out)
+{
+    if (*i >= len)
+        return 0;
+    const char *nl = memchr(text + *i, '\n', len - *i);
+    size_t end = nl != NULL ? (size_t)(nl - text) : len;
+    out->p = text + *i;
+    out->n = end - *i;
+    if (out->n > 0 && out->p[out->n - 1] == '\r')
+        out->n--;
+    out->end = end < len ? end + 1 : len;
+    *i = out->end;
+    return 1;
+}
+
+/* How many leading complete segments end at least can_skip_until before the playlist's end. */
+static int skippable(const char *text, size_t len, uint32_t until_ms, uint64_t *out)
+{
+    uint32_t durs[4096];
+    uint64_t total = 0, n = 0;
+    size_t i = 0;
+    struct line l;
+    uint32_t pending = 0;
+    int inf = 0;
+    while (next_line(text, len, &i, &l)) {
+        const char *r;
+        size_t rn;
+        if (starts(l.p, l.n, "#EXTINF:", &r, &rn)) {
+            const char *comma = memchr(r, ',', rn);
+            if (dec_ms(r, comma != NULL ? (size_t)(comma - r) : rn, &pending) != 0)
+                return CM_EINVAL;
+            inf = 1;
+        } else if (starts(l.p, l.n, "#EXT-X-SKIP:", &r, &rn)) {
+            return CM_EINVAL; /* already a delta update */
+        } else if (l.n > 0 && l.p[0] != '#' && inf) {
+            if (n == sizeof(durs) / sizeof(durs[0]))
+                break; /* a longer window keeps its newest segments whole */
+            durs[n++] = pending;
+            total += pending;
+            inf = 0;
+        }
+    }
+    uint64_t k = 0, end = 0;
+    while (k < n && end + durs[k] + until_ms <= total)
+        end += durs[k++];
+    *out = k;
+    return 0;
+}
+
+int gw_hls_delta(const char *text, size_t len, int v2, struct cm_sbuf *out)
+{
+    struct gw_hls_playlist p;
+    uint64_t k = 0;
+    if (gw_hls_parse(text, len, &p) != 0 || p.can_skip_until_ms == 0 || p.endlist)
+        return 0;
+    v2 = v2 && p.can_skip_dateranges; /* v2 where date ranges may not be skipped: as YES */
+    int rv = skippable(text, len, p.can_skip_until_ms, &k);
+    if (rv != 0)
+        return rv;
+    if (k == 0)
+        return 0;
+    size_t i = 0;
+    struct line l, key = {0}, map = {0};
+    uint64_t seg = 0;
+    int inf = 0, skip_done = 0;
+    while (next_line(text, len, &i, &l)) {
+        const char *r;
+        size_t rn;
+        if (seg >= k || playlist_tag(l.p, l.n)) {
+            if (seg >= k && !skip_done) {
+                cm_sbuf_printf(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%llu%s\n", (unsigned long long)k,
+                               v2 ? ",RECENTLY-REMOVED-DATERANGES=\"\"" : "");
+                /* the key and init section in force for the first segment kept */
+                if (key.p != NULL)
+                    cm_sbuf_append(out, key.p, key.end - (size_t)(key.p - text));
+                if (map.p != NULL)
+                    cm_sbuf_append(out, map.p, map.end - (size_t)(map.p - text));
+                skip_done = 1;
+            }
+            cm_sbuf_append(out, l.p, l.end - (size_t)(l.p - text));
+            if (l.end == len && text[len - 1] != '\n')
+                cm_sbuf_puts(out, "\n");
+            continue;
+        }
+        /* a line of a skipped segment */
+        if (starts(l.p, l.n, "#EXTINF:", &r, &rn)) {
+            inf = 1;
+        } else if (starts(l.p, l.n, "#EXT-X-KEY:", &r, &rn)) {
+            key = l;
+        } else if (starts(l.p, l.n, "#EXT-X-MAP:", &r, &rn)) {
+            map = l;
+        } else if (starts(l.p, l.n, "#EXT-X-DATERANGE:", &r, &rn) && !v2) {
+            cm_sbuf_append(out, l.p, l.end - (size_t)(l.p - text)); /* YES keeps date ranges */
+        } else if (l.n > 0 && l.p[0] != '#' && inf) {
+            seg++;
+            inf = 0;
+        }
+    }
+    return out->oom ? CM_ENOMEM : (int)(k > INT32_MAX ? INT32_MAX : k);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 #define GW_HLS_MAX_NUMBER 1000000000000000ull /* media sequence, part index: 10^15 at most */
 #define GW_HLS_RECENT 16u /* the part counts kept, of the newest complete segments */
 
@@ -23,6 +25,7 @@ struct gw_hls_playlist {
     int endlist;
     int can_block_reload;
     uint32_t can_skip_until_ms; /* EXT-X-SERVER-CONTROL CAN-SKIP-UNTIL; 0: none */
+    int can_skip_dateranges;
     uint32_t part_hold_back_ms;
     int preload_hint;
 };
@@ -55,5 +58,14 @@ enum gw_hls_ready {
 enum gw_hls_ready gw_hls_ready(const struct gw_hls_playlist *p, const struct gw_hls_directives *d);
 /* How long a request may be held before 503: three target durations. */
 uint64_t gw_hls_hold_ms(const struct gw_hls_playlist *p);
+
+/* A Playlist Delta Update of a full media playlist (§6.2.5.1): the leading complete segments that
+ * end at least CAN-SKIP-UNTIL before the playlist's end become one EXT-X-SKIP; their tags go
+ * with them, except the EXT-X-KEY and EXT-X-MAP in force for the first segment kept (placed
+ * after the EXT-X-SKIP) and, unless v2 (_HLS_skip=v2, which skips date ranges too), their
+ * EXT-X-DATERANGE tags. Playlist tags stay where they are. Appends to out and returns the count
+ * of segments skipped; 0 (out untouched) when nothing can be skipped or the playlist allows no
+ * skipping, has ENDLIST or is already a delta; CM_EINVAL for a malformed playlist. */
+int gw_hls_delta(const char *text, size_t len, int v2, struct cm_sbuf *out);
 
 #endif

@@ -22,6 +22,7 @@ struct gw_shared;
 struct gw_keyset;
 struct gw_keys;
 struct gw_conn;
+struct gw_holds;
 
 #define GW_FULL_NODES_MAX 16      /* nodes remembered as full per loop */
 #define GW_FULL_REMEMBER_MS 1000u /* how long an upload leaves a full node out */
@@ -41,6 +42,7 @@ struct gw_ctx {
     uint64_t keys_gen;
     int stopping;
     struct gw_cache_port *cport; /* this loop's wakeups from the shared cache (cache.h) */
+    struct gw_holds *holds;      /* this loop's parked playlist requests (live/hold.h) */
     uint64_t meta_warn_ms;       /* last "stored metadata not printable" line (get.c) */
     uint64_t meta_warned;        /* answers with replaced metadata since then */
     /* Nodes that answered a STAGE/FINISH with NO_SPACE lately: uploads on this loop leave

@@ -99,6 +99,12 @@ struct gw_get {
     uint64_t safe_target; /* waiting until every lease holder knows this index */
     uint64_t wait_until;  /* monotonic ms: deadline of a lease or safe wait */
     uint64_t try_until;   /* monotonic ms: an attempt's first frame is due */
+    uint64_t at_least;    /* a fetch: every node read has min_index at least this */
+    /* A fetch (gw_get_fetch): no client; the whole object, at most fetch_max bytes, goes to
+     * fetch_cb. NULL: a client request. */
+    gw_fetch_fn fetch_cb;
+    void *fetch_arg;
+    uint64_t fetch_max;
     char last_err[128];
 };
 
@@ -109,6 +115,7 @@ static void on_timer(uv_timer_t *t);
 
 static void objinfo_of_meta(struct gw_objinfo *o, const Hw__ObjectMeta *m, const char *key)
 {
+    memset(o, 0, sizeof(*o));
     o->key = key;
     o->size = m->size;
     o->version = m->version;
@@ -120,6 +127,7 @@ static void objinfo_of_meta(struct gw_objinfo *o, const Hw__ObjectMeta *m, const
 
 static void objinfo_of_cobj(struct gw_objinfo *o, const struct gw_cobj *c)
 {
+    memset(o, 0, sizeof(*o));
     o->key = c->key;
     o->size = c->size;
     o->version = c->version;
@@ -171,19 +179,30 @@ static int answer_head(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_ob
     return complete;
 }
 
+void gw_get_serve(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req, int head,
+                  const struct gw_objinfo *o, struct cm_buf *body, const struct gw_rules *rules)
+{
+    struct gw_objresp p;
+    gw_objresp_plan(req, head, o, &p);
+    if (answer_head(ctx, c, &p, o, rules, head))
+        return;
+    struct cm_slice s = {body, (size_t)p.first, (size_t)p.length};
+    gw_conn_write_body(c, &s, 1); /* takes its own ref: no copy */
+    gw_conn_done(c);
+}
+
+void gw_objinfo_of_cobj(struct gw_objinfo *o, const struct gw_cobj *c)
+{
+    objinfo_of_cobj(o, c);
+}
+
 /* Answer c's request from a cached object (a borrowed ref). */
 static void serve_obj(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
                       int head, const struct gw_cobj *obj, const struct gw_rules *rules)
 {
     struct gw_objinfo o;
-    struct gw_objresp p;
     objinfo_of_cobj(&o, obj);
-    gw_objresp_plan(req, head, &o, &p);
-    if (answer_head(ctx, c, &p, &o, rules, head))
-        return;
-    struct cm_slice s = {obj->body, (size_t)p.first, (size_t)p.length};
-    gw_conn_write_body(c, &s, 1); /* takes its own ref: no copy */
-    gw_conn_done(c);
+    gw_get_serve(ctx, c, req, head, &o, obj->body, rules);
 }
 
 /* ---- lifetime ---- */
@@ -242,12 +261,27 @@ static void get_end(struct gw_get *g, int reusable)
     uv_close((uv_handle_t *)&g->timer, on_timer_closed);
 }
 
+/* A fetch's outcome (obj borrowed for the call), once. */
+static void fetch_deliver(struct gw_get *g, enum gw_cwait_result r, struct gw_cobj *obj)
+{
+    gw_fetch_fn cb = g->fetch_cb;
+    g->fetch_cb = NULL;
+    if (cb != NULL)
+        cb(g->fetch_arg, r, obj, g->last_err);
+}
+
 static void get_fail(struct gw_get *g, int status, const char *code, const char *msg)
 {
     struct gw_conn *c = g->conn;
     g->conn = NULL;
-    fill_end(g, NULL, status == 404 ? GW_CWAIT_NOT_FOUND : GW_CWAIT_FAILED);
+    enum gw_cwait_result r = status == 404 ? GW_CWAIT_NOT_FOUND : GW_CWAIT_FAILED;
+    fill_end(g, NULL, r);
     get_end(g, 0);
+    if (g->fetch_cb != NULL) {
+        if (r != GW_CWAIT_NOT_FOUND && msg != g->last_err)
+            snprintf(g->last_err, sizeof(g->last_err), "%s", msg);
+        fetch_deliver(g, r, NULL);
+    }
     if (c == NULL)
         return;
     if (status == 404)
@@ -311,8 +345,22 @@ static void fill_first(struct gw_get *g, const Hw__ObjectMeta *m)
     struct gw_objinfo o;
     objinfo_of_meta(&o, m, g->key);
     g->fresh_until = fresh_until(g, &o);
-    if (g->fresh_until == 0 || m->size > gw_cache_max_object(g->cache)) {
-        gw_shared_note_uncacheable(g->sh, g->key, cm_mono_ms());
+    if (g->fetch_cb != NULL && m->size > g->fetch_max) {
+        get_fail(g, 502, "too_large", "object larger than a fetch may hold");
+        return;
+    }
+    if (g->fill == NULL || g->fresh_until == 0 || m->size > gw_cache_max_object(g->cache)) {
+        if (g->fill != NULL)
+            gw_shared_note_uncacheable(g->sh, g->key, cm_mono_ms());
+        fill_end(g, NULL, GW_CWAIT_RETRY); /* waiters read for themselves */
+        if (g->fetch_cb == NULL)
+            return;
+        /* a fetch collects the object all the same, for itself */
+        g->obj = gw_cobj_new(g->key, m->version, m->size, o.content_type, o.cache_control,
+                             m->created_ms, m->expires_ms);
+        if (g->obj == NULL)
+            get_fail(g, 500, "internal", "out of memory");
+        return;
     } else {
         g->obj = gw_cobj_new(g->key, m->version, m->size, o.content_type, o.cache_control,
                              m->created_ms, m->expires_ms);
@@ -320,6 +368,8 @@ static void fill_first(struct gw_get *g, const Hw__ObjectMeta *m)
             return;
     }
     fill_end(g, NULL, GW_CWAIT_RETRY); /* waiters read for themselves */
+    if (g->fetch_cb != NULL)
+        get_fail(g, 500, "internal", "out of memory");
 }
 
 static void fill_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice *payload)
@@ -348,8 +398,9 @@ static void fill_data(struct gw_get *g, const Hw__Data *d, const struct cm_slice
     g->conn = NULL;
     if (c != NULL)
         serve_obj(g->ctx, c, g->req, g->head, o, g->rules);
-    gw_cobj_unref(o);
     get_end(g, 1);
+    fetch_deliver(g, GW_CWAIT_OBJ, o);
+    gw_cobj_unref(o);
 }
 
 /* ---- direct stream ---- */
@@ -360,6 +411,8 @@ static void range_hint(struct gw_get *g)
     const struct gw_http_req *r = g->req;
     uint64_t first = 0, last = 0;
     size_t vlen, iflen;
+    if (r == NULL)
+        return; /* a fetch reads the whole object */
     const char *v = gw_http_header(r, GW_H_RANGE, &vlen);
     gw_http_header(r, GW_H_IF_RANGE, &iflen);
     if (g->head || vlen == 0 || iflen > 0)
@@ -451,8 +504,10 @@ static void on_data(struct gw_get *g, const Hw__Envelope *env, const struct cm_s
         }
         g->got_first = 1;
         note_first_frame(g);
-        if (g->fill != NULL) {
+        if (g->fill != NULL || g->fetch_cb != NULL) {
             fill_first(g, d->meta);
+            if (g->done)
+                return; /* a fetch that cannot hold it */
             if (g->obj == NULL && !d->eof && reread_range(g))
                 return;
         }
@@ -617,6 +672,8 @@ static void get_attempt(struct gw_get *g)
     /* Taken after the fill registered (coalesce): an invalidation processed before this point
      * is covered by min_index, one after it detaches the fill. */
     g->min_index = gw_coh_applied(gw_shared_coh(g->sh));
+    if (g->min_index < g->at_least)
+        g->min_index = g->at_least;
     g->busy_id = g->cand_id[g->idx];
     if (g->busy_id != 0)
         gw_cluster_read_begin(g->ctx->cluster, g->busy_id);
@@ -723,12 +780,14 @@ static void get_candidates(struct gw_get *g)
 /* ---- start ---- */
 
 /* Answer from a cached object (a borrowed ref) and end. */
-static void get_serve(struct gw_get *g, const struct gw_cobj *obj)
+static void get_serve(struct gw_get *g, struct gw_cobj *obj)
 {
     struct gw_conn *c = g->conn;
     g->conn = NULL;
-    serve_obj(g->ctx, c, g->req, g->head, obj, g->rules);
+    if (c != NULL)
+        serve_obj(g->ctx, c, g->req, g->head, obj, g->rules);
     get_end(g, 1);
+    fetch_deliver(g, GW_CWAIT_OBJ, obj);
 }
 
 static void get_go(struct gw_get *g)
@@ -782,13 +841,15 @@ static int coalesce(struct gw_get *g)
     switch (gw_cache_get(g->cache, g->key, g->fill_start, cm_wall_ms(), ctx->cport, &g->cw, &hit,
                          &g->fill)) {
     case GW_CACHE_HIT: /* filled in between */
-        gw_conn_note_cache(g->conn, GW_NOTE_HIT);
+        if (g->conn != NULL)
+            gw_conn_note_cache(g->conn, GW_NOTE_HIT);
         get_serve(g, hit);
         gw_cobj_unref(hit);
         return 1;
     case GW_CACHE_WAIT:
         GW_METRIC_ADD(ctx->metrics, coalesced, 1);
-        gw_conn_note_cache(g->conn, GW_NOTE_COALESCED);
+        if (g->conn != NULL)
+            gw_conn_note_cache(g->conn, GW_NOTE_COALESCED);
         g->waiting = 1;
         return 1;
     case GW_CACHE_FILL:
@@ -801,7 +862,7 @@ static int coalesce(struct gw_get *g)
 /* With a read lease: the cache (maybe coalescing), else a replica. */
 static void get_begin(struct gw_get *g)
 {
-    if (g->cache != NULL) {
+    if (g->cache != NULL && g->conn != NULL) {
         gw_conn_note_cache(g->conn, GW_NOTE_MISS);
         GW_METRIC_ADD(g->ctx->metrics, cache_misses, 1);
     }
@@ -841,29 +902,64 @@ static int try_hit(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_r
     return 1;
 }
 
+static struct gw_get *get_new(struct gw_ctx *ctx, const char *key, size_t keylen)
+{
+    struct gw_get *g = cm_calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->ctx = ctx;
+    g->sh = ctx->shared;
+    g->cache = gw_shared_cache(g->sh);
+    g->rules = gw_shared_cache_rules(g->sh);
+    memcpy(g->key, key, keylen);
+    g->key[keylen] = '\0';
+    g->shard = cm_shard_of(g->key, gw_cluster_shard_count(ctx->cluster));
+    uv_timer_init(ctx->loop, &g->timer);
+    g->timer.data = g;
+    get_candidates(g);
+    return g;
+}
+
+struct gw_get *gw_get_fetch(struct gw_ctx *ctx, const char *key, uint64_t at_least,
+                            uint64_t max_size, gw_fetch_fn cb, void *arg)
+{
+    size_t keylen = strlen(key);
+    if (keylen > GW_KEY_MAX)
+        return NULL;
+    struct gw_get *g = get_new(ctx, key, keylen);
+    if (g == NULL)
+        return NULL;
+    g->fetch_cb = cb;
+    g->fetch_arg = arg;
+    g->fetch_max = max_size;
+    g->at_least = at_least;
+    /* from the loop, never inside this call; waits for a read lease like any read */
+    g->wait_until = cm_mono_ms() + GW_LEASE_WAIT_MS;
+    uv_timer_start(&g->timer, on_lease_poll, 0, GW_COH_POLL_MS);
+    return g;
+}
+
+void gw_get_fetch_cancel(struct gw_get *g)
+{
+    if (g == NULL)
+        return;
+    g->fetch_cb = NULL;
+    get_end(g, 0);
+}
+
 void gw_get_start(struct gw_ctx *ctx, struct gw_conn *c, const struct gw_http_req *req,
                   const char *key, size_t keylen)
 {
     if (try_hit(ctx, c, req, key))
         return;
-    struct gw_get *g = cm_calloc(1, sizeof(*g));
+    struct gw_get *g = get_new(ctx, key, keylen);
     if (g == NULL) {
         gw_conn_error(c, 500, "internal", "out of memory", GW_COMMITTED_OMIT);
         return;
     }
-    g->ctx = ctx;
-    g->sh = ctx->shared;
-    g->cache = gw_shared_cache(g->sh);
     g->conn = c;
     g->req = req;
-    g->rules = gw_shared_cache_rules(g->sh);
     g->head = req->method == HTTP_HEAD;
-    memcpy(g->key, key, keylen);
-    g->key[keylen] = '\0';
-    g->shard = cm_shard_of(key, gw_cluster_shard_count(ctx->cluster));
-    uv_timer_init(ctx->loop, &g->timer);
-    g->timer.data = g;
-    get_candidates(g);
     gw_conn_set_handler(c, &get_ops, g);
     if (!gw_coh_lease_ok(gw_shared_coh(g->sh), cm_mono_ms())) {
         /* No read lease (the shard elects a leader, or this gateway just started): what it

@@ -46,12 +46,21 @@ static int if_range_ok(const char *v, size_t len, const char *etag, int64_t last
     return gw_httpdate_parse(v, len, &t) == 0 && t == last_modified_s;
 }
 
+void gw_objresp_etag(const struct gw_objinfo *o, char out[GW_OBJRESP_ETAG_MAX])
+{
+    if (o->etag_tag == NULL || o->etag_tag[0] == '\0')
+        snprintf(out, GW_OBJRESP_ETAG_MAX, "\"%llx\"", (unsigned long long)o->version);
+    else
+        snprintf(out, GW_OBJRESP_ETAG_MAX, "\"%llx-%.16s\"", (unsigned long long)o->version,
+                 o->etag_tag);
+}
+
 void gw_objresp_plan(const struct gw_http_req *req, int head, const struct gw_objinfo *o,
                      struct gw_objresp *out)
 {
-    char etag[CM_ETAG_MAX];
+    char etag[GW_OBJRESP_ETAG_MAX];
     int64_t lm = o->created_ms / 1000;
-    cm_etag_format(o->version, etag);
+    gw_objresp_etag(o, etag);
     memset(out, 0, sizeof(*out));
     struct gw_cond cond;
     memset(&cond, 0, sizeof(cond));
@@ -111,9 +120,9 @@ int gw_field_value_ok(const char *v)
 int gw_objresp_headers(const struct gw_objresp *r, const struct gw_objinfo *o,
                        const struct gw_rules *rules, struct cm_sbuf *h)
 {
-    char etag[CM_ETAG_MAX], date[GW_HTTPDATE_LEN];
+    char etag[GW_OBJRESP_ETAG_MAX], date[GW_HTTPDATE_LEN];
     int bad = 0;
-    cm_etag_format(o->version, etag);
+    gw_objresp_etag(o, etag);
     if (r->status == 416) {
         cm_sbuf_printf(h, "Content-Range: bytes */%llu\r\nAccept-Ranges: bytes\r\n",
                        (unsigned long long)o->size);
@@ -142,7 +151,8 @@ int gw_objresp_headers(const struct gw_objresp *r, const struct gw_objinfo *o,
     }
     gw_httpdate_format(o->created_ms / 1000, date);
     cm_sbuf_printf(h, "ETag: %s\r\nLast-Modified: %s\r\nCache-Control: %s\r\n", etag, date,
-                   gw_cache_control(rules, o->key, cc));
+                   o->cache_control_forced ? o->cache_control_forced
+                                           : gw_cache_control(rules, o->key, cc));
     if (o->expires_ms > 0) {
         gw_httpdate_format(o->expires_ms / 1000, date);
         cm_sbuf_printf(h, "Expires: %s\r\n", date);

@@ -20,7 +20,16 @@ struct gw_objinfo {
     const char *cache_control; /* the object's own (from its PUT); "" or NULL = none */
     int64_t created_ms;
     int64_t expires_ms; /* 0 = never */
+    /* A body derived from the stored one (a playlist delta update): its entity-tag is the
+     * version's with "-tag" appended, so validators differ between the two. NULL = stored. */
+    const char *etag_tag;
+    /* Cache-Control that replaces every other (blocking playlist responses); NULL = none. */
+    const char *cache_control_forced;
 };
+
+#define GW_OBJRESP_ETAG_MAX 48
+/* The entity-tag of o: "<version hex>" or "<version hex>-<etag_tag>". */
+void gw_objresp_etag(const struct gw_objinfo *o, char out[GW_OBJRESP_ETAG_MAX]);
 
 struct gw_objresp {
     int status;           /* 200, 206, 304, 412 or 416 */

@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "object/cache.h"
+#include "object/wake.h"
 #include "crc32c.h"
 #include "err.h"
 #include "timeutil.h"
@@ -45,6 +46,7 @@ struct gw_shared {
     struct gw_rules cache_rules;
     struct gw_rules lifecycle;
     struct gw_cache *cache; /* NULL with --cache-size 0 */
+    struct gw_wake_bus *wakes;
     uv_mutex_t tables_lock;
     struct key_table uncacheable; /* too large or not cacheable */
 };
@@ -124,7 +126,10 @@ static int reads_init(struct gw_shared *sh, char *errmsg, size_t errlen)
             return rv;
         }
     }
-    return 0;
+    rv = gw_wake_bus_new(&sh->wakes);
+    if (rv != 0)
+        snprintf(errmsg, errlen, "wakeups: %s", cm_strerror(rv));
+    return rv;
 }
 
 /* CORS rules, the keys file and the TLS certificate. */
@@ -167,6 +172,7 @@ static void shared_free(struct gw_shared *sh)
     cm_auth_free(sh->auth);
     gw_keyset_unref(sh->keys);
     gw_cache_free(sh->cache);
+    gw_wake_bus_free(sh->wakes);
     gw_rules_free(&sh->cache_rules);
     gw_rules_free(&sh->lifecycle);
     cm_free(sh->metrics);
@@ -376,6 +382,11 @@ struct gw_coh *gw_shared_coh(struct gw_shared *sh)
 struct gw_cache *gw_shared_cache(struct gw_shared *sh)
 {
     return sh->cache;
+}
+
+struct gw_wake_bus *gw_shared_wakes(struct gw_shared *sh)
+{
+    return sh->wakes;
 }
 
 const struct gw_rules *gw_shared_cache_rules(const struct gw_shared *sh)

@@ -35,6 +35,7 @@
 
 struct gw_shared;
 struct gw_cache;
+struct gw_wake_bus;
 
 /* An immutable keys snapshot, refcounted across threads (NULL keys = no keys file). */
 struct gw_keyset {
@@ -81,6 +82,8 @@ int gw_shared_keys_reload(struct gw_shared *sh, char *errmsg, size_t errlen);
 /* ---- reads and writes ---- */
 
 struct gw_cache *gw_shared_cache(struct gw_shared *sh); /* NULL with --cache-size 0 */
+/* Key-change wakeups for parked requests (wake.h), fed by the commit watch. */
+struct gw_wake_bus *gw_shared_wakes(struct gw_shared *sh);
 /* The process's read lease and commit-watch position (cluster/watch.h), kept by the watch that
  * the loop with the admin port runs. */
 struct gw_coh *gw_shared_coh(struct gw_shared *sh);

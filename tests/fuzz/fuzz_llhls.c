@@ -4,7 +4,8 @@
  * stays in its bounds; a request without _HLS_msn, or against a playlist with ENDLIST, is
  * answered at once; one for a segment already complete is never held; one more than two past
  * the last segment is refused; a request satisfied by a playlist stays satisfied when one more
- * segment is appended. */
+ * segment is appended; a delta update is a playlist with the same media sequence, segment count,
+ * open parts and server control, one EXT-X-SKIP, and no longer than the playlist plus that tag. */
 #include <string.h>
 
 #include "fuzz.h"
@@ -45,5 +46,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         HW_FUZZ_ASSERT(gw_hls_ready(&more, &d) == GW_HLS_NOW);
     }
     HW_FUZZ_ASSERT(gw_hls_hold_ms(&p) >= 3000 || p.target_ms < 1000);
+    struct cm_sbuf out;
+    cm_sbuf_init(&out);
+    int k = gw_hls_delta(text, tlen, d.skip == 2, &out);
+    if (k > 0) {
+        struct gw_hls_playlist dp;
+        HW_FUZZ_ASSERT(gw_hls_parse(out.p, out.len, &dp) == 0);
+        HW_FUZZ_ASSERT(dp.media_sequence == p.media_sequence && dp.segments == p.segments);
+        HW_FUZZ_ASSERT(dp.parts_open == p.parts_open && dp.endlist == 0);
+        HW_FUZZ_ASSERT(dp.can_skip_until_ms == p.can_skip_until_ms);
+        HW_FUZZ_ASSERT((uint64_t)k <= p.segments);
+        HW_FUZZ_ASSERT(out.len <= tlen + 1 + 96);
+        const char *first = memmem(out.p, out.len, "#EXT-X-SKIP:", 12);
+        HW_FUZZ_ASSERT(first != NULL);
+        HW_FUZZ_ASSERT(
+            memmem(first + 1, out.len - (size_t)(first + 1 - out.p), "#EXT-X-SKIP:", 12) == NULL);
+    } else {
+        HW_FUZZ_ASSERT(out.len == 0);
+    }
+    cm_sbuf_free(&out);
     return 0;
 }

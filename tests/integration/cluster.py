@@ -418,6 +418,41 @@ class Cluster:
 
 
 # ---- raw sockets: for framing tests http.client would hide ---------------------------------
+class TwoGateways(Cluster):
+    """The usual cluster plus a second gateway (B) with the same flags; A is the usual one."""
+
+    def __init__(self, gateway_args=(), name="hw-two", nodes=3):
+        super().__init__(nodes=nodes, gateway_args=gateway_args, name=name)
+        self.b_port, self.b_admin = free_ports(2)
+        argv = [self.gateway_bin, "--listen", f"{HOST}:{self.b_port}",
+                "--admin-listen", f"{HOST}:{self.b_admin}",
+                "--nodes", ",".join(n.address for n in self.nodes.values())] + list(gateway_args)
+        self.gw_b = Proc("gateway_b", argv, os.path.join(self.tmp, "gateway_b.log"),
+                         dict(os.environ))
+
+    def start(self, ready_timeout=60.0):
+        super().start(ready_timeout)
+        self.gw_b.start()
+        self.wait_for(lambda: request(self.b_admin, "GET", "/readyz", timeout=2).status == 200,
+                      60, "gateway B ready")
+
+    def procs(self):
+        return super().procs() + [self.gw_b]
+
+    def a(self, method, key, body=None, headers=None):
+        return request(self.gw_port, method, key, body=body, headers=headers, timeout=30)
+
+    def b(self, method, key, body=None, headers=None):
+        return request(self.b_port, method, key, body=body, headers=headers, timeout=30)
+
+    def b_metric(self, name):
+        r = request(self.b_admin, "GET", "/metrics", timeout=5)
+        for line in r.body.decode().splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+        raise AssertionError(f"{name} not in /metrics")
+
+
 class RawConn:
     """A raw TCP connection with a minimal HTTP/1.1 response reader (Content-Length, chunked,
     HEAD/204/304 without a body)."""

@@ -17,48 +17,13 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hwtest  # noqa: E402
-from cluster import HOST, Cluster, Proc, free_ports, request  # noqa: E402
+from cluster import HOST, Proc, TwoGateways, free_ports, request  # noqa: E402
 from nodeproto import T, NodeClient, one  # noqa: E402
 
 TESTS = []
 test = hwtest.collector(TESTS)
 GW_ARGS = ["--threads", "2", "--cache-size", "64M"]
 PREFIX = "/live/coh"
-
-
-class TwoGateways(Cluster):
-    """The usual cluster plus a second caching gateway (B); A is the usual one."""
-
-    def __init__(self):
-        super().__init__(nodes=3, gateway_args=GW_ARGS, name="hw-coherence")
-        self.b_port, self.b_admin = free_ports(2)
-        argv = [self.gateway_bin, "--listen", f"{HOST}:{self.b_port}",
-                "--admin-listen", f"{HOST}:{self.b_admin}",
-                "--nodes", ",".join(n.address for n in self.nodes.values())] + GW_ARGS
-        self.gw_b = Proc("gateway_b", argv, os.path.join(self.tmp, "gateway_b.log"),
-                         dict(os.environ))
-
-    def start(self, ready_timeout=60.0):
-        super().start(ready_timeout)
-        self.gw_b.start()
-        self.wait_for(lambda: request(self.b_admin, "GET", "/readyz", timeout=2).status == 200,
-                      60, "gateway B ready")
-
-    def procs(self):
-        return super().procs() + [self.gw_b]
-
-    def a(self, method, key, body=None, headers=None):
-        return request(self.gw_port, method, key, body=body, headers=headers, timeout=30)
-
-    def b(self, method, key, body=None, headers=None):
-        return request(self.b_port, method, key, body=body, headers=headers, timeout=30)
-
-    def b_metric(self, name):
-        r = request(self.b_admin, "GET", "/metrics", timeout=5)
-        for line in r.body.decode().splitlines():
-            if line.startswith(name + " "):
-                return int(float(line.split()[1]))
-        raise AssertionError(f"{name} not in /metrics")
 
 
 def put_ok(cl, key, body):
@@ -281,4 +246,4 @@ def reads_stay_available_and_current_while_the_leader_dies(cl):
 
 
 if __name__ == "__main__":
-    hwtest.main(TESTS, fixture=TwoGateways)
+    hwtest.main(TESTS, fixture=lambda: TwoGateways(GW_ARGS, name="hw-coherence"))

@@ -155,3 +155,65 @@ Test(llhls, a_completed_segment_satisfies_what_its_parts_did)
     cr_assert_eq(ready(&p, "_HLS_msn=12&_HLS_part=9"), GW_HLS_HOLD,
                  "past 12's five parts: part 0 of 13, not there yet");
 }
+
+/* Eight 2 s segments (16 s), skippable 6 s before the end: the five ending by 10 s go. */
+#define SKIPPABLE                                                                                  \
+    "#EXTM3U\n#EXT-X-VERSION:10\n#EXT-X-TARGETDURATION:2\n"                                        \
+    "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,CAN-SKIP-DATERANGES=YES\n"      \
+    "#EXT-X-MEDIA-SEQUENCE:40\n#EXT-X-MAP:URI=\"init0.mp4\"\n"                                     \
+    "#EXT-X-DATERANGE:ID=\"ad1\",START-DATE=\"2026-12-01T00:00:00Z\"\n"                            \
+    "#EXTINF:2.0,\na40.m4s\n#EXT-X-PROGRAM-DATE-TIME:2026-12-01T00:00:02Z\n#EXTINF:2.0,\na41."     \
+    "m4s\n"                                                                                        \
+    "#EXT-X-KEY:METHOD=AES-128,URI=\"k1\"\n#EXTINF:2.0,\na42.m4s\n"                                \
+    "#EXT-X-MAP:URI=\"init1.mp4\"\n#EXTINF:2.0,\na43.m4s\n#EXTINF:2.0,\na44.m4s\n"                 \
+    "#EXT-X-DISCONTINUITY\n#EXTINF:2.0,\na45.m4s\n#EXTINF:2.0,\na46.m4s\n#EXTINF:2.0,\na47.m4s\n"  \
+    "#EXT-X-PART:DURATION=0.5,URI=\"a48.0.m4s\"\n"                                                 \
+    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"a48.1.m4s\"\n"
+
+Test(llhls, a_delta_update_skips_the_segments_before_the_skip_boundary)
+{
+    struct cm_sbuf out;
+    cm_sbuf_init(&out);
+    cr_assert_eq(gw_hls_delta(SKIPPABLE, strlen(SKIPPABLE), 0, &out), 5);
+    cr_assert_str_eq(out.p,
+                     "#EXTM3U\n#EXT-X-VERSION:10\n#EXT-X-TARGETDURATION:2\n"
+                     "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,"
+                     "CAN-SKIP-DATERANGES=YES\n#EXT-X-MEDIA-SEQUENCE:40\n"
+                     "#EXT-X-DATERANGE:ID=\"ad1\",START-DATE=\"2026-12-01T00:00:00Z\"\n"
+                     "#EXT-X-SKIP:SKIPPED-SEGMENTS=5\n"
+                     "#EXT-X-KEY:METHOD=AES-128,URI=\"k1\"\n#EXT-X-MAP:URI=\"init1.mp4\"\n"
+                     "#EXT-X-DISCONTINUITY\n#EXTINF:2.0,\na45.m4s\n#EXTINF:2.0,\na46.m4s\n"
+                     "#EXTINF:2.0,\na47.m4s\n#EXT-X-PART:DURATION=0.5,URI=\"a48.0.m4s\"\n"
+                     "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"a48.1.m4s\"\n",
+                     "got:\n%s", out.p);
+    struct gw_hls_playlist full = pl(SKIPPABLE), delta = pl(out.p);
+    cr_assert_eq(delta.segments, full.segments);
+    cr_assert_eq(delta.media_sequence, 40);
+    cm_sbuf_free(&out);
+}
+
+Test(llhls, a_v2_delta_update_skips_date_ranges_too)
+{
+    struct cm_sbuf out;
+    cm_sbuf_init(&out);
+    cr_assert_eq(gw_hls_delta(SKIPPABLE, strlen(SKIPPABLE), 1, &out), 5);
+    cr_assert_null(strstr(out.p, "#EXT-X-DATERANGE"), "got:\n%s", out.p);
+    cr_assert_not_null(
+        strstr(out.p, "#EXT-X-SKIP:SKIPPED-SEGMENTS=5,RECENTLY-REMOVED-DATERANGES="));
+    cm_sbuf_free(&out);
+}
+
+Test(llhls, nothing_is_skipped_without_can_skip_until_or_enough_segments)
+{
+    struct cm_sbuf out;
+    cm_sbuf_init(&out);
+    cr_assert_eq(gw_hls_delta(LL, strlen(LL), 0, &out), 0);
+    const char *short_pl = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n"
+                           "#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0\n"
+                           "#EXTINF:2.0,\na.m4s\n#EXTINF:2.0,\nb.m4s\n";
+    cr_assert_eq(gw_hls_delta(short_pl, strlen(short_pl), 0, &out), 0);
+    const char *bad = "#EXTM3U\n#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=1.0\n#EXTINF:x,\na.m4s\n";
+    cr_assert_eq(gw_hls_delta(bad, strlen(bad), 0, &out), CM_EINVAL);
+    cr_assert_eq(out.len, 0);
+    cm_sbuf_free(&out);
+}

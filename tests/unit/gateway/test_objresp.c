@@ -10,7 +10,7 @@
 
 static struct gw_objinfo info(const char *key, uint64_t size)
 {
-    struct gw_objinfo o = {key, size, 0x2a, "video/mp4", "", 784111777000LL, 0};
+    struct gw_objinfo o = {key, size, 0x2a, "video/mp4", "", 784111777000LL, 0, NULL, NULL};
     return o;
 }
 
